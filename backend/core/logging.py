@@ -1,0 +1,38 @@
+"""Loguru set-up: one sink, with stdlib and uvicorn logs routed into it."""
+
+import logging
+import sys
+
+from loguru import logger
+
+LOG_FORMAT = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss.SSS!UTC}Z</green> | <level>{level: <8}</level> | "
+    "<cyan>{name}</cyan> - <level>{message}</level> <dim>{extra}</dim>"
+)
+
+
+class InterceptHandler(logging.Handler):
+    """Hands stdlib log records to loguru, keeping the caller's location."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        frame, depth = logging.currentframe(), 2
+        while frame and frame.f_code.co_filename == logging.__file__:
+            frame = frame.f_back
+            depth += 1
+        logger.opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logger.remove()
+    logger.add(sys.stderr, level=level, format=LOG_FORMAT, backtrace=False, diagnose=False)
+    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "fastapi"):
+        std_logger = logging.getLogger(name)
+        std_logger.handlers = [InterceptHandler()]
+        std_logger.propagate = False
+    # ib_insync logs every wire message at INFO; its warnings and errors are what matter here.
+    logging.getLogger("ib_insync").setLevel(logging.WARNING)

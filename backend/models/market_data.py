@@ -1,0 +1,95 @@
+"""Cached IBKR bars, the record of ranges IBKR confirmed empty, and per-series cache statistics."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from backend.models.types import JSONType, UTCDateTime, utc_now
+
+
+class BarSize(StrEnum):
+    """Bar sizes the cache stores, keyed by the short names used in the API and the database."""
+
+    M1 = "1m"
+    M5 = "5m"
+    M15 = "15m"
+    M30 = "30m"
+    H1 = "1h"
+    D1 = "1d"
+
+
+class MarketData(SQLModel):
+    """Fields every market-data record shares. Not a table."""
+
+    symbol: str = Field(max_length=12, nullable=False)
+    exchange: str = Field(max_length=12, nullable=False)
+    # Start of the bar in UTC. Daily bars use midnight UTC of the session date.
+    timestamp: datetime = Field(sa_type=UTCDateTime, nullable=False)
+
+
+class MarketDataCache(MarketData, table=True):
+    """One cached bar. (symbol, exchange, data_type, timestamp) is unique, so writes are upserts."""
+
+    __tablename__ = "market_data_cache"
+    __table_args__ = (
+        UniqueConstraint("symbol", "exchange", "data_type", "timestamp", name="uq_market_data_cache_bar"),
+        Index("ix_market_data_cache_symbol_timestamp", "symbol", "timestamp"),
+        Index("ix_market_data_cache_symbol_data_type", "symbol", "data_type"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    data_type: str = Field(max_length=4, nullable=False)
+    # open, high, low, close, volume; wap and bar_count when IBKR sends them.
+    ohlcv_data: dict[str, Any] = Field(sa_type=JSONType, nullable=False)
+    indicators: dict[str, Any] | None = Field(default=None, sa_type=JSONType, nullable=True)
+    # SQLAlchemy reserves `metadata` on declarative classes; the column keeps the name.
+    meta: dict[str, Any] = Field(
+        default_factory=dict, sa_type=JSONType, nullable=False, sa_column_kwargs={"name": "metadata"}
+    )
+    fetched_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+    updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+
+
+class CacheCoverage(SQLModel, table=True):
+    """A range IBKR answered with no bars (before the listing, or "no data"), so it is not asked again."""
+
+    __tablename__ = "market_data_coverage"
+    __table_args__ = (
+        UniqueConstraint(
+            "symbol", "exchange", "data_type", "range_start", name="uq_market_data_coverage_range"
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    symbol: str = Field(max_length=12, nullable=False)
+    exchange: str = Field(max_length=12, nullable=False)
+    data_type: str = Field(max_length=4, nullable=False)
+    range_start: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    range_end: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    reason: str = Field(max_length=200, nullable=False)
+    checked_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+
+
+class CacheSeriesStats(SQLModel, table=True):
+    """How often one series was served from the cache; persisted so it survives a restart."""
+
+    __tablename__ = "market_data_cache_stats"
+    __table_args__ = (
+        UniqueConstraint("symbol", "exchange", "data_type", name="uq_market_data_cache_stats_series"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    symbol: str = Field(max_length=12, nullable=False)
+    exchange: str = Field(max_length=12, nullable=False)
+    data_type: str = Field(max_length=4, nullable=False)
+    hits: int = Field(default=0, nullable=False)
+    misses: int = Field(default=0, nullable=False)
+    partial_hits: int = Field(default=0, nullable=False)
+    stale_serves: int = Field(default=0, nullable=False)
+    last_hit_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    last_refresh_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)

@@ -1,0 +1,65 @@
+"""The host platform's workflow records: executions, their step logs, and data lineage."""
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+from backend.models.types import JSONType, UTCDateTime, utc_now
+
+
+class ExecutionStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+class WorkflowExecution(SQLModel, table=True):
+    __tablename__ = "workflow_executions"
+    __table_args__ = (Index("ix_workflow_executions_started_at", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    strategy: str = Field(max_length=64, nullable=False)
+    status: str = Field(default=ExecutionStatus.PENDING, max_length=16, nullable=False)
+    debug_mode: bool = Field(default=False, nullable=False)
+    symbols: list[str] = Field(default_factory=list, sa_type=JSONType, nullable=False)
+    data_type: str = Field(max_length=4, nullable=False)
+    parameters: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType, nullable=False)
+    result: dict[str, Any] | None = Field(default=None, sa_type=JSONType, nullable=True)
+    error: str | None = Field(default=None, nullable=True)
+    started_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class WorkflowLog(SQLModel, table=True):
+    __tablename__ = "workflow_logs"
+    __table_args__ = (Index("ix_workflow_logs_execution_id", "execution_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    execution_id: int = Field(foreign_key="workflow_executions.id", nullable=False, ondelete="CASCADE")
+    step: str = Field(max_length=64, nullable=False)
+    level: str = Field(max_length=10, nullable=False)
+    message: str = Field(nullable=False)
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
+
+
+class LineageRecord(SQLModel, table=True):
+    __tablename__ = "lineage_records"
+    __table_args__ = (Index("ix_lineage_records_execution_id", "execution_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    execution_id: int = Field(foreign_key="workflow_executions.id", nullable=False, ondelete="CASCADE")
+    step: str = Field(max_length=64, nullable=False)
+    symbol: str = Field(max_length=12, nullable=False)
+    data_type: str = Field(max_length=4, nullable=False)
+    range_start: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    range_end: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # data source, debug_mode, cache hit kind, bar count, fetched_at range, checksum of the bars.
+    meta: dict[str, Any] = Field(
+        default_factory=dict, sa_type=JSONType, nullable=False, sa_column_kwargs={"name": "metadata"}
+    )
+    created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)

@@ -1,0 +1,37 @@
+"""Shared fixtures: fresh SQLite and PostgreSQL databases, migrated to head."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.databases import require_postgres, throwaway_postgres_database
+from tests.support.migrations import migrate_to_head
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'cache.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> None:
+    require_postgres()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> Iterator[str]:
+    with throwaway_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request) -> str:
+    """A fresh, empty database of each kind."""
+    fixture = {"sqlite": "sqlite_url", "postgresql": "postgres_url"}[request.param]
+    return request.getfixturevalue(fixture)
+
+
+@pytest.fixture
+def migrated_database_url(database_url) -> str:
+    migrate_to_head(database_url)
+    return database_url

@@ -1,0 +1,76 @@
+"""MarketDataCache: columns, JSON types, indexes, the unique key, and UTC round trips."""
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError, StatementError
+from sqlmodel import Session, select
+
+from backend.core.db import create_db_engine
+from backend.models import MarketData, MarketDataCache
+from tests.support.migrations import migrate_to_head
+
+
+def test_market_data_is_a_base_not_a_table():
+    assert not hasattr(MarketData, "__table__")
+    assert issubclass(MarketDataCache, MarketData)
+    assert MarketDataCache.__tablename__ == "market_data_cache"
+
+
+def test_metadata_column_keeps_its_name_under_another_attribute():
+    columns = MarketDataCache.__table__.columns
+    assert "metadata" in columns
+    assert MarketDataCache.meta.property.columns[0].name == "metadata"
+
+
+def _bar(timestamp: datetime, close: float = 10.0) -> MarketDataCache:
+    fetched = datetime(2025, 1, 2, tzinfo=UTC)
+    return MarketDataCache(
+        symbol="NVDA", exchange="NASDAQ", data_type="1d", timestamp=timestamp,
+        ohlcv_data={"open": 9, "high": 11, "low": 8, "close": close, "volume": 100},
+        meta={"source": "ibkr", "is_final": True},
+        fetched_at=fetched, expires_at=fetched + timedelta(hours=24),
+    )
+
+
+def test_schema_has_indexes_unique_key_and_json_types(migrated_database_url):
+    engine = create_db_engine(migrated_database_url)
+    inspector = inspect(engine)
+    indexes = {ix["name"]: ix["column_names"] for ix in inspector.get_indexes("market_data_cache")}
+    assert indexes["ix_market_data_cache_symbol_timestamp"] == ["symbol", "timestamp"]
+    assert indexes["ix_market_data_cache_symbol_data_type"] == ["symbol", "data_type"]
+    uniques = {u["name"]: u["column_names"] for u in inspector.get_unique_constraints("market_data_cache")}
+    assert uniques["uq_market_data_cache_bar"] == ["symbol", "exchange", "data_type", "timestamp"]
+    types = {c["name"]: type(c["type"]).__name__ for c in inspector.get_columns("market_data_cache")}
+    expected_json = "JSONB" if engine.dialect.name == "postgresql" else "JSON"
+    assert {types["ohlcv_data"], types["indicators"], types["metadata"]} == {expected_json}
+    engine.dispose()
+
+
+def test_duplicate_bar_is_rejected_and_times_come_back_utc(migrated_database_url):
+    engine = create_db_engine(migrated_database_url)
+    eastern = timezone(timedelta(hours=-5))
+    with Session(engine) as session:
+        session.add(_bar(datetime(2025, 1, 2, 9, 30, tzinfo=eastern)))
+        session.commit()
+        stored = session.exec(select(MarketDataCache)).one()
+        session.expire_all()
+        stored = session.exec(select(MarketDataCache)).one()
+        assert stored.timestamp == datetime(2025, 1, 2, 14, 30, tzinfo=UTC)
+        assert stored.timestamp.tzinfo == UTC
+        assert stored.meta == {"source": "ibkr", "is_final": True}
+        session.add(_bar(datetime(2025, 1, 2, 14, 30, tzinfo=UTC), close=12.0))
+        with pytest.raises(IntegrityError):
+            session.commit()
+    engine.dispose()
+
+
+def test_naive_timestamp_is_refused(sqlite_url):
+    migrate_to_head(sqlite_url)
+    engine = create_db_engine(sqlite_url)
+    with Session(engine) as session:
+        session.add(_bar(datetime(2025, 1, 2, 14, 30)))
+        with pytest.raises(StatementError, match="naive datetime"):
+            session.commit()
+    engine.dispose()
