@@ -1,0 +1,350 @@
+"""SQL for the bar cache: range reads, bulk upserts, confirmed-empty ranges, deletes, statistics."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, and_, case, delete, func, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from backend.core.db import Database
+from backend.models.market_data import CacheCoverage, CacheSeriesStats, MarketDataCache
+
+BARS = MarketDataCache.__table__
+COVERAGE = CacheCoverage.__table__
+STATS = CacheSeriesStats.__table__
+
+
+@dataclass(frozen=True)
+class SeriesKey:
+    symbol: str
+    exchange: str
+    data_type: str
+
+
+@dataclass(frozen=True)
+class CachedBar:
+    timestamp: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    wap: float | None
+    bar_count: int | None
+    is_final: bool
+    fetched_at: datetime
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class BarFilter:
+    symbol: str | None = None
+    exchange: str | None = None
+    data_type: str | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return all(value is None for value in vars(self).values())
+
+
+@dataclass(frozen=True)
+class NewBar:
+    timestamp: datetime
+    ohlcv: dict[str, Any]
+    is_final: bool
+
+
+OUTCOME_COLUMNS = {"hit": "hits", "miss": "misses", "partial": "partial_hits", "stale": "stale_serves"}
+
+
+class MarketDataCacheRepository:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def read_bars(self, series: SeriesKey, start: datetime, end: datetime) -> list[CachedBar]:
+        """Bars in [start, end) in time order; JSON fields are extracted in SQL, not in Python."""
+        ohlcv = BARS.c.ohlcv_data
+        statement = (
+            select(
+                BARS.c.timestamp,
+                ohlcv["open"].as_float(),
+                ohlcv["high"].as_float(),
+                ohlcv["low"].as_float(),
+                ohlcv["close"].as_float(),
+                ohlcv["volume"].as_float(),
+                ohlcv["wap"].as_float(),
+                ohlcv["bar_count"].as_integer(),
+                BARS.c.metadata["is_final"].as_boolean(),
+                BARS.c.fetched_at,
+                BARS.c.expires_at,
+            )
+            .where(
+                BARS.c.symbol == series.symbol,
+                BARS.c.exchange == series.exchange,
+                BARS.c.data_type == series.data_type,
+                BARS.c.timestamp >= start,
+                BARS.c.timestamp < end,
+            )
+            .order_by(BARS.c.timestamp)
+        )
+        with self.database.engine.connect() as connection:
+            return [CachedBar(*row) for row in connection.execute(statement)]
+
+    def empty_ranges(
+        self, series: SeriesKey, start: datetime, end: datetime
+    ) -> list[tuple[datetime, datetime]]:
+        statement = (
+            select(COVERAGE.c.range_start, COVERAGE.c.range_end)
+            .where(
+                COVERAGE.c.symbol == series.symbol,
+                COVERAGE.c.exchange == series.exchange,
+                COVERAGE.c.data_type == series.data_type,
+                COVERAGE.c.range_end > start,
+                COVERAGE.c.range_start < end,
+            )
+            .order_by(COVERAGE.c.range_start)
+        )
+        with self.database.engine.connect() as connection:
+            return [(row[0], row[1]) for row in connection.execute(statement)]
+
+    def list_bars(
+        self, bar_filter: BarFilter, limit: int, offset: int
+    ) -> tuple[list[MarketDataCache], int]:
+        conditions = self._conditions(bar_filter)
+        with self.database.session() as session:
+            total = session.execute(select(func.count()).select_from(BARS).where(*conditions)).scalar_one()
+            rows = session.execute(
+                select(MarketDataCache)
+                .where(*conditions)
+                .order_by(MarketDataCache.symbol, MarketDataCache.data_type, MarketDataCache.timestamp)
+                .limit(limit)
+                .offset(offset)
+            ).scalars().all()
+        return list(rows), total
+
+    def series_summaries(self, now: datetime) -> list[dict[str, Any]]:
+        """Per series: bar count, first and last bar, last update, and bars expired at `now`."""
+        is_final = BARS.c.metadata["is_final"].as_boolean()
+        expired = case((and_(BARS.c.expires_at <= now, is_final.is_not(True)), 1), else_=0)
+        statement = (
+            select(
+                BARS.c.symbol,
+                BARS.c.exchange,
+                BARS.c.data_type,
+                func.count().label("bar_count"),
+                func.min(BARS.c.timestamp).label("first"),
+                func.max(BARS.c.timestamp).label("last"),
+                func.max(BARS.c.fetched_at).label("last_updated"),
+                func.sum(expired).label("expired_count"),
+            )
+            .group_by(BARS.c.symbol, BARS.c.exchange, BARS.c.data_type)
+            .order_by(BARS.c.symbol, BARS.c.data_type)
+        )
+        with self.database.engine.connect() as connection:
+            rows = connection.execute(statement).mappings().all()
+        return [{**row, "expired_count": int(row["expired_count"] or 0)} for row in rows]
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    def store_chunk(
+        self,
+        series: SeriesKey,
+        bars: Sequence[NewBar],
+        meta: dict[str, Any],
+        fetched_at: datetime,
+        expires_at: datetime,
+        empty_ranges: Sequence[tuple[datetime, datetime]] = (),
+        empty_reason: str | None = None,
+    ) -> int:
+        """Upsert one fetched chunk and its confirmed-empty ranges in a single transaction."""
+        with self.database.engine.begin() as connection:
+            self._upsert_bars(connection, series, bars, meta, fetched_at, expires_at)
+            if empty_ranges:
+                self._record_empty(connection, series, empty_ranges, empty_reason or "", fetched_at)
+            self._bump_stats(connection, series, {"last_refresh_at": fetched_at})
+        return len(bars)
+
+    def _upsert_bars(
+        self,
+        connection: Connection,
+        series: SeriesKey,
+        bars: Sequence[NewBar],
+        meta: dict[str, Any],
+        fetched_at: datetime,
+        expires_at: datetime,
+    ) -> None:
+        if not bars:
+            return
+        rows = [
+            {
+                "symbol": series.symbol,
+                "exchange": series.exchange,
+                "data_type": series.data_type,
+                "timestamp": bar.timestamp,
+                "ohlcv_data": bar.ohlcv,
+                "metadata": {**meta, "is_final": bar.is_final},
+                "fetched_at": fetched_at,
+                "expires_at": expires_at,
+                "created_at": fetched_at,
+                "updated_at": fetched_at,
+            }
+            for bar in bars
+        ]
+        insert = self._insert(BARS)
+        statement = insert.on_conflict_do_update(
+            index_elements=["symbol", "exchange", "data_type", "timestamp"],
+            set_={
+                "ohlcv_data": insert.excluded.ohlcv_data,
+                "metadata": insert.excluded.metadata,
+                "fetched_at": insert.excluded.fetched_at,
+                "expires_at": insert.excluded.expires_at,
+                "updated_at": insert.excluded.updated_at,
+            },
+        )
+        connection.execute(statement, rows)
+
+    def _record_empty(
+        self,
+        connection: Connection,
+        series: SeriesKey,
+        ranges: Sequence[tuple[datetime, datetime]],
+        reason: str,
+        checked_at: datetime,
+    ) -> None:
+        insert = self._insert(COVERAGE)
+        statement = insert.on_conflict_do_update(
+            index_elements=["symbol", "exchange", "data_type", "range_start"],
+            set_={
+                "range_end": insert.excluded.range_end,
+                "reason": insert.excluded.reason,
+                "checked_at": insert.excluded.checked_at,
+            },
+        )
+        connection.execute(
+            statement,
+            [
+                {
+                    "symbol": series.symbol,
+                    "exchange": series.exchange,
+                    "data_type": series.data_type,
+                    "range_start": start,
+                    "range_end": end,
+                    "reason": reason[:200],
+                    "checked_at": checked_at,
+                }
+                for start, end in ranges
+            ],
+        )
+
+    def delete_bars(self, bar_filter: BarFilter) -> int:
+        """Delete matching bars (and, for whole series, their empty-range records)."""
+        with self.database.engine.begin() as connection:
+            deleted = connection.execute(delete(BARS).where(*self._conditions(bar_filter))).rowcount
+            if bar_filter.date_from is None and bar_filter.date_to is None:
+                coverage = [
+                    getattr(COVERAGE.c, name) == value
+                    for name, value in (
+                        ("symbol", bar_filter.symbol),
+                        ("exchange", bar_filter.exchange),
+                        ("data_type", bar_filter.data_type),
+                    )
+                    if value is not None
+                ]
+                connection.execute(delete(COVERAGE).where(*coverage))
+        return int(deleted or 0)
+
+    # -- statistics -----------------------------------------------------------------------------
+
+    def record_outcome(self, series: SeriesKey, outcome: str, at: datetime) -> None:
+        """Count a hit, miss, partial hit or stale serve for the series."""
+        column = OUTCOME_COLUMNS[outcome]
+        with self.database.engine.begin() as connection:
+            values: dict[str, Any] = {column: 1}
+            if outcome in ("hit", "partial", "stale"):
+                values["last_hit_at"] = at
+            self._bump_stats(connection, series, values)
+
+    def _bump_stats(self, connection: Connection, series: SeriesKey, values: dict[str, Any]) -> None:
+        counters = {name: values.get(name, 0) for name in OUTCOME_COLUMNS.values()}
+        times = {name: values[name] for name in ("last_hit_at", "last_refresh_at") if name in values}
+        insert = self._insert(STATS).values(
+            symbol=series.symbol, exchange=series.exchange, data_type=series.data_type, **counters, **times
+        )
+        updates: dict[str, Any] = {name: STATS.c[name] + insert.excluded[name] for name in counters}
+        updates.update({name: insert.excluded[name] for name in times})
+        connection.execute(
+            insert.on_conflict_do_update(
+                index_elements=["symbol", "exchange", "data_type"], set_=updates
+            )
+        )
+
+    def all_stats(self) -> list[CacheSeriesStats]:
+        with self.database.session() as session:
+            return list(
+                session.execute(
+                    select(CacheSeriesStats).order_by(CacheSeriesStats.symbol, CacheSeriesStats.data_type)
+                ).scalars()
+            )
+
+    # -- cross-process single-flight ------------------------------------------------------------
+
+    @contextmanager
+    def series_lock(self, series: SeriesKey) -> Iterator[None]:
+        """Hold a PostgreSQL advisory lock for the series; other processes wait, then read the cache.
+
+        SQLite serialises writers itself and has no advisory locks, so there it is a no-op.
+        """
+        if self._dialect != "postgresql":
+            yield
+            return
+        key = _lock_key(series)
+        with self.database.engine.connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            connection.commit()
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                connection.commit()
+
+    # -- internals ------------------------------------------------------------------------------
+
+    @property
+    def _dialect(self) -> str:
+        return self.database.dialect
+
+    def _insert(self, table):
+        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+
+    @staticmethod
+    def _conditions(bar_filter: BarFilter) -> list:
+        conditions = []
+        if bar_filter.symbol is not None:
+            conditions.append(BARS.c.symbol == bar_filter.symbol)
+        if bar_filter.exchange is not None:
+            conditions.append(BARS.c.exchange == bar_filter.exchange)
+        if bar_filter.data_type is not None:
+            conditions.append(BARS.c.data_type == bar_filter.data_type)
+        if bar_filter.date_from is not None:
+            conditions.append(BARS.c.timestamp >= bar_filter.date_from)
+        if bar_filter.date_to is not None:
+            conditions.append(BARS.c.timestamp <= bar_filter.date_to)
+        return conditions
+
+
+def _lock_key(series: SeriesKey) -> int:
+    digest = hashlib.blake2b(
+        f"{series.symbol}|{series.exchange}|{series.data_type}".encode(), digest_size=8
+    ).digest()
+    return int.from_bytes(digest, "big", signed=True)
+

@@ -1,0 +1,100 @@
+"""Typed errors of the market-data services; the API maps each to one HTTP status, once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class MarketDataError(Exception):
+    """Base class. `code` is the stable machine-readable name used in API error bodies."""
+
+    code = "market_data_error"
+
+
+class GatewayUnavailable(MarketDataError):
+    """The IB Gateway / TWS could not be reached, dropped the connection, or did not answer."""
+
+    code = "gateway_unavailable"
+
+    def __init__(self, host: str, port: int, reason: str) -> None:
+        self.host, self.port, self.reason = host, port, reason
+        super().__init__(
+            f"IB Gateway at {host}:{port} is unavailable: {reason}. Check that IB Gateway or TWS is "
+            f"running and logged in, that its API socket is enabled on port {port} "
+            f"(Configure > Settings > API), and that {host} is allowed to connect."
+        )
+
+
+class GatewayTimeout(GatewayUnavailable):
+    code = "gateway_timeout"
+
+
+class ClientIdInUse(GatewayUnavailable):
+    code = "client_id_in_use"
+
+    def __init__(self, host: str, port: int, client_id: int) -> None:
+        self.client_id = client_id
+        MarketDataError.__init__(
+            self,
+            f"IB Gateway at {host}:{port} refused client id {client_id}: it is already in use by "
+            "another API client. Set IB_CLIENT_ID to an unused number.",
+        )
+        self.host, self.port, self.reason = host, port, "client id in use"
+
+
+class UnknownContract(MarketDataError):
+    code = "unknown_contract"
+
+    def __init__(self, symbol: str, exchange: str) -> None:
+        self.symbol, self.exchange = symbol, exchange
+        super().__init__(f"IBKR has no stock {symbol} on {exchange} (error 200)")
+
+
+class InvalidHistoricalRequest(MarketDataError):
+    """IBKR refused the request's bar size or duration (error 321)."""
+
+    code = "invalid_request"
+
+
+class PacingViolation(MarketDataError):
+    """IBKR answered 162 'pacing violation' and retries with back-off did not get through."""
+
+    code = "pacing_violation"
+
+
+class NoDataReturned(MarketDataError):
+    """IBKR answered 162 'HMDS query returned no data' for a range."""
+
+    code = "no_data"
+
+
+class InvalidBar(MarketDataError):
+    """A bar from IBKR broke an invariant (low <= open, close <= high, volume >= 0, order)."""
+
+    code = "invalid_bar"
+
+
+class CacheMissInDebugMode(MarketDataError):
+    """DEBUG_MODE serves only from the cache, and the cache lacks part of the range."""
+
+    code = "cache_miss_debug_mode"
+
+    def __init__(
+        self,
+        symbol: str,
+        exchange: str,
+        data_type: str,
+        missing: list[tuple[datetime, datetime]],
+        days_back: int,
+    ) -> None:
+        self.symbol, self.exchange, self.data_type, self.missing = symbol, exchange, data_type, missing
+        self.populate_command = (
+            f"make populate-cache SYMBOLS={symbol} EXCHANGE={exchange} "
+            f"DATA_TYPES={data_type} DAYS_BACK={days_back}"
+        )
+        shown = ", ".join(f"{a.isoformat()} to {b.isoformat()}" for a, b in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        super().__init__(
+            f"DEBUG_MODE: {symbol} {data_type} is not fully cached; missing {shown}{more}. "
+            f"Fill it with: {self.populate_command}"
+        )

@@ -1,0 +1,113 @@
+"""The process's single long-lived, read-only ib_insync connection, with reconnect and back-off."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from ib_insync import IB
+from loguru import logger
+
+from backend.services.errors import ClientIdInUse, GatewayUnavailable
+
+CLIENT_ID_IN_USE = 326
+
+
+class IBConnection:
+    """Owns one ib_insync IB instance. Connects on demand and can keep itself connected."""
+
+    def __init__(self, host: str, port: int, client_id: int, connect_timeout: float) -> None:
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.connect_timeout = connect_timeout
+        self.ib = IB()
+        # Errors 162/200/321 raise RequestError instead of ending the request with an empty list.
+        self.ib.RaiseRequestErrors = True
+        self._lock: asyncio.Lock | None = None
+        self._keeper: asyncio.Task | None = None
+        self.last_error: str | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self.ib.isConnected()
+
+    async def ensure_connected(self) -> IB:
+        """Connect if not connected; raise GatewayUnavailable (or ClientIdInUse) with what to check."""
+        if self.connected:
+            return self.ib
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            if self.connected:
+                return self.ib
+            await self._connect_once()
+        return self.ib
+
+    async def _connect_once(self) -> None:
+        refused_client_id = False
+
+        def on_error(_req_id: int, code: int, _text: str, _contract) -> None:
+            nonlocal refused_client_id
+            refused_client_id = refused_client_id or code == CLIENT_ID_IN_USE
+
+        self.ib.errorEvent += on_error
+        try:
+            await self.ib.connectAsync(
+                self.host,
+                self.port,
+                clientId=self.client_id,
+                timeout=self.connect_timeout,
+                readonly=True,
+            )
+            self.last_error = None
+            logger.bind(host=self.host, port=self.port, client_id=self.client_id).info(
+                "connected to IB gateway"
+            )
+        except (OSError, TimeoutError, asyncio.TimeoutError, ConnectionError) as exc:
+            self.ib.disconnect()
+            if refused_client_id:
+                error: GatewayUnavailable = ClientIdInUse(self.host, self.port, self.client_id)
+            elif isinstance(exc, TimeoutError | asyncio.TimeoutError):
+                error = GatewayUnavailable(
+                    self.host, self.port, f"no API handshake within {self.connect_timeout:g} s"
+                )
+            else:
+                error = GatewayUnavailable(self.host, self.port, _describe(exc))
+            self.last_error = str(error)
+            raise error from None
+        finally:
+            self.ib.errorEvent -= on_error
+
+    def start_keeping_connected(self, max_backoff_s: float = 30.0) -> None:
+        """Connect in the background and reconnect with back-off whenever the link drops."""
+        if self._keeper is None or self._keeper.done():
+            self._keeper = asyncio.get_running_loop().create_task(self._keep(max_backoff_s))
+
+    async def _keep(self, max_backoff_s: float) -> None:
+        backoff = 1.0
+        while True:
+            if self.connected:
+                backoff = 1.0
+                await asyncio.sleep(1.0)
+                continue
+            try:
+                await self.ensure_connected()
+            except GatewayUnavailable as exc:
+                logger.warning("IB gateway not reachable, retrying in {:.0f} s: {}", backoff, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, max_backoff_s)
+
+    async def close(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+            self._keeper = None
+        self.ib.disconnect()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (nothing listens on that port)"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,152 @@
+"""Which bars an exchange's real trading calendar expects, and when each bar's session closes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from functools import lru_cache
+
+import exchange_calendars as xcals
+import numpy as np
+import pandas as pd
+
+from backend.models.market_data import BarSize
+
+BAR_LENGTH = {
+    BarSize.M1: timedelta(minutes=1),
+    BarSize.M5: timedelta(minutes=5),
+    BarSize.M15: timedelta(minutes=15),
+    BarSize.M30: timedelta(minutes=30),
+    BarSize.H1: timedelta(hours=1),
+    BarSize.D1: timedelta(days=1),
+}
+
+# IBKR's primary exchanges mapped to exchange_calendars codes. NASDAQ and NYSE share sessions.
+EXCHANGE_CALENDARS = {
+    "NASDAQ": "XNAS",
+    "ISLAND": "XNAS",
+    "NYSE": "XNYS",
+    "ARCA": "XNYS",
+    "AMEX": "XNYS",
+    "BATS": "XNYS",
+    "SMART": "XNYS",
+}
+
+
+class UnsupportedExchange(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Session:
+    day: date
+    open_at: datetime
+    close_at: datetime
+
+
+@lru_cache(maxsize=8)
+def _calendar(code: str) -> xcals.ExchangeCalendar:
+    return xcals.get_calendar(code)
+
+
+def calendar_for(exchange: str) -> xcals.ExchangeCalendar:
+    code = EXCHANGE_CALENDARS.get(exchange.upper())
+    if code is None:
+        known = ", ".join(sorted(EXCHANGE_CALENDARS))
+        raise UnsupportedExchange(f"exchange {exchange!r} has no trading calendar; use one of {known}")
+    return _calendar(code)
+
+
+def sessions_between(exchange: str, start: datetime, end: datetime) -> list[Session]:
+    """Sessions whose regular hours overlap [start, end)."""
+    calendar = calendar_for(exchange)
+    first = max(pd.Timestamp(start.date()), calendar.first_session)
+    last = min(pd.Timestamp(end.date()), calendar.last_session)
+    if first > last:
+        return []
+    labels = calendar.sessions_in_range(first, last)
+    opens = calendar.schedule.loc[labels, "open"]
+    closes = calendar.schedule.loc[labels, "close"]
+    sessions = []
+    for label, open_at, close_at in zip(labels, opens, closes, strict=True):
+        session = Session(label.date(), open_at.to_pydatetime(), close_at.to_pydatetime())
+        if session.close_at > start and session.open_at < end:
+            sessions.append(session)
+    return sessions
+
+
+def daily_bar_timestamp(day: date) -> datetime:
+    """Daily bars are dates; they are stored at midnight UTC of the session date."""
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def expected_bar_timestamps(
+    exchange: str, bar_size: BarSize, start: datetime, end: datetime
+) -> list[datetime]:
+    """Start times of every regular-hours bar in [start, end), aligned like IBKR aligns them.
+
+    Intraday bars start at the session open and step by the bar length; the last bar of a short
+    session may be shorter (IBKR's hourly bars on a 13:00 early close end with a half-hour bar).
+    """
+    timestamps: list[datetime] = []
+    for session in sessions_between(exchange, start, end):
+        if bar_size is BarSize.D1:
+            stamp = daily_bar_timestamp(session.day)
+            if start <= stamp < end:
+                timestamps.append(stamp)
+            continue
+        step = int(BAR_LENGTH[bar_size].total_seconds())
+        open_s = int(session.open_at.timestamp())
+        close_s = int(session.close_at.timestamp())
+        for second in np.arange(open_s, close_s, step):
+            stamp = datetime.fromtimestamp(int(second), UTC)
+            if start <= stamp < end:
+                timestamps.append(stamp)
+    return timestamps
+
+
+def session_close_for_bar(exchange: str, bar_size: BarSize, bar_start: datetime) -> datetime | None:
+    """When the session holding this bar closes; None if the calendar has no such session."""
+    calendar = calendar_for(exchange)
+    if bar_size is BarSize.D1:
+        label = pd.Timestamp(bar_start.date())
+        if not calendar.is_session(label):
+            return None
+        return calendar.session_close(label).to_pydatetime()
+    minute = pd.Timestamp(bar_start).tz_convert(UTC).floor("min")
+    if not calendar.is_trading_minute(minute):
+        return None
+    return calendar.session_close(calendar.minute_to_session(minute)).to_pydatetime()
+
+
+def group_into_ranges(
+    timestamps: list[datetime], bar_size: BarSize, exchange: str
+) -> list[tuple[datetime, datetime]]:
+    """Collapse bar start times into [start, end) ranges of consecutive expected bars.
+
+    Two bars are consecutive when no expected bar lies between them, so a range can span an
+    overnight or weekend gap; callers split ranges further into request-sized chunks.
+    """
+    if not timestamps:
+        return []
+    ordered = sorted(timestamps)
+    expected = expected_bar_timestamps(exchange, bar_size, ordered[0], ordered[-1] + BAR_LENGTH[bar_size])
+    position = {stamp: index for index, stamp in enumerate(expected)}
+    ranges: list[tuple[datetime, datetime]] = []
+    range_start = previous = ordered[0]
+    for stamp in ordered[1:]:
+        if position.get(stamp, -2) != position.get(previous, -10) + 1:
+            ranges.append((range_start, bar_end(exchange, bar_size, previous)))
+            range_start = stamp
+        previous = stamp
+    ranges.append((range_start, bar_end(exchange, bar_size, previous)))
+    return ranges
+
+
+def bar_end(exchange: str, bar_size: BarSize, bar_start: datetime) -> datetime:
+    """End of the bar: the next bar boundary, or the session close for a shortened last bar."""
+    if bar_size is BarSize.D1:
+        return bar_start + timedelta(days=1)
+    end = bar_start + BAR_LENGTH[bar_size]
+    close = session_close_for_bar(exchange, bar_size, bar_start)
+    return min(end, close) if close else end

@@ -1,0 +1,117 @@
+"""One historical-data pacing budget per process, kept inside IBKR's published limits.
+
+IBKR answers error 162 "pacing violation" when, for historical data requests:
+an identical request repeats within 15 s; 6 or more requests for one contract, exchange and tick
+type go out within 2 s; or more than 60 go out in any 10 minutes. ib_insync enforces none of this.
+Every fetch in the process (API, CLI, workflows) asks this scheduler for a slot first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class PacingLimits:
+    identical_window_s: float = 15.0
+    per_contract_window_s: float = 2.0
+    per_contract_max: int = 5
+    global_window_s: float = 600.0
+    global_max: int = 60
+    # Client and gateway clocks see a request at slightly different moments; stay clear of the edge.
+    safety_margin_s: float = 0.05
+
+    def scaled(self, factor: float) -> PacingLimits:
+        """The same rules with shorter windows, for a simulator started with the same scale."""
+        return PacingLimits(
+            identical_window_s=self.identical_window_s * factor,
+            per_contract_window_s=self.per_contract_window_s * factor,
+            per_contract_max=self.per_contract_max,
+            global_window_s=self.global_window_s * factor,
+            global_max=self.global_max,
+            safety_margin_s=max(0.02, self.safety_margin_s * factor),
+        )
+
+
+@dataclass
+class PacingStats:
+    requests: int = 0
+    waits: int = 0
+    waited_s: float = 0.0
+    current_wait_s: float = 0.0
+    history: deque[float] = field(default_factory=deque, repr=False)
+
+
+class PacingScheduler:
+    """Hands out request slots in arrival order, waiting as long as IBKR's limits require."""
+
+    def __init__(
+        self,
+        limits: PacingLimits | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.limits = limits or PacingLimits()
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._sent: deque[float] = deque()
+        self._sent_by_contract: dict[str, deque[float]] = {}
+        self._last_identical: dict[str, float] = {}
+        self._lock: asyncio.Lock | None = None
+        self.stats = PacingStats()
+
+    def _wait_needed(self, contract_key: str, request_key: str, now: float) -> float:
+        limits = self.limits
+        margin = limits.safety_margin_s
+        self._forget_before(now - max(limits.global_window_s, limits.identical_window_s))
+        waits = [0.0]
+        last = self._last_identical.get(request_key)
+        if last is not None:
+            waits.append(last + limits.identical_window_s + margin - now)
+        recent = self._sent_by_contract.get(contract_key, deque())
+        in_window = [t for t in recent if t > now - limits.per_contract_window_s - margin]
+        if len(in_window) >= limits.per_contract_max:
+            oldest = in_window[-limits.per_contract_max]
+            waits.append(oldest + limits.per_contract_window_s + margin - now)
+        if len(self._sent) >= limits.global_max:
+            oldest = self._sent[-limits.global_max]
+            waits.append(oldest + limits.global_window_s + margin - now)
+        return max(waits)
+
+    def _forget_before(self, horizon: float) -> None:
+        while self._sent and self._sent[0] < horizon:
+            self._sent.popleft()
+        for key in [k for k, t in self._last_identical.items() if t < horizon]:
+            del self._last_identical[key]
+        for key, sent in list(self._sent_by_contract.items()):
+            while sent and sent[0] < horizon:
+                sent.popleft()
+            if not sent:
+                del self._sent_by_contract[key]
+
+    async def acquire(self, contract_key: str, request_key: str) -> float:
+        """Wait for a slot for one request; returns the seconds spent waiting."""
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        waited = 0.0
+        async with self._lock:
+            while True:
+                now = self._monotonic()
+                wait = self._wait_needed(contract_key, request_key, now)
+                if wait <= 0:
+                    break
+                self.stats.current_wait_s = wait
+                self.stats.waits += 1
+                await self._sleep(wait)
+                waited += wait
+            self.stats.current_wait_s = 0.0
+            self.stats.waited_s += waited
+            self.stats.requests += 1
+            self._sent.append(now)
+            self._sent_by_contract.setdefault(contract_key, deque()).append(now)
+            self._last_identical[request_key] = now
+        return waited
