@@ -5,6 +5,18 @@ from dependency_injector import containers, providers
 from backend.config.settings import Settings
 from backend.core.db import Database
 from backend.models.types import utc_now
+from backend.repositories.market_data_cache import MarketDataCacheRepository
+from backend.services.ib_connection import IBConnection
+from backend.services.ibkr_client import IBKRClient
+from backend.services.ibkr_service import DataSourcePolicy, IBKRService
+from backend.services.pacing import PacingScheduler
+
+
+def choose_policy(debug_mode: bool, cache_enabled: bool) -> str:
+    """DEBUG_MODE wins: cache only. Otherwise read through the cache, or go live without it."""
+    if debug_mode:
+        return DataSourcePolicy.CACHE_ONLY.value
+    return (DataSourcePolicy.READ_THROUGH if cache_enabled else DataSourcePolicy.LIVE).value
 
 
 class Container(containers.DeclarativeContainer):
@@ -16,6 +28,59 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Object(utc_now)
 
     database = providers.Singleton(Database, database_url=config.DATABASE_URL)
+    market_data_repository = providers.Singleton(MarketDataCacheRepository, database=database)
+
+    # One connection and one pacing budget per process, shared by every path that reaches IBKR.
+    pacing = providers.Singleton(PacingScheduler)
+    ib_connection = providers.Singleton(
+        IBConnection,
+        host=config.IB_HOST,
+        port=config.IB_PORT,
+        client_id=config.IB_CLIENT_ID,
+        connect_timeout=config.IB_CONNECT_TIMEOUT,
+    )
+    ibkr_client = providers.Singleton(IBKRClient, connection=ib_connection, pacing=pacing, clock=clock)
+
+    data_source_policy = providers.Callable(choose_policy, config.DEBUG_MODE, config.CACHE_ENABLED)
+
+    # The path workflows read through. In DEBUG_MODE it is built without any IBKR client.
+    market_data_service = providers.Selector(
+        data_source_policy,
+        cache_only=providers.Singleton(
+            IBKRService,
+            repository=market_data_repository,
+            policy=DataSourcePolicy.CACHE_ONLY,
+            client=None,
+            ttl_hours=config.CACHE_TTL_HOURS,
+            clock=clock,
+        ),
+        read_through=providers.Singleton(
+            IBKRService,
+            repository=market_data_repository,
+            policy=DataSourcePolicy.READ_THROUGH,
+            client=ibkr_client,
+            ttl_hours=config.CACHE_TTL_HOURS,
+            clock=clock,
+        ),
+        live=providers.Singleton(
+            IBKRService,
+            repository=market_data_repository,
+            policy=DataSourcePolicy.LIVE,
+            client=ibkr_client,
+            ttl_hours=config.CACHE_TTL_HOURS,
+            clock=clock,
+        ),
+    )
+
+    # The explicit way to fill the cache (API refresh, CLI); allowed in DEBUG_MODE too.
+    cache_refresh_service = providers.Singleton(
+        IBKRService,
+        repository=market_data_repository,
+        policy=DataSourcePolicy.READ_THROUGH,
+        client=ibkr_client,
+        ttl_hours=config.CACHE_TTL_HOURS,
+        clock=clock,
+    )
 
 
 def build_container(settings: Settings) -> Container:

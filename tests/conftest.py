@@ -35,3 +35,19 @@ def database_url(request) -> str:
 def migrated_database_url(database_url) -> str:
     migrate_to_head(database_url)
     return database_url
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    """One simulated gateway for the whole run; tests reset its stats and faults."""
+    from tests.support.gateway import start_simulator
+
+    running = start_simulator()
+    yield running
+    running.gateway.stop()
+
+
+@pytest.fixture
+def sim(simulator):
+    simulator.reset()
+    return simulator

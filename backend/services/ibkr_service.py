@@ -1,0 +1,352 @@
+"""IBKRService.get_or_fetch_market_data: the cache policy (read-through, cache-only, live)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from loguru import logger
+
+from backend.models.market_data import BarSize
+from backend.repositories.market_data_cache import (
+    CachedBar,
+    MarketDataCacheRepository,
+    NewBar,
+    SeriesKey,
+)
+from backend.services import market_calendar
+from backend.services.errors import CacheMissInDebugMode, GatewayUnavailable, PacingViolation
+from backend.services.ibkr_client import ChunkPlan, FetchedChunk, IBKRClient
+
+
+class DataSourcePolicy(StrEnum):
+    """Where bars may come from; the container picks one from DEBUG_MODE and CACHE_ENABLED."""
+
+    CACHE_ONLY = "cache_only"  # DEBUG_MODE: only-if-cached, expiry ignored, IBKR never contacted
+    READ_THROUGH = "read_through"  # cache first, fetch what is missing or expired, store it
+    LIVE = "live"  # CACHE_ENABLED=false: always IBKR, the cache is neither read nor written
+
+
+class DataSource(StrEnum):
+    CACHE = "cache"
+    IBKR = "ibkr"
+    MIXED = "mixed"
+    STALE_CACHE = "stale_cache"
+
+
+class CacheOutcome(StrEnum):
+    HIT = "hit"
+    MISS = "miss"
+    PARTIAL = "partial"
+    STALE = "stale"
+    BYPASS = "bypass"
+
+
+@dataclass(frozen=True)
+class MarketDataResult:
+    symbol: str
+    exchange: str
+    data_type: str
+    start: datetime
+    end: datetime
+    bars: list[CachedBar]
+    source: DataSource
+    outcome: CacheOutcome
+    bars_from_cache: int
+    bars_fetched: int
+    missing: list[tuple[datetime, datetime]] = field(default_factory=list)
+
+    @property
+    def fetched_at_range(self) -> tuple[datetime | None, datetime | None]:
+        if not self.bars:
+            return None, None
+        stamps = [bar.fetched_at for bar in self.bars]
+        return min(stamps), max(stamps)
+
+
+class IBKRService:
+    """Bars for a range, from the cache or IBKR as the policy allows, with provenance."""
+
+    def __init__(
+        self,
+        repository: MarketDataCacheRepository,
+        policy: DataSourcePolicy,
+        client: IBKRClient | None,
+        ttl_hours: int,
+        clock: Callable[[], datetime],
+    ) -> None:
+        if policy is not DataSourcePolicy.CACHE_ONLY and client is None:
+            raise ValueError(f"policy {policy} needs an IBKR client")
+        self.repository = repository
+        self.policy = policy
+        # None in DEBUG_MODE: this path has no way to reach IBKR at all.
+        self.client = client if policy is not DataSourcePolicy.CACHE_ONLY else None
+        self.ttl = timedelta(hours=ttl_hours)
+        self.clock = clock
+        self._in_flight: dict[tuple, asyncio.Future[MarketDataResult]] = {}
+
+    async def get_or_fetch_market_data(
+        self,
+        symbol: str,
+        exchange: str,
+        data_type: str | BarSize,
+        start: datetime,
+        end: datetime,
+        *,
+        force_refresh: bool = False,
+    ) -> MarketDataResult:
+        bar_size = BarSize(data_type)
+        _check_range(start, end)
+        series = SeriesKey(symbol, exchange, bar_size.value)
+        started = time.perf_counter()
+        if self.policy is DataSourcePolicy.LIVE:
+            result = await self._fetch_live(series, bar_size, start, end)
+        elif self.policy is DataSourcePolicy.CACHE_ONLY:
+            result = await self._cache_only(series, bar_size, start, end)
+        else:
+            result = await self._single_flight(series, bar_size, start, end, force_refresh)
+        self._log(result, time.perf_counter() - started)
+        return result
+
+    # -- cache only (DEBUG_MODE) ----------------------------------------------------------------
+
+    async def _cache_only(
+        self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime
+    ) -> MarketDataResult:
+        cached, missing = await asyncio.to_thread(
+            self._read_and_find_gaps, series, bar_size, start, end, False, False
+        )
+        if missing:
+            await asyncio.to_thread(self.repository.record_outcome, series, "miss", self.clock())
+            days_back = max(1, (self.clock() - start).days + 1)
+            raise CacheMissInDebugMode(
+                series.symbol, series.exchange, series.data_type, missing, days_back
+            )
+        await asyncio.to_thread(self.repository.record_outcome, series, "hit", self.clock())
+        return MarketDataResult(
+            *_ident(series, start, end), cached, DataSource.CACHE, CacheOutcome.HIT, len(cached), 0
+        )
+
+    # -- read-through ---------------------------------------------------------------------------
+
+    async def _single_flight(
+        self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime, force: bool
+    ) -> MarketDataResult:
+        # Concurrent identical calls share one fetch, and every waiter gets the full result.
+        key = (series, start, end, force)
+        if key in self._in_flight:
+            return await asyncio.shield(self._in_flight[key])
+        future: asyncio.Future[MarketDataResult] = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            result = await self._read_through(series, bar_size, start, end, force)
+            future.set_result(result)
+            return result
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved when nobody else waited
+            raise
+        finally:
+            del self._in_flight[key]
+
+    async def _read_through(
+        self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime, force: bool
+    ) -> MarketDataResult:
+        cached, needed = await asyncio.to_thread(
+            self._read_and_find_gaps, series, bar_size, start, end, True, force
+        )
+        if not needed:
+            await asyncio.to_thread(self.repository.record_outcome, series, "hit", self.clock())
+            return MarketDataResult(
+                *_ident(series, start, end), cached, DataSource.CACHE, CacheOutcome.HIT, len(cached), 0
+            )
+        fetched = 0
+        failure: GatewayUnavailable | PacingViolation | None = None
+        lock = self.repository.series_lock(series)
+        await asyncio.to_thread(lock.__enter__)
+        try:
+            # Another process may have filled the gaps while this one waited for the lock.
+            cached, needed = await asyncio.to_thread(
+                self._read_and_find_gaps, series, bar_size, start, end, True, force
+            )
+            try:
+                fetched = await self._fetch_and_store(series, bar_size, needed)
+            except (GatewayUnavailable, PacingViolation) as exc:
+                # stale-if-error: decided below, once we know what the cache holds.
+                failure = exc
+        finally:
+            await asyncio.to_thread(lock.__exit__, None, None, None)
+
+        final, still_missing = await asyncio.to_thread(
+            self._read_and_find_gaps, series, bar_size, start, end, True, False
+        )
+        if failure is not None:
+            if not cached:
+                await asyncio.to_thread(self.repository.record_outcome, series, "miss", self.clock())
+                raise failure
+            logger.bind(symbol=series.symbol, data_type=series.data_type).warning(
+                "gateway failed; serving stale cache: {}", failure
+            )
+            await asyncio.to_thread(self.repository.record_outcome, series, "stale", self.clock())
+            return MarketDataResult(
+                *_ident(series, start, end),
+                final,
+                DataSource.STALE_CACHE,
+                CacheOutcome.STALE,
+                len(final) - fetched,
+                fetched,
+                still_missing,
+            )
+        from_cache = len(final) - fetched if fetched <= len(final) else 0
+        if not cached:
+            outcome, source = CacheOutcome.MISS, DataSource.IBKR
+        else:
+            outcome = CacheOutcome.PARTIAL
+            source = DataSource.MIXED if from_cache else DataSource.IBKR
+        await asyncio.to_thread(self.repository.record_outcome, series, outcome.value, self.clock())
+        return MarketDataResult(
+            *_ident(series, start, end), final, source, outcome, from_cache, fetched, still_missing
+        )
+
+    async def _fetch_and_store(
+        self, series: SeriesKey, bar_size: BarSize, needed: list[tuple[datetime, datetime]]
+    ) -> int:
+        assert self.client is not None
+        plans: list[ChunkPlan] = []
+        for range_start, range_end in needed:
+            plans.extend(self.client.plan_chunks(series.exchange, bar_size, range_start, range_end))
+        if not plans:
+            return 0
+        stored = 0
+        async for chunk in self.client.fetch_chunks(
+            series.symbol, series.exchange, bar_size, needed[0][0], needed[-1][1], plans=plans
+        ):
+            # One transaction per chunk: a failure later leaves earlier chunks whole and this one absent.
+            stored += await asyncio.to_thread(self._store_chunk, series, chunk)
+        return stored
+
+    def _store_chunk(self, series: SeriesKey, chunk: FetchedChunk) -> int:
+        meta = {
+            "source": "ibkr",
+            "what_to_show": chunk.request["what_to_show"],
+            "use_rth": chunk.request["use_rth"],
+            "request": chunk.request,
+        }
+        bars = [
+            NewBar(
+                timestamp=bar.timestamp,
+                ohlcv={
+                    "open": bar.open,
+                    "high": bar.high,
+                    "low": bar.low,
+                    "close": bar.close,
+                    "volume": bar.volume,
+                    "wap": bar.wap,
+                    "bar_count": bar.bar_count,
+                },
+                is_final=bar.is_final,
+            )
+            for bar in chunk.bars
+        ]
+        return self.repository.store_chunk(
+            series,
+            bars,
+            meta,
+            chunk.fetched_at,
+            chunk.fetched_at + self.ttl,
+            chunk.confirmed_empty,
+            chunk.empty_reason,
+        )
+
+    # -- live (cache disabled) ------------------------------------------------------------------
+
+    async def _fetch_live(
+        self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime
+    ) -> MarketDataResult:
+        assert self.client is not None
+        bars = []
+        async for chunk in self.client.fetch_chunks(series.symbol, series.exchange, bar_size, start, end):
+            for bar in chunk.bars:
+                bars.append(
+                    CachedBar(
+                        bar.timestamp, bar.open, bar.high, bar.low, bar.close, bar.volume,
+                        bar.wap, bar.bar_count, bar.is_final, chunk.fetched_at,
+                        chunk.fetched_at + self.ttl,
+                    )
+                )
+        return MarketDataResult(
+            *_ident(series, start, end), bars, DataSource.IBKR, CacheOutcome.BYPASS, 0, len(bars)
+        )
+
+    # -- coverage -------------------------------------------------------------------------------
+
+    def _read_and_find_gaps(
+        self,
+        series: SeriesKey,
+        bar_size: BarSize,
+        start: datetime,
+        end: datetime,
+        honour_expiry: bool,
+        force: bool,
+    ) -> tuple[list[CachedBar], list[tuple[datetime, datetime]]]:
+        """Cached bars in the range, and the ranges of expected bars that still must be fetched.
+
+        Expected bars come from the exchange calendar, up to now. A bar is needed when it is not
+        cached, or (with expiry honoured) when it was not final when fetched and its TTL has
+        passed. Final bars are settled history and are not fetched again unless forced. Ranges
+        IBKR confirmed empty are never asked for again, except when forced.
+        """
+        now = self.clock()
+        cached = self.repository.read_bars(series, start, end)
+        expected = market_calendar.expected_bar_timestamps(
+            series.exchange, bar_size, start, min(end, now)
+        )
+        if force:
+            return cached, market_calendar.group_into_ranges(expected, bar_size, series.exchange)
+        fresh = {
+            bar.timestamp
+            for bar in cached
+            if not honour_expiry or bar.is_final or bar.expires_at > now
+        }
+        empty = self.repository.empty_ranges(series, start, end)
+        needed = [
+            stamp
+            for stamp in expected
+            if stamp not in fresh and not any(a <= stamp < b for a, b in empty)
+        ]
+        return cached, market_calendar.group_into_ranges(needed, bar_size, series.exchange)
+
+    def _log(self, result: MarketDataResult, seconds: float) -> None:
+        logger.bind(
+            symbol=result.symbol,
+            data_type=result.data_type,
+            range=f"{result.start.isoformat()}..{result.end.isoformat()}",
+            outcome=result.outcome.value,
+            bars_cached=result.bars_from_cache,
+            bars_fetched=result.bars_fetched,
+            duration_ms=round(seconds * 1000, 1),
+        ).info(
+            "market data {} {} {}: {} from cache, {} fetched in {:.0f} ms",
+            result.symbol,
+            result.data_type,
+            result.outcome.value,
+            result.bars_from_cache,
+            result.bars_fetched,
+            seconds * 1000,
+        )
+
+
+def _ident(series: SeriesKey, start: datetime, end: datetime) -> tuple[Any, ...]:
+    return series.symbol, series.exchange, series.data_type, start, end
+
+
+def _check_range(start: datetime, end: datetime) -> None:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("start and end must be timezone-aware (UTC)")
+    if start >= end:
+        raise ValueError(f"start {start.isoformat()} must be before end {end.isoformat()}")
