@@ -1,15 +1,18 @@
 """create_app(): settings, logging, container, lifespan and routers; `app` for uvicorn."""
 
+import asyncio
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from loguru import logger
 
+from backend.api.errors import install_error_handlers
 from backend.api.routes import system
 from backend.config.settings import Settings, load_settings
 from backend.containers import Container, build_container
 from backend.core.logging import configure_logging
+from backend.services.ibkr_service import DataSourcePolicy
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -19,13 +22,24 @@ def create_app(settings: Settings | None = None, container: Container | None = N
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        # ib_insync looks the loop up through get_event_loop(); under uvicorn that must be this one.
+        asyncio.set_event_loop(asyncio.get_running_loop())
+        policy = container.data_source_policy()
         logger.info(
-            "starting: debug_mode={} cache_enabled={} database={}",
+            "starting: debug_mode={} cache_enabled={} policy={} database={} gateway={}:{}",
             settings.DEBUG_MODE,
             settings.CACHE_ENABLED,
+            policy,
             container.database().dialect,
+            settings.IB_HOST,
+            settings.IB_PORT,
         )
+        connection = container.ib_connection()
+        # In DEBUG_MODE nothing connects at start-up; only an explicit refresh opens the gateway.
+        if policy != DataSourcePolicy.CACHE_ONLY:
+            connection.start_keeping_connected()
         yield
+        await connection.close()
         container.database().dispose()
 
     app = FastAPI(title="Market data cache", version="0.1.0", lifespan=lifespan)
@@ -36,6 +50,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         allow_methods=["GET", "POST", "DELETE"],
         allow_headers=["Authorization", "Content-Type"],
     )
+    install_error_handlers(app)
     app.include_router(system.router)
     return app
 

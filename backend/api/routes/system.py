@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from backend.config.settings import Settings
 from backend.containers import Container
 from backend.core.db import Database
+from backend.services.ib_connection import IBConnection
 
 router = APIRouter(prefix="/api", tags=["system"])
 
@@ -16,6 +17,12 @@ router = APIRouter(prefix="/api", tags=["system"])
 class HealthPublic(BaseModel):
     status: str
     database: str
+
+
+class GatewayStatus(BaseModel):
+    connected: bool
+    simulated: bool
+    last_error: str | None
 
 
 class ConfigPublic(BaseModel):
@@ -27,6 +34,7 @@ class ConfigPublic(BaseModel):
     ib_host: str
     ib_port: int
     api_token_required: bool
+    gateway: GatewayStatus
 
 
 @router.get("/health", response_model=HealthPublic)
@@ -39,7 +47,10 @@ def health(database: Annotated[Database, Depends(Provide[Container.database])]) 
 
 @router.get("/config", response_model=ConfigPublic)
 @inject
-def config(settings: Annotated[Settings, Depends(Provide[Container.settings])]) -> ConfigPublic:
+def config(
+    settings: Annotated[Settings, Depends(Provide[Container.settings])],
+    connection: Annotated[IBConnection, Depends(Provide[Container.ib_connection])],
+) -> ConfigPublic:
     """The cache configuration in force. Secrets are never returned."""
     return ConfigPublic(
         debug_mode=settings.DEBUG_MODE,
@@ -50,4 +61,9 @@ def config(settings: Annotated[Settings, Depends(Provide[Container.settings])]) 
         ib_host=settings.IB_HOST,
         ib_port=settings.IB_PORT,
         api_token_required=settings.API_TOKEN is not None,
+        gateway=GatewayStatus(
+            connected=connection.connected,
+            simulated=settings.IB_SIMULATOR_CONTROL_URL is not None,
+            last_error=connection.last_error,
+        ),
     )

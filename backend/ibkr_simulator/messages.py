@@ -1,0 +1,181 @@
+"""Builders for the messages the gateway sends, field by field as the client decodes them."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from .historical import HistoricalAnswer
+from .ibtime import format_instant, format_intraday
+from .instruments import Instrument
+from .sessions import EXCHANGE_TZ, EXCHANGE_TZ_NAME, SessionTable
+from .wire import encode_message, encode_raw
+
+# Incoming message ids
+START_API = 71
+REQ_POSITIONS = 61
+REQ_ACCOUNT_UPDATES = 6
+REQ_ACCOUNT_UPDATES_MULTI = 76
+REQ_EXECUTIONS = 7
+REQ_OPEN_ORDERS = 5
+REQ_ALL_OPEN_ORDERS = 16
+REQ_AUTO_OPEN_ORDERS = 15
+REQ_COMPLETED_ORDERS = 99
+REQ_IDS = 8
+REQ_MANAGED_ACCOUNTS = 17
+REQ_CURRENT_TIME = 49
+REQ_CONTRACT_DETAILS = 9
+REQ_HISTORICAL_DATA = 20
+CANCEL_HISTORICAL_DATA = 25
+REQ_HEAD_TIMESTAMP = 87
+CANCEL_HEAD_TIMESTAMP = 90
+
+# Outgoing message ids
+ACCOUNT_VALUE = 6
+ERROR = 4
+NEXT_VALID_ID = 9
+CONTRACT_DETAILS = 10
+MANAGED_ACCOUNTS = 15
+HISTORICAL_DATA = 17
+CURRENT_TIME = 49
+CONTRACT_DETAILS_END = 52
+OPEN_ORDER_END = 53
+ACCOUNT_DOWNLOAD_END = 54
+EXEC_DETAILS_END = 55
+POSITION_END = 62
+ACCOUNT_UPDATE_MULTI_END = 74
+HEAD_TIMESTAMP = 88
+COMPLETED_ORDERS_END = 102
+
+NO_REQUEST_ID = -1
+# Codes 2100-2199 are status notices, not failures (ib_insync logs them as warnings).
+FIRST_NOTICE_CODE = 2100
+
+FARM_NOTICES = (
+    (2104, "Market data farm connection is OK:usfarm"),
+    (2106, "HMDS data farm connection is OK:ushmds"),
+    (2158, "Sec-def data farm connection is OK:secdefnj"),
+)
+UNKNOWN_CONTRACT = (200, "No security definition has been found for the request")
+PACING_VIOLATION = (
+    162, "Historical Market Data Service error message:Historical data request pacing violation")
+READ_ERROR = (320, "Error reading request.")
+PROCESSING_ERROR = (322, "Error processing request.")
+CLIENT_ID_IN_USE = (
+    326, "Unable to connect as the client id is already in use. Retry with a unique client id.")
+
+ORDER_TYPES = (
+    "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AVGCOST,BASKET,BENCHPX,COND,CONDORDER,DARKONLY,DAY,"
+    "DEACT,DEACTDIS,DEACTEOD,DIS,GAT,GTC,GTD,GTT,HID,IBKRATS,ICE,IMB,IOC,LIT,LMT,LOC,MIDPX,MIT,"
+    "MKT,MOC,MTL,NGCOMB,NODARK,NONALGO,OCA,OPG,OPGREROUT,PEGBENCH,PEGMID,POSTATS,POSTONLY,"
+    "PREOPGRTH,PRICECHK,REL,REL2MID,RELPCTOFS,RPI,RTH,SCALE,SCALEODD,SCALERST,SIZECHK,SNAPMID,"
+    "SNAPMKT,SNAPREL,STP,STPLMT,SWEEP,TRAIL,TRAILLIT,TRAILLMT,TRAILMIT,WHATIF"
+)
+VALID_EXCHANGES = (
+    "SMART,AMEX,NYSE,CBOE,PHLX,ISE,CHX,ARCA,ISLAND,DRCTEDGE,BEX,BATS,EDGEA,BYX,IEX,EDGX,"
+    "FOXRIVER,PEARL,NYSENAT,LTSE,MEMX,IBEOS,OVERNIGHT,TPLUS0,PSX"
+)
+HOURS_DAYS_LISTED = 7
+
+
+def error(req_id: int, code: int, text: str) -> bytes:
+    # The trailing empty advancedOrderRejectJson is required from server version 166 on.
+    return encode_message(ERROR, 2, req_id, code, text, "")
+
+
+def server_hello(server_version: int, connection_time: str) -> bytes:
+    return encode_message(server_version, connection_time)
+
+
+def managed_accounts(accounts: str) -> bytes:
+    return encode_message(MANAGED_ACCOUNTS, 1, accounts)
+
+
+def next_valid_id(order_id: int) -> bytes:
+    return encode_message(NEXT_VALID_ID, 1, order_id)
+
+
+def current_time(now: dt.datetime) -> bytes:
+    return encode_message(CURRENT_TIME, 1, int(now.timestamp()))
+
+
+def position_end() -> bytes:
+    return encode_message(POSITION_END, 1)
+
+
+def open_order_end() -> bytes:
+    return encode_message(OPEN_ORDER_END, 1)
+
+
+def completed_orders_end() -> bytes:
+    return encode_message(COMPLETED_ORDERS_END)
+
+
+def account_value(tag: str, value: str, currency: str, account: str) -> bytes:
+    return encode_message(ACCOUNT_VALUE, 2, tag, value, currency, account)
+
+
+def account_download_end(account: str) -> bytes:
+    return encode_message(ACCOUNT_DOWNLOAD_END, 1, account)
+
+
+def account_update_multi_end(req_id: int) -> bytes:
+    return encode_message(ACCOUNT_UPDATE_MULTI_END, 1, req_id)
+
+
+def exec_details_end(req_id: int) -> bytes:
+    return encode_message(EXEC_DETAILS_END, 1, req_id)
+
+
+def contract_details_end(req_id: int) -> bytes:
+    return encode_message(CONTRACT_DETAILS_END, 1, req_id)
+
+
+def head_timestamp(req_id: int, timestamp: str) -> bytes:
+    return encode_message(HEAD_TIMESTAMP, req_id, timestamp)
+
+
+def contract_details(req_id: int, instrument: Instrument, exchange: str,
+                     sessions: SessionTable, now: dt.datetime) -> bytes:
+    """contractDetails for a stock (no version field from server version 164 on)."""
+    nasdaq = instrument.primary_exchange == "NASDAQ"
+    # IB files NASDAQ stocks under the "NMS" market; NYSE stocks under their symbol.
+    market_name = "NMS" if nasdaq else instrument.symbol
+    today = now.astimezone(EXCHANGE_TZ).date()
+    return encode_message(
+        CONTRACT_DETAILS, req_id,
+        instrument.symbol, "STK", "", 0, "",  # symbol, secType, lastTradeDate, strike, right
+        exchange or "SMART", instrument.currency, instrument.symbol, market_name, market_name,
+        instrument.con_id, 0.01, "",  # conId, minTick, multiplier
+        ORDER_TYPES, VALID_EXCHANGES, 1, 0,  # ..., priceMagnifier, underConId
+        instrument.long_name, instrument.primary_exchange, "",  # longName, primary, contractMonth
+        instrument.industry, instrument.category, "",  # industry, category, subcategory
+        EXCHANGE_TZ_NAME,
+        sessions.hours_string(today, HOURS_DAYS_LISTED, rth=False),
+        sessions.hours_string(today, HOURS_DAYS_LISTED, rth=True),
+        "", "", 0,  # evRule, evMultiplier, secIdList count
+        1, "", "", "26", "", "COMMON",  # aggGroup, underSymbol/SecType, marketRuleIds, ..., stock
+        "0.0001", "0.0001", "100",  # minSize, sizeIncrement, suggestedSizeIncrement
+    )
+
+
+def historical_data(req_id: int, answer: HistoricalAnswer, format_date: int) -> bytes:
+    bars = answer.bars
+    if answer.daily:
+        dates = [f"{d:%Y%m%d}" for d in answer.session_dates]
+    else:
+        dates = format_intraday(bars.start, format_date)
+    header = "\0".join((
+        str(HISTORICAL_DATA), str(req_id),
+        format_instant(answer.start, format_date, answer.daily),
+        format_instant(answer.end, format_date, answer.daily),
+        str(len(bars)),
+    )) + "\0"
+    # Built as one string: a year of minute bars is a single multi-megabyte message.
+    rows = "".join(
+        f"{d}\0{o}\0{h}\0{lo}\0{c}\0{v}\0{w}\0{n}\0"
+        for d, o, h, lo, c, v, w, n in zip(
+            dates, bars.open.tolist(), bars.high.tolist(), bars.low.tolist(),
+            bars.close.tolist(), bars.volume.tolist(), bars.wap.tolist(), bars.count.tolist(),
+            strict=True)
+    )
+    return encode_raw(header + rows)

@@ -1,0 +1,62 @@
+"""IBKR's historical-data pacing rules, with window lengths scaled for fast tests."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+IDENTICAL_WINDOW_SECONDS = 15.0
+BURST_WINDOW_SECONDS = 2.0
+BURST_LIMIT = 6  # this many requests for one contract+exchange+whatToShow within the window
+OVERALL_WINDOW_SECONDS = 600.0
+OVERALL_LIMIT = 60  # more than this many requests within the window
+
+
+@dataclass(frozen=True)
+class _Entry:
+    at: float
+    identical_key: Hashable
+    contract_key: Hashable
+
+
+class PacingGuard:
+    """Decides whether a historical request breaks pacing, remembering the accepted ones.
+
+    Only accepted requests are remembered: a client that backs off after a violation recovers
+    as soon as the windows have passed. A scale of 0 disables pacing altogether.
+    """
+
+    def __init__(self, scale: float = 1.0, clock: Callable[[], float] = time.monotonic):
+        self.identical_window = IDENTICAL_WINDOW_SECONDS * scale
+        self.burst_window = BURST_WINDOW_SECONDS * scale
+        self.overall_window = OVERALL_WINDOW_SECONDS * scale
+        self._clock = clock
+        self._history: deque[_Entry] = deque()
+
+    def admit(self, identical_key: Hashable, contract_key: Hashable) -> str | None:
+        """None if the request may run (and records it), else the rule it breaks."""
+        now = self._clock()
+        longest = max(self.identical_window, self.burst_window, self.overall_window)
+        while self._history and now - self._history[0].at >= longest:
+            self._history.popleft()
+
+        def within(entry: _Entry, window: float) -> bool:
+            return now - entry.at < window
+
+        if any(e.identical_key == identical_key and within(e, self.identical_window)
+               for e in self._history):
+            return "identical request"
+        burst = sum(1 for e in self._history
+                    if e.contract_key == contract_key and within(e, self.burst_window))
+        if burst >= BURST_LIMIT - 1:
+            return "burst for one contract"
+        overall = sum(1 for e in self._history if within(e, self.overall_window))
+        if overall >= OVERALL_LIMIT:
+            return "too many requests"
+        self._history.append(_Entry(now, identical_key, contract_key))
+        return None
+
+    def reset(self) -> None:
+        self._history.clear()
