@@ -51,3 +51,20 @@ def simulator():
 def sim(simulator):
     simulator.reset()
     return simulator
+
+
+@pytest.fixture
+async def build_container():
+    """Builds test containers (see tests/support/app.py) and disconnects their gateways afterwards."""
+    from tests.support.app import make_container, make_settings
+
+    built = []
+
+    def build(database_url: str, gateway_port: int, clock, **overrides):
+        container = make_container(make_settings(database_url, gateway_port, **overrides), clock)
+        built.append(container)
+        return container
+
+    yield build
+    for container in built:
+        await container.ib_connection().close()

@@ -98,3 +98,20 @@ class CacheMissInDebugMode(MarketDataError):
             f"DEBUG_MODE: {symbol} {data_type} is not fully cached; missing {shown}{more}. "
             f"Fill it with: {self.populate_command}"
         )
+
+
+class NotCached(MarketDataError):
+    """The cache holds no bars for what was asked; reading the cache never falls back to IBKR."""
+
+    code = "not_cached"
+
+    def __init__(self, symbol: str, exchange: str, data_type: str, days_back: int) -> None:
+        self.symbol, self.exchange, self.data_type = symbol, exchange, data_type
+        self.populate_command = (
+            f"make populate-cache SYMBOLS={symbol} EXCHANGE={exchange} "
+            f"DATA_TYPES={data_type} DAYS_BACK={days_back}"
+        )
+        super().__init__(
+            f"{symbol} {data_type} on {exchange} is not cached for the range asked; "
+            f"populate with: {self.populate_command}"
+        )

@@ -291,9 +291,19 @@ class IBKRClient:
         if not raw:
             # The real gateway answers 162 when there is nothing; an empty list is not an answer.
             raise self._timeout(f"{contract.symbol} {bar_size} bars (empty answer)")
-        bars = self._to_bars(raw, exchange, bar_size, plan, fetched_at)
+        sessions = market_calendar.sessions_between(
+            exchange, plan.start - timedelta(days=1), plan.end + timedelta(days=1)
+        )
+        bars = self._to_bars(raw, bar_size, plan, sessions, fetched_at)
         returned = {bar.timestamp for bar in bars}
-        absent = [stamp for stamp in plan.expected if stamp not in returned]
+        # Only a closed session's missing bars are settled; a forming session may still get them.
+        absent = [
+            stamp
+            for stamp in plan.expected
+            if stamp not in returned
+            and (close := _session_close(stamp, bar_size, sessions)) is not None
+            and close <= fetched_at
+        ]
         return FetchedChunk(
             plan=plan,
             bars=bars,
@@ -338,12 +348,13 @@ class IBKRClient:
         raise InvalidHistoricalRequest(f"IBKR error {exc.code}: {exc.message}")
 
     def _to_bars(
-        self, raw, exchange: str, bar_size: BarSize, plan: ChunkPlan, fetched_at: datetime
+        self,
+        raw,
+        bar_size: BarSize,
+        plan: ChunkPlan,
+        sessions: list[market_calendar.Session],
+        fetched_at: datetime,
     ) -> list[Bar]:
-        sessions = market_calendar.sessions_between(
-            exchange, plan.start - timedelta(days=1), plan.end + timedelta(days=1)
-        )
-        closes = {session.day: session.close_at for session in sessions}
         bars: list[Bar] = []
         previous: datetime | None = None
         for item in raw:
@@ -354,8 +365,7 @@ class IBKRClient:
             if not plan.start <= stamp < plan.end:
                 continue
             _check_bar(stamp, item)
-            session_day = stamp.date() if bar_size is BarSize.D1 else _session_day(stamp, sessions)
-            close_at = closes.get(session_day)
+            close_at = _session_close(stamp, bar_size, sessions)
             bars.append(
                 Bar(
                     timestamp=stamp,
@@ -423,10 +433,16 @@ def _check_bar(stamp: datetime, item) -> None:
         raise InvalidBar(f"bar at {stamp.isoformat()} is inconsistent: {', '.join(problems)}")
 
 
-def _session_day(stamp: datetime, sessions: list[market_calendar.Session]) -> date | None:
+def _session_close(
+    stamp: datetime, bar_size: BarSize, sessions: list[market_calendar.Session]
+) -> datetime | None:
+    """Close of the session a bar belongs to; None when the calendar has no such session."""
     for session in sessions:
-        if session.open_at <= stamp < session.close_at:
-            return session.day
+        if bar_size is BarSize.D1:
+            if session.day == stamp.date():
+                return session.close_at
+        elif session.open_at <= stamp < session.close_at:
+            return session.close_at
     return None
 
 

@@ -127,10 +127,7 @@ class IBKRService:
             raise CacheMissInDebugMode(
                 series.symbol, series.exchange, series.data_type, missing, days_back
             )
-        await asyncio.to_thread(self.repository.record_outcome, series, "hit", self.clock())
-        return MarketDataResult(
-            *_ident(series, start, end), cached, DataSource.CACHE, CacheOutcome.HIT, len(cached), 0
-        )
+        return await self._hit(series, start, end, cached)
 
     # -- read-through ---------------------------------------------------------------------------
 
@@ -161,10 +158,7 @@ class IBKRService:
             self._read_and_find_gaps, series, bar_size, start, end, True, force
         )
         if not needed:
-            await asyncio.to_thread(self.repository.record_outcome, series, "hit", self.clock())
-            return MarketDataResult(
-                *_ident(series, start, end), cached, DataSource.CACHE, CacheOutcome.HIT, len(cached), 0
-            )
+            return await self._hit(series, start, end, cached)
         fetched = 0
         failure: GatewayUnavailable | PacingViolation | None = None
         lock = self.repository.series_lock(series)
@@ -174,6 +168,8 @@ class IBKRService:
             cached, needed = await asyncio.to_thread(
                 self._read_and_find_gaps, series, bar_size, start, end, True, force
             )
+            if not needed:
+                return await self._hit(series, start, end, cached)
             try:
                 fetched = await self._fetch_and_store(series, bar_size, needed)
             except (GatewayUnavailable, PacingViolation) as exc:
@@ -202,15 +198,23 @@ class IBKRService:
                 fetched,
                 still_missing,
             )
-        from_cache = len(final) - fetched if fetched <= len(final) else 0
-        if not cached:
-            outcome, source = CacheOutcome.MISS, DataSource.IBKR
+        from_cache = max(0, len(final) - fetched)
+        outcome = CacheOutcome.PARTIAL if cached else CacheOutcome.MISS
+        if fetched == 0:
+            source = DataSource.CACHE
         else:
-            outcome = CacheOutcome.PARTIAL
             source = DataSource.MIXED if from_cache else DataSource.IBKR
         await asyncio.to_thread(self.repository.record_outcome, series, outcome.value, self.clock())
         return MarketDataResult(
             *_ident(series, start, end), final, source, outcome, from_cache, fetched, still_missing
+        )
+
+    async def _hit(
+        self, series: SeriesKey, start: datetime, end: datetime, cached: list[CachedBar]
+    ) -> MarketDataResult:
+        await asyncio.to_thread(self.repository.record_outcome, series, "hit", self.clock())
+        return MarketDataResult(
+            *_ident(series, start, end), cached, DataSource.CACHE, CacheOutcome.HIT, len(cached), 0
         )
 
     async def _fetch_and_store(

@@ -12,7 +12,7 @@ import asyncio
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,12 @@ class PacingLimits:
     per_contract_max: int = 5
     global_window_s: float = 600.0
     global_max: int = 60
-    # Client and gateway clocks see a request at slightly different moments; stay clear of the edge.
-    safety_margin_s: float = 0.05
+    # The gateway stamps a request when it arrives, a little after it was sent, and network delay
+    # varies; staying this far clear of each window's edge absorbs that jitter.
+    safety_margin_s: float = 0.25
+    # ib_insync queues outgoing messages beyond 45 per second, which would make a request leave
+    # later than its slot says; spacing requests this far apart keeps that queue empty.
+    min_interval_s: float = 0.03
 
     def scaled(self, factor: float) -> PacingLimits:
         """The same rules with shorter windows, for a simulator started with the same scale."""
@@ -33,7 +37,8 @@ class PacingLimits:
             per_contract_max=self.per_contract_max,
             global_window_s=self.global_window_s * factor,
             global_max=self.global_max,
-            safety_margin_s=max(0.02, self.safety_margin_s * factor),
+            safety_margin_s=max(0.1, self.safety_margin_s * factor),
+            min_interval_s=self.min_interval_s,
         )
 
 
@@ -43,7 +48,6 @@ class PacingStats:
     waits: int = 0
     waited_s: float = 0.0
     current_wait_s: float = 0.0
-    history: deque[float] = field(default_factory=deque, repr=False)
 
 
 class PacingScheduler:
@@ -67,8 +71,10 @@ class PacingScheduler:
     def _wait_needed(self, contract_key: str, request_key: str, now: float) -> float:
         limits = self.limits
         margin = limits.safety_margin_s
-        self._forget_before(now - max(limits.global_window_s, limits.identical_window_s))
+        self._forget_before(now - max(limits.global_window_s, limits.identical_window_s) - margin)
         waits = [0.0]
+        if self._sent:
+            waits.append(self._sent[-1] + limits.min_interval_s - now)
         last = self._last_identical.get(request_key)
         if last is not None:
             waits.append(last + limits.identical_window_s + margin - now)

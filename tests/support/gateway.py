@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -58,3 +59,10 @@ class RunningSimulator:
 def start_simulator(now: datetime | None = FIXED_NOW, seed: int = 7) -> RunningSimulator:
     gateway = SimulatedGateway(seed=seed, pacing_scale=PACING_SCALE, now=now).start_in_thread()
     return RunningSimulator(gateway)
+
+
+def free_port() -> int:
+    """A loopback port with nothing listening: a gateway that is down."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

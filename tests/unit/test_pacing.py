@@ -54,7 +54,7 @@ async def test_hundred_requests_break_no_rule_and_waste_little_time():
     assert violations(sent, pacer.limits) == []
     # 100 requests at 60 per 10 minutes need one full window of waiting, and not much more.
     elapsed = sent[-1][0] - sent[0][0]
-    assert 600 <= elapsed < 640
+    assert 600 <= elapsed < 650
     assert pacer.stats.requests == 100 and pacer.stats.waits > 0
 
 
@@ -62,7 +62,9 @@ async def test_same_contract_burst_waits_for_the_two_second_window():
     fake = FakeTime()
     pacer = scheduler(fake)
     sent = await send_all(pacer, fake, [("NVDA", f"NVDA|{i}") for i in range(6)])
-    assert [t - sent[0][0] for t, _, _ in sent[:5]] == [0, 0, 0, 0, 0]
+    # Five go out back to back (spaced only to keep ib_insync's send queue empty)...
+    assert sent[4][0] - sent[0][0] < 0.2
+    # ...the sixth waits until the first has left the two-second window.
     assert sent[5][0] - sent[0][0] >= 2.0
     assert violations(sent, pacer.limits) == []
 

@@ -1,0 +1,146 @@
+"""What the cache holds, for the API: pages of cached bars, one symbol's series, clearing by filter."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from backend.models.market_data import BarSize, MarketDataCache
+from backend.models.market_data_api import (
+    DEFAULT_DAYS_BACK,
+    MAX_DAYS_BACK,
+    CachedBarPublic,
+    CachedBarsPublic,
+    SeriesBarPublic,
+    SeriesPublic,
+)
+from backend.repositories.market_data_cache import (
+    BarFilter,
+    CachedBar,
+    MarketDataCacheRepository,
+    SeriesKey,
+)
+from backend.services.errors import NotCached
+
+EARLIEST = datetime.min.replace(tzinfo=UTC)
+LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+def is_expired(is_final: bool, expires_at: datetime, now: datetime) -> bool:
+    """Final bars are settled history and never expire; others expire at expires_at."""
+    return not is_final and expires_at <= now
+
+
+class CacheInventory:
+    """Reads the cache only; it never contacts IBKR."""
+
+    def __init__(
+        self,
+        repository: MarketDataCacheRepository,
+        clock: Callable[[], datetime],
+        default_exchange: str,
+    ) -> None:
+        self.repository = repository
+        self.clock = clock
+        self.default_exchange = default_exchange
+
+    def list_bars(self, bar_filter: BarFilter, limit: int, offset: int) -> CachedBarsPublic:
+        rows, total = self.repository.list_bars(bar_filter, limit, offset)
+        now = self.clock()
+        return CachedBarsPublic(data=[_bar_public(row, now) for row in rows], count=total)
+
+    def delete_bars(self, bar_filter: BarFilter) -> int:
+        return self.repository.delete_bars(bar_filter)
+
+    def series(
+        self,
+        symbol: str,
+        data_type: BarSize,
+        exchange: str | None,
+        date_from: datetime | None,
+        date_to: datetime | None,
+    ) -> SeriesPublic:
+        """One series in time order; raise NotCached, with the command that fills it, if empty.
+
+        Without an exchange, CACHE_EXCHANGE is tried first, then any exchange the symbol is
+        cached for (a symbol refreshed with exchange=NYSE is still found).
+        """
+        start = date_from or EARLIEST
+        end = _exclusive_end(date_to) if date_to else LATEST
+        chosen = exchange or self.default_exchange
+        bars = self.repository.read_bars(SeriesKey(symbol, chosen, data_type.value), start, end)
+        if not bars and exchange is None:
+            for other in self.repository.cached_exchanges(symbol, data_type.value):
+                if other == chosen:
+                    continue
+                bars = self.repository.read_bars(
+                    SeriesKey(symbol, other, data_type.value), start, end
+                )
+                if bars:
+                    chosen = other
+                    break
+        if not bars:
+            raise NotCached(symbol, chosen, data_type.value, self._days_back(data_type, date_from))
+        return _series_public(symbol, chosen, data_type, bars, self.clock())
+
+    def _days_back(self, data_type: BarSize, date_from: datetime | None) -> int:
+        if date_from is None:
+            return DEFAULT_DAYS_BACK[data_type]
+        days = (self.clock() - date_from).days + 1
+        return min(max(days, 1), MAX_DAYS_BACK)
+
+
+def _exclusive_end(date_to: datetime) -> datetime:
+    # date_to is inclusive; the repository reads [start, end).
+    try:
+        return date_to + timedelta(microseconds=1)
+    except OverflowError:
+        return date_to
+
+
+def _bar_public(row: MarketDataCache, now: datetime) -> CachedBarPublic:
+    assert row.id is not None
+    return CachedBarPublic(
+        id=row.id,
+        symbol=row.symbol,
+        exchange=row.exchange,
+        data_type=BarSize(row.data_type),
+        timestamp=row.timestamp,
+        ohlcv_data=row.ohlcv_data,
+        indicators=row.indicators,
+        metadata=row.meta,
+        fetched_at=row.fetched_at,
+        expires_at=row.expires_at,
+        expired=is_expired(bool(row.meta.get("is_final")), row.expires_at, now),
+    )
+
+
+def _series_public(
+    symbol: str, exchange: str, data_type: BarSize, bars: list[CachedBar], now: datetime
+) -> SeriesPublic:
+    fetched = [bar.fetched_at for bar in bars]
+    return SeriesPublic(
+        symbol=symbol,
+        exchange=exchange,
+        data_type=data_type,
+        count=len(bars),
+        first=bars[0].timestamp,
+        last=bars[-1].timestamp,
+        fetched_from=min(fetched),
+        fetched_to=max(fetched),
+        expired=any(is_expired(bool(bar.is_final), bar.expires_at, now) for bar in bars),
+        bars=[
+            SeriesBarPublic(
+                timestamp=bar.timestamp,
+                open=bar.open,
+                high=bar.high,
+                low=bar.low,
+                close=bar.close,
+                volume=bar.volume,
+                wap=bar.wap,
+                bar_count=bar.bar_count,
+                is_final=bool(bar.is_final),
+            )
+            for bar in bars
+        ],
+    )

@@ -1,0 +1,78 @@
+"""Cache figures for the UI: per-series contents merged with lookup counts, and hit rates."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from backend.models.market_data import BarSize, CacheSeriesStats
+from backend.models.market_data_api import CacheStatsPublic, SeriesStatsPublic
+from backend.repositories.market_data_cache import MarketDataCacheRepository
+
+SeriesId = tuple[str, str, str]
+
+
+def hit_rate(hits: int, misses: int, partial_hits: int, stale_serves: int) -> float | None:
+    """Share of lookups answered (at least in part) from fresh cached bars; None without lookups.
+
+    A stale serve counts as a lookup but not as a hit: the gateway failed and the caller got bars
+    the cache itself considered out of date.
+    """
+    lookups = hits + misses + partial_hits + stale_serves
+    return None if lookups == 0 else (hits + partial_hits) / lookups
+
+
+class CacheStatsService:
+    def __init__(
+        self, repository: MarketDataCacheRepository, clock: Callable[[], datetime]
+    ) -> None:
+        self.repository = repository
+        self.clock = clock
+
+    def stats(self) -> CacheStatsPublic:
+        """Every series that has bars or lookup counts (or both), ordered by symbol and bar size."""
+        summaries = {
+            (row["symbol"], row["exchange"], row["data_type"]): row
+            for row in self.repository.series_summaries(self.clock())
+        }
+        counters = {
+            (row.symbol, row.exchange, row.data_type): row for row in self.repository.all_stats()
+        }
+        series = [
+            _series(key, summaries.get(key), counters.get(key))
+            for key in sorted(summaries.keys() | counters.keys(), key=lambda k: (k[0], k[2], k[1]))
+        ]
+        totals = {
+            name: sum(getattr(row, name) for row in series)
+            for name in ("hits", "misses", "partial_hits", "stale_serves")
+        }
+        return CacheStatsPublic(**totals, hit_rate=hit_rate(**totals), series=series)
+
+
+def _series(
+    key: SeriesId, summary: dict | None, counter: CacheSeriesStats | None
+) -> SeriesStatsPublic:
+    symbol, exchange, data_type = key
+    hits = counter.hits if counter else 0
+    misses = counter.misses if counter else 0
+    partial_hits = counter.partial_hits if counter else 0
+    stale_serves = counter.stale_serves if counter else 0
+    expired_count = summary["expired_count"] if summary else 0
+    return SeriesStatsPublic(
+        symbol=symbol,
+        exchange=exchange,
+        data_type=BarSize(data_type),
+        bar_count=summary["bar_count"] if summary else 0,
+        first=summary["first"] if summary else None,
+        last=summary["last"] if summary else None,
+        last_updated=summary["last_updated"] if summary else None,
+        expired=expired_count > 0,
+        expired_count=expired_count,
+        hits=hits,
+        misses=misses,
+        partial_hits=partial_hits,
+        stale_serves=stale_serves,
+        hit_rate=hit_rate(hits, misses, partial_hits, stale_serves),
+        last_hit_at=counter.last_hit_at if counter else None,
+        last_refresh_at=counter.last_refresh_at if counter else None,
+    )

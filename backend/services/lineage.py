@@ -1,0 +1,52 @@
+"""Lineage of one data input: where its bars came from, and a checksum to compare runs by."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from backend.repositories.market_data_cache import CachedBar
+from backend.services.ibkr_service import MarketDataResult
+
+
+def bars_checksum(bars: Sequence[CachedBar]) -> str:
+    """sha256 (hex) of the bars as used: [timestamp ISO UTC, open, high, low, close, volume] each.
+
+    Only what a strategy sees goes in, never fetched_at or expiry, so the same bars give the same
+    checksum whether they came from IBKR or the cache, on SQLite or PostgreSQL.
+    """
+    canonical = json.dumps(
+        [
+            [
+                bar.timestamp.astimezone(UTC).isoformat(),
+                float(bar.open),
+                float(bar.high),
+                float(bar.low),
+                float(bar.close),
+                float(bar.volume),
+            ]
+            for bar in bars
+        ],
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def lineage_metadata(result: MarketDataResult, debug_mode: bool) -> dict[str, Any]:
+    fetched_min, fetched_max = result.fetched_at_range
+    return {
+        "data_source": result.source.value,
+        "debug_mode": debug_mode,
+        "cache_hit": result.outcome.value,
+        "bar_count": len(result.bars),
+        "fetched_at_min": _iso(fetched_min),
+        "fetched_at_max": _iso(fetched_max),
+        "checksum": bars_checksum(result.bars),
+    }
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,243 @@
+"""get_or_fetch_market_data on real databases, with the real client against the simulator."""
+
+import asyncio
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from backend.core.db import Database
+from backend.models import BarSize, MarketDataCache
+from backend.services import market_calendar
+from backend.services.errors import CacheMissInDebugMode, GatewayUnavailable
+from backend.services.ibkr_service import CacheOutcome, DataSource
+from tests.support.gateway import FIXED_NOW, FakeClock, free_port
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+YEAR_AGO = FIXED_NOW - timedelta(days=365)
+
+
+def bar_rows(database_url: str, symbol: str | None = None) -> int:
+    database = Database(database_url)
+    with database.session() as session:
+        statement = select(func.count()).select_from(MarketDataCache)
+        if symbol:
+            statement = statement.where(MarketDataCache.symbol == symbol)
+        count = session.execute(statement).scalar_one()
+    database.dispose()
+    return count
+
+
+def distinct_bars(database_url: str) -> int:
+    database = Database(database_url)
+    with database.session() as session:
+        keys = session.execute(
+            select(
+                MarketDataCache.symbol, MarketDataCache.exchange, MarketDataCache.data_type,
+                MarketDataCache.timestamp,
+            ).distinct()
+        ).all()
+    database.dispose()
+    return len(keys)
+
+
+async def test_populating_nvda_and_tsla_stores_exactly_the_calendar_bars(
+    migrated_database_url, sim, build_container
+):
+    container = build_container(migrated_database_url, sim.port, FakeClock())
+    service = container.market_data_service()
+    expected = market_calendar.expected_bar_timestamps("NASDAQ", BarSize.D1, YEAR_AGO, FIXED_NOW)
+    for _ in range(2):
+        for symbol in ("NVDA", "TSLA"):
+            result = await service.get_or_fetch_market_data(
+                symbol, "NASDAQ", "1d", YEAR_AGO, FIXED_NOW
+            )
+            assert [bar.timestamp for bar in result.bars] == expected
+    assert bar_rows(migrated_database_url, "NVDA") == len(expected) == 250
+    assert bar_rows(migrated_database_url, "TSLA") == len(expected)
+    assert distinct_bars(migrated_database_url) == 2 * len(expected)
+    # The second round was served from the cache: one request per symbol in all.
+    assert sim.stats()["historical_requests"] == 2
+
+
+async def test_hit_makes_no_gateway_request(sqlite_url, sim, build_container):
+    from tests.support.migrations import migrate_to_head
+
+    migrate_to_head(sqlite_url)
+    service = build_container(sqlite_url, sim.port, FakeClock()).market_data_service()
+    first = await service.get_or_fetch_market_data("AAPL", "NASDAQ", "1h", YEAR_AGO, FIXED_NOW)
+    assert (first.source, first.outcome) == (DataSource.IBKR, CacheOutcome.MISS)
+    before = sim.stats()["historical_requests"]
+    second = await service.get_or_fetch_market_data("AAPL", "NASDAQ", "1h", YEAR_AGO, FIXED_NOW)
+    assert (second.source, second.outcome) == (DataSource.CACHE, CacheOutcome.HIT)
+    assert second.bars == first.bars
+    assert second.bars_fetched == 0 and second.missing == []
+    assert sim.stats()["historical_requests"] == before
+
+
+async def test_partial_hit_fetches_only_the_gap(migrated_database_url, sim, build_container):
+    service = build_container(migrated_database_url, sim.port, FakeClock()).market_data_service()
+    start = datetime(2025, 11, 17, tzinfo=UTC)
+    middle = datetime(2025, 11, 24, tzinfo=UTC)
+    await service.get_or_fetch_market_data("MSFT", "NASDAQ", "1m", start, middle)
+    sim.reset()
+    result = await service.get_or_fetch_market_data("MSFT", "NASDAQ", "1m", start, FIXED_NOW)
+    gap = market_calendar.expected_bar_timestamps("NASDAQ", BarSize.M1, middle, FIXED_NOW)
+    assert result.outcome is CacheOutcome.PARTIAL and result.source is DataSource.MIXED
+    assert result.bars_fetched == len(gap) == 4 * 390 + 210
+    assert result.bars_from_cache == 5 * 390
+    # One request per gap session (24, 25, 26, 28 Nov and 1 Dec), none for the cached week.
+    assert sim.stats()["historical_requests"] == 5
+
+
+async def test_expired_bars_are_fetched_again_and_final_bars_are_kept(
+    migrated_database_url, sim, build_container
+):
+    # Mid-session on 2025-12-01: that day's daily bar is still forming when fetched.
+    clock = FakeClock(datetime(2025, 12, 1, 18, 0, tzinfo=UTC))
+    service = build_container(migrated_database_url, sim.port, clock).market_data_service()
+    start, end = datetime(2025, 11, 24, tzinfo=UTC), datetime(2025, 12, 2, tzinfo=UTC)
+    first = await service.get_or_fetch_market_data("TSLA", "NASDAQ", "1d", start, end)
+    assert [bar.is_final for bar in first.bars] == [True, True, True, True, False]
+
+    clock.advance(hours=23)  # within the 24 h TTL: nothing is fetched
+    sim.reset()
+    within_ttl = await service.get_or_fetch_market_data("TSLA", "NASDAQ", "1d", start, end)
+    assert within_ttl.outcome is CacheOutcome.HIT
+    assert sim.stats()["historical_requests"] == 0
+
+    clock.advance(hours=2)  # past the TTL: the forming bar is fetched again, the final ones are not
+    refreshed = await service.get_or_fetch_market_data("TSLA", "NASDAQ", "1d", start, end)
+    assert (refreshed.outcome, refreshed.source) == (CacheOutcome.PARTIAL, DataSource.MIXED)
+    assert (refreshed.bars_fetched, refreshed.bars_from_cache) == (1, 4)
+    assert sim.stats()["historical_requests"] == 1
+    last = refreshed.bars[-1]
+    assert last.timestamp == datetime(2025, 12, 1, tzinfo=UTC)
+    assert (last.is_final, last.fetched_at) == (True, clock.now)
+    assert last.expires_at == clock.now + timedelta(hours=24)
+    assert bar_rows(migrated_database_url, "TSLA") == 5
+
+    clock.advance(hours=48)  # final bars are settled history: past their TTL, still a hit
+    assert (await service.get_or_fetch_market_data("TSLA", "NASDAQ", "1d", start, end)).outcome is CacheOutcome.HIT
+    assert sim.stats()["historical_requests"] == 1
+
+
+async def test_debug_mode_hit_and_miss_never_connect(migrated_database_url, sim, build_container):
+    live = build_container(migrated_database_url, sim.port, FakeClock())
+    await live.market_data_service().get_or_fetch_market_data(
+        "NVDA", "NASDAQ", "1d", YEAR_AGO, FIXED_NOW
+    )
+    live.ib_connection().ib.disconnect()
+    sim.reset()
+
+    debug_clock = FakeClock(FIXED_NOW + timedelta(days=30))  # expiry is ignored in debug mode
+    debug = build_container(migrated_database_url, sim.port, debug_clock, DEBUG_MODE=True)
+    service = debug.market_data_service()
+    assert service.client is None
+    hit = await service.get_or_fetch_market_data("NVDA", "NASDAQ", "1d", YEAR_AGO, FIXED_NOW)
+    assert (hit.source, hit.outcome, len(hit.bars)) == (DataSource.CACHE, CacheOutcome.HIT, 250)
+
+    with pytest.raises(CacheMissInDebugMode) as raised:
+        await service.get_or_fetch_market_data("TSLA", "NASDAQ", "1h", YEAR_AGO, FIXED_NOW)
+    message = str(raised.value)
+    assert "TSLA" in message and "1h" in message
+    assert raised.value.missing[0][0] >= YEAR_AGO
+    assert "make populate-cache SYMBOLS=TSLA EXCHANGE=NASDAQ DATA_TYPES=1h" in message
+    assert sim.stats()["connections_total"] == 0
+
+
+async def test_cache_disabled_fetches_live_and_stores_nothing(
+    migrated_database_url, sim, build_container
+):
+    service = build_container(
+        migrated_database_url, sim.port, FakeClock(), CACHE_ENABLED=False
+    ).market_data_service()
+    for _ in range(2):
+        result = await service.get_or_fetch_market_data("AMD", "NASDAQ", "1d", YEAR_AGO, FIXED_NOW)
+        assert (result.source, result.outcome, len(result.bars)) == (
+            DataSource.IBKR, CacheOutcome.BYPASS, 250,
+        )
+    assert sim.stats()["historical_requests"] == 2
+    assert bar_rows(migrated_database_url) == 0
+
+
+async def test_stale_if_error_serves_expired_cache_and_raises_when_nothing_cached(
+    migrated_database_url, sim, build_container
+):
+    clock = FakeClock(datetime(2025, 12, 1, 18, 0, tzinfo=UTC))
+    start = datetime(2025, 11, 3, tzinfo=UTC)
+    live = build_container(migrated_database_url, sim.port, clock)
+    await live.market_data_service().get_or_fetch_market_data("INTC", "NASDAQ", "1d", start, clock.now)
+    clock.advance(hours=30)
+
+    down = build_container(migrated_database_url, free_port(), clock).market_data_service()
+    stale = await down.get_or_fetch_market_data("INTC", "NASDAQ", "1d", start, clock.now)
+    assert (stale.source, stale.outcome) == (DataSource.STALE_CACHE, CacheOutcome.STALE)
+    assert stale.bars[-1].timestamp == datetime(2025, 12, 1, tzinfo=UTC)
+    assert stale.missing  # 2025-12-02 could not be fetched and is reported, not hidden
+
+    with pytest.raises(GatewayUnavailable, match="connection refused"):
+        await down.get_or_fetch_market_data("CSCO", "NASDAQ", "1d", start, clock.now)
+
+
+async def test_twenty_concurrent_calls_share_one_fetch(migrated_database_url, sim, build_container):
+    service = build_container(migrated_database_url, sim.port, FakeClock()).market_data_service()
+    results = await asyncio.gather(
+        *(
+            service.get_or_fetch_market_data("GOOGL", "NASDAQ", "1d", YEAR_AGO, FIXED_NOW)
+            for _ in range(20)
+        )
+    )
+    assert sim.stats()["historical_requests"] == 1
+    assert all(len(result.bars) == 250 for result in results)
+    assert {tuple(result.bars) for result in results} == {tuple(results[0].bars)}
+
+
+async def test_confirmed_empty_range_is_not_requested_again(
+    migrated_database_url, sim, build_container
+):
+    service = build_container(migrated_database_url, sim.port, FakeClock()).market_data_service()
+    start = datetime(2024, 1, 2, tzinfo=UTC)  # ALAB listed on 2024-03-20
+    first = await service.get_or_fetch_market_data("ALAB", "NASDAQ", "1d", start, datetime(2024, 6, 1, tzinfo=UTC))
+    assert first.bars[0].timestamp == datetime(2024, 3, 20, tzinfo=UTC)
+    assert first.missing == []
+    sim.reset()
+    again = await service.get_or_fetch_market_data("ALAB", "NASDAQ", "1d", start, datetime(2024, 6, 1, tzinfo=UTC))
+    assert again.outcome is CacheOutcome.HIT
+    assert sim.stats()["historical_requests"] == 0
+
+
+async def test_statistics_survive_a_restart(migrated_database_url, sim, build_container):
+    service = build_container(migrated_database_url, sim.port, FakeClock()).market_data_service()
+    for _ in range(3):
+        await service.get_or_fetch_market_data("KO", "NYSE", "1d", YEAR_AGO, FIXED_NOW)
+    restarted = build_container(migrated_database_url, sim.port, FakeClock())
+    stats = {
+        (row.symbol, row.data_type): row for row in restarted.market_data_repository().all_stats()
+    }
+    ko = stats[("KO", "1d")]
+    assert (ko.misses, ko.hits, ko.partial_hits, ko.stale_serves) == (1, 2, 0, 0)
+    assert ko.last_hit_at == FIXED_NOW and ko.last_refresh_at == FIXED_NOW
+
+
+def test_two_processes_populating_one_series_on_postgresql(postgres_url, sim):
+    from tests.support.migrations import migrate_to_head
+
+    migrate_to_head(postgres_url)
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    command = [sys.executable, "-m", "tests.support.populate_worker", postgres_url, str(sim.port)]
+    workers = [
+        subprocess.Popen(command + [str(9000 + n)], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for n in range(2)
+    ]
+    outputs = [worker.communicate(timeout=120) for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0], outputs
+    expected = len(market_calendar.expected_bar_timestamps("NASDAQ", BarSize.M5, YEAR_AGO, FIXED_NOW))
+    assert bar_rows(postgres_url, "JPM") == distinct_bars(postgres_url) == expected
+    # The advisory lock made the second process wait and then read what the first stored.
+    outcomes = sorted(output[0].strip() for output in outputs)
+    assert outcomes == ["hit", "miss"]
