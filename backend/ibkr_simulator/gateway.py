@@ -10,12 +10,12 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .bars import PriceModel
 from .connection import ClientConnection
 from .control import ControlServer
 from .faults import Fault, FaultBoard
 from .instruments import Instrument, load_instruments
 from .pacing import PacingGuard
+from .price_model import PriceModel
 from .sessions import EXCHANGE_TZ, session_table
 from .stats import Stats
 

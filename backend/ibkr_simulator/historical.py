@@ -22,9 +22,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .bars import BarArrays, PriceModel
+from .bars import BarArrays
 from .ibtime import InvalidDateTime, parse_end_datetime
 from .instruments import ContractQuery, Instrument
+from .price_model import PriceModel
 
 DAY_SECONDS = 86_400
 MAX_SECONDS_DURATION = 86_400

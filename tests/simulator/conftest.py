@@ -17,6 +17,8 @@ from backend.ibkr_simulator import SimulatedGateway
 # Monday 2025-12-01, after the close: the default clock of the shared gateway.
 FIXED_NOW = dt.datetime(2025, 12, 1, 21, 0, tzinfo=dt.UTC)
 HOST = "127.0.0.1"
+PACING_TEXT = (
+    "Historical Market Data Service error message:Historical data request pacing violation")
 
 _client_ids = itertools.count(100)
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import struct
 
 import pytest
-from ib_insync import IB
+from ib_insync import IB, Stock
+
+from backend.ibkr_simulator import SimulatedGateway
 
 from .conftest import FIXED_NOW, HOST, connect, control, next_client_id
 
@@ -117,3 +120,45 @@ async def test_wire_level_handshake_and_start_api(gateway):
         assert farm[:4] == ["4", "2", "-1", "2104"] and farm[5] == "" and len(farm) == 6
     finally:
         writer.close()
+
+
+async def test_garbage_before_the_handshake_only_drops_that_socket(gateway):
+    reader, writer = await asyncio.open_connection(HOST, gateway.port)
+    writer.write(b"GET / HTTP/1.1\r\n\r\n")
+    assert await asyncio.wait_for(reader.read(), 5) == b""  # closed without an answer
+    writer.close()
+    client = await connect(gateway)
+    assert await client.reqCurrentTimeAsync() == FIXED_NOW
+    client.disconnect()
+
+
+async def test_gateway_runs_inside_the_callers_loop():
+    gw = SimulatedGateway(now=FIXED_NOW, pacing_scale=0)
+    await gw.start()
+    try:
+        client = await connect(gw)
+        assert await client.reqCurrentTimeAsync() == FIXED_NOW
+        assert gw.stats_json()["connections_open"] == 1
+        client.disconnect()
+    finally:
+        await gw.stop()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.open_connection(HOST, gw.port)
+
+
+async def test_custom_instrument_file(tmp_path):
+    listing = [{
+        "symbol": "SIMU", "con_id": 9000001, "primary_exchange": "NYSE",
+        "head_timestamp": "2020-01-02T14:30:00Z", "start_price": 50.0,
+    }]
+    path = tmp_path / "instruments.json"
+    path.write_text(json.dumps(listing))
+    gw = SimulatedGateway(now=FIXED_NOW, instruments=path, control_port=None).start_in_thread()
+    try:
+        client = await connect(gw)
+        [simu] = await client.qualifyContractsAsync(Stock("SIMU", "SMART", "USD"))
+        assert (simu.conId, simu.primaryExchange) == (9000001, "NYSE")
+        assert await client.qualifyContractsAsync(Stock("NVDA", "SMART", "USD")) == []
+        client.disconnect()
+    finally:
+        gw.stop()

@@ -1,0 +1,136 @@
+"""Seeded synthetic prices: a daily walk per symbol and the 1-minute bars of each session."""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from .bars import BarArrays
+from .instruments import Instrument
+from .sessions import EXCHANGE_TZ, SessionTable
+
+TRADING_DAYS_PER_YEAR = 252
+DRIFT_PER_YEAR = 0.06
+# Pulls the walk back towards its drift line so that decades of history keep plausible prices.
+MEAN_REVERSION = 0.998
+EXTENDED_HOURS_ACTIVITY = 0.15
+EXTENDED_HOURS_VOLUME_SHARE = 0.04
+# 04:00-20:00 ET, the longest extended session; shorter sessions are padded to it.
+MINUTES_PER_GRID_ROW = 16 * 60
+
+
+@dataclass(frozen=True)
+class DailyWalk:
+    first_session: int  # index of the session holding the head timestamp
+    log_close: np.ndarray  # log close of every session from first_session on
+
+
+@dataclass
+class MinuteGrid:
+    """1-minute bars of several sessions as (sessions x MINUTES_PER_GRID_ROW) arrays."""
+
+    indexes: np.ndarray
+    length: np.ndarray  # minutes actually in each session; columns past it are padding
+    start: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+    wap: np.ndarray
+    count: np.ndarray
+
+    def row(self, r: int) -> BarArrays:
+        n = int(self.length[r])
+        return BarArrays(self.start[r, :n], self.open[r, :n], self.high[r, :n], self.low[r, :n],
+                         self.close[r, :n], self.volume[r, :n], self.wap[r, :n],
+                         self.count[r, :n])
+
+
+def daily_walk(seed: int, instrument: Instrument, sessions: SessionTable) -> DailyWalk:
+    """Session closes from the head timestamp on: drift plus a mean-reverting random walk."""
+    head_day = instrument.head_timestamp.astimezone(EXCHANGE_TZ).date()
+    first = sessions.first_on_or_after(head_day)
+    count = max(len(sessions) - first, 0)
+    rng = np.random.default_rng([seed, symbol_key(instrument.symbol), 0])
+    daily_sigma = instrument.annual_volatility / math.sqrt(TRADING_DAYS_PER_YEAR)
+    shocks = (rng.standard_normal(count) * daily_sigma).tolist()
+    deviation = np.empty(count)
+    level = 0.0
+    for k, shock in enumerate(shocks):
+        level = MEAN_REVERSION * level + shock
+        deviation[k] = level
+    years = (sessions.ordinals[first:] - sessions.ordinals[first]) / 365.25
+    log_close = math.log(instrument.start_price) + DRIFT_PER_YEAR * years + deviation
+    return DailyWalk(first, log_close)
+
+
+def minute_grid(seed: int, instrument: Instrument, sessions: SessionTable, walk: DailyWalk,
+                indexes: np.ndarray) -> MinuteGrid:
+    """The 1-minute bars (extended hours included) of the sessions at `indexes`."""
+    k = indexes - walk.first_session
+    log_to = walk.log_close[k]
+    log_from = np.where(k > 0, walk.log_close[np.maximum(k - 1, 0)],
+                        math.log(instrument.start_price))[:, None]
+
+    width = MINUTES_PER_GRID_ROW
+    ext_open = sessions.ext_open[indexes][:, None]
+    regular_open = sessions.open[indexes][:, None]
+    regular_close = sessions.close[indexes][:, None]
+    length = np.minimum((sessions.ext_close[indexes] - sessions.ext_open[indexes]) // 60, width)
+    start = ext_open + 60 * np.arange(width, dtype=np.int64)
+    valid = np.arange(width) < length[:, None]
+    regular = valid & (start >= regular_open) & (start < regular_close)
+    regular_minutes = np.maximum(regular.sum(axis=1), 1)[:, None]
+
+    # Busier and more volatile right after the open and before the close.
+    since_open = np.clip((start - regular_open) / 60.0, 0, regular_minutes)
+    u_shape = 1 + 1.5 * np.exp(-since_open / 25) + 0.8 * np.exp(
+        -(regular_minutes - since_open) / 25)
+    activity = np.where(regular, u_shape, EXTENDED_HOURS_ACTIVITY)
+
+    # Each session draws from its own generator, so a minute never depends on which other
+    # sessions were generated alongside it.
+    key = symbol_key(instrument.symbol)
+    noise = np.stack([
+        np.random.default_rng([seed, key, int(ordinal), 1]).standard_normal((4, width))
+        for ordinal in sessions.ordinals[indexes]
+    ], axis=1)
+    daily_sigma = instrument.annual_volatility / math.sqrt(TRADING_DAYS_PER_YEAR)
+    sigma = daily_sigma / np.sqrt(regular_minutes) * activity * valid
+
+    # A Brownian bridge from the previous close to this session's close on the daily walk.
+    path = np.cumsum(noise[0] * sigma, axis=1)
+    path_end = path[np.arange(len(indexes)), length - 1][:, None]
+    frac = np.arange(1, width + 1) / length[:, None]
+    log_path = log_from + frac * (log_to[:, None] - log_from) + path - frac * path_end
+
+    close = np.maximum(np.round(np.exp(log_path), 2), 0.01)
+    first_open = np.maximum(np.round(np.exp(log_from), 2), 0.01)
+    open_ = np.concatenate([first_open, close[:, :-1]], axis=1)
+    top, bottom = np.maximum(open_, close), np.minimum(open_, close)
+    wick = sigma * 0.6
+    high = np.maximum(np.round(top * np.exp(np.abs(noise[1]) * wick), 2), top)
+    low = np.maximum(np.minimum(np.round(bottom * np.exp(-np.abs(noise[2]) * wick), 2), bottom),
+                     0.01)
+
+    extended_minutes = np.maximum(length[:, None] - regular_minutes, 1)
+    u_mean = (u_shape * regular).sum(axis=1)[:, None] / regular_minutes
+    mean_volume = np.where(
+        regular,
+        instrument.avg_daily_volume / regular_minutes * u_shape / u_mean,
+        instrument.avg_daily_volume * EXTENDED_HOURS_VOLUME_SHARE / extended_minutes,
+    )
+    volume = np.maximum(np.rint(mean_volume * np.exp(0.4 * noise[3])), 1).astype(np.int64)
+    trade_size = 110 * np.exp(0.25 * noise[1])
+    count = np.maximum(np.rint(volume / trade_size), 1).astype(np.int64)
+    wap = np.clip(np.round((open_ + high + low + close) / 4, 4), low, high)
+    return MinuteGrid(indexes, length, start, open_, high, low, close, volume, wap, count)
+
+
+def symbol_key(symbol: str) -> int:
+    # Python's hash() is salted per process; a CRC keeps prices stable across runs.
+    return zlib.crc32(symbol.encode())

@@ -1,0 +1,111 @@
+"""IBKR's pacing rules: the guard on a fake clock, then end to end with the real client."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+from ib_insync import RequestError, Stock
+
+from backend.ibkr_simulator import SimulatedGateway
+from backend.ibkr_simulator.pacing import PacingGuard
+
+from .conftest import FIXED_NOW, PACING_TEXT, connect, control
+
+SCALE = 0.1  # identical 1.5 s, burst 0.2 s, overall 60 s
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_identical_request_within_15_seconds_is_refused():
+    clock = FakeClock()
+    guard = PacingGuard(clock=clock)
+    assert guard.admit("req", "NVDA") is None
+    clock.now += 14.9
+    assert guard.admit("req", "NVDA") == "identical request"
+    clock.now += 0.2  # 15.1 s after the accepted one
+    assert guard.admit("req", "NVDA") is None
+
+
+def test_sixth_request_for_one_contract_within_2_seconds_is_refused():
+    clock = FakeClock()
+    guard = PacingGuard(clock=clock)
+    for n in range(5):
+        assert guard.admit(f"req{n}", "NVDA") is None
+        clock.now += 0.1
+    assert guard.admit("req5", "NVDA") == "burst for one contract"
+    assert guard.admit("req5", "TSLA") is None  # other contracts are unaffected
+    clock.now += 2.0
+    assert guard.admit("req6", "NVDA") is None
+
+
+def test_more_than_60_requests_in_10_minutes_are_refused():
+    clock = FakeClock()
+    guard = PacingGuard(clock=clock)
+    for n in range(60):
+        assert guard.admit(f"req{n}", f"contract{n}") is None
+        clock.now += 5
+    assert guard.admit("one more", "fresh") == "too many requests"
+    clock.now += 600 - 60 * 5 + 5  # the first few requests have left the window
+    assert guard.admit("one more", "fresh") is None
+
+
+def test_scale_shrinks_the_windows_and_zero_disables_pacing():
+    clock = FakeClock()
+    scaled = PacingGuard(scale=0.01, clock=clock)
+    assert scaled.admit("req", "NVDA") is None
+    clock.now += 0.16
+    assert scaled.admit("req", "NVDA") is None
+    off = PacingGuard(scale=0, clock=clock)
+    assert all(off.admit("same", "same") is None for _ in range(100))
+
+
+@pytest.fixture(scope="module")
+def paced():
+    gw = SimulatedGateway(seed=7, pacing_scale=SCALE, now=FIXED_NOW).start_in_thread()
+    yield gw
+    gw.stop()
+
+
+@pytest.fixture
+async def client(paced):
+    control(paced, "POST", "/reset")
+    ib = await connect(paced)
+    ib.RaiseRequestErrors = True
+    yield ib
+    ib.disconnect()
+
+
+def fetch(ib, duration="1 D", symbol="NVDA"):
+    return ib.reqHistoricalDataAsync(Stock(symbol, "SMART", "USD"),
+                                     dt.datetime(2025, 11, 26, 21, tzinfo=dt.UTC), duration,
+                                     "1 hour", "TRADES", True, formatDate=2)
+
+
+async def test_identical_request_twice_is_a_pacing_violation(client, paced):
+    assert len(await fetch(client)) == 7
+    with pytest.raises(RequestError) as error:
+        await fetch(client)
+    assert error.value.code == 162
+    assert error.value.message == PACING_TEXT
+    assert control(paced, "GET", "/stats")[1]["pacing_violations"] == 1
+    # Once the (scaled) 15 s window has passed, the same request is served again.
+    await asyncio.sleep(15 * SCALE + 0.1)
+    assert len(await fetch(client)) == 7
+
+
+async def test_burst_of_six_for_one_contract_gets_one_violation(client, paced):
+    client.RaiseRequestErrors = False
+    codes = []
+    client.errorEvent += lambda req_id, code, text, contract: codes.append((code, text))
+    results = await asyncio.gather(*(fetch(client, f"{n} D") for n in range(1, 7)))
+    assert sorted(len(r) for r in results) == [0, 7, 14, 21, 28, 35]
+    assert codes == [(162, PACING_TEXT)]
+    assert control(paced, "GET", "/stats")[1]["pacing_violations"] == 1
