@@ -19,7 +19,14 @@ def create_db_engine(database_url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+    # A UTC session makes PostgreSQL hand back datetimes already in UTC, so reads need no conversion.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=10,
+        connect_args={"options": "-c timezone=UTC"},
+    )
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

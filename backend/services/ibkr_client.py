@@ -357,12 +357,17 @@ class IBKRClient:
     ) -> list[Bar]:
         bars: list[Bar] = []
         previous: datetime | None = None
+        expected = set(plan.expected)
         for item in raw:
             stamp = _bar_timestamp(item.date)
             if previous is not None and stamp <= previous:
                 raise InvalidBar(f"bars out of order or repeated at {stamp.isoformat()}")
             previous = stamp
             if not plan.start <= stamp < plan.end:
+                continue
+            if stamp not in expected:
+                # The cache holds the calendar's regular-hours bars only; coverage checks rely on it.
+                logger.warning("ignoring bar at {} outside the trading calendar", stamp.isoformat())
                 continue
             _check_bar(stamp, item)
             close_at = _session_close(stamp, bar_size, sessions)

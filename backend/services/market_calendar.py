@@ -88,21 +88,35 @@ def expected_bar_timestamps(
     Intraday bars start at the session open and step by the bar length; the last bar of a short
     session may be shorter (IBKR's hourly bars on a 13:00 early close end with a half-hour bar).
     """
-    timestamps: list[datetime] = []
-    for session in sessions_between(exchange, start, end):
-        if bar_size is BarSize.D1:
-            stamp = daily_bar_timestamp(session.day)
-            if start <= stamp < end:
-                timestamps.append(stamp)
-            continue
+    return [
+        datetime.fromtimestamp(int(second), UTC)
+        for second in _expected_epoch_seconds(exchange, bar_size, start, end)
+    ]
+
+
+def expected_bar_count(exchange: str, bar_size: BarSize, start: datetime, end: datetime) -> int:
+    """len(expected_bar_timestamps(...)) without building a datetime per bar."""
+    return len(_expected_epoch_seconds(exchange, bar_size, start, end))
+
+
+def _expected_epoch_seconds(
+    exchange: str, bar_size: BarSize, start: datetime, end: datetime
+) -> np.ndarray:
+    sessions = sessions_between(exchange, start, end)
+    if bar_size is BarSize.D1:
+        seconds = np.array(
+            [int(daily_bar_timestamp(session.day).timestamp()) for session in sessions],
+            dtype=np.int64,
+        )
+    else:
         step = int(BAR_LENGTH[bar_size].total_seconds())
-        open_s = int(session.open_at.timestamp())
-        close_s = int(session.close_at.timestamp())
-        for second in np.arange(open_s, close_s, step):
-            stamp = datetime.fromtimestamp(int(second), UTC)
-            if start <= stamp < end:
-                timestamps.append(stamp)
-    return timestamps
+        parts = [
+            np.arange(int(s.open_at.timestamp()), int(s.close_at.timestamp()), step, dtype=np.int64)
+            for s in sessions
+        ]
+        seconds = np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
+    start_s, end_s = start.timestamp(), end.timestamp()
+    return seconds[(seconds >= start_s) & (seconds < end_s)]
 
 
 def session_close_for_bar(exchange: str, bar_size: BarSize, bar_start: datetime) -> datetime | None:
