@@ -9,7 +9,7 @@ OPENSPEC_VERSION := 1.13.2
 SIM_PORT ?= 4002
 SIM_CONTROL_PORT ?= 4080
 
-.PHONY: install migrate run sim test test-python test-debug test-live openspec-validate lint bench populate-cache
+.PHONY: install migrate run sim test test-python test-debug test-live test-frontend openspec-validate lint bench populate-cache
 
 install: $(VENV)/.installed
 
@@ -20,22 +20,59 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 	npm install --silent --no-audit --no-fund --prefix $(OPENSPEC_DIR) @fission-ai/openspec@$(OPENSPEC_VERSION)
 	touch $@
 
+install: frontend/node_modules/.package-lock.json
+
+frontend/node_modules/.package-lock.json: frontend/package-lock.json
+	npm ci --silent --no-audit --no-fund --prefix frontend
+	touch $@
+
+# The built UI that the backend serves at /.
+frontend/dist/index.html: frontend/node_modules/.package-lock.json $(shell find frontend/src frontend/index.html frontend/vite.config.ts -type f 2>/dev/null)
+	npm run build --silent --prefix frontend
+
 migrate: install
 	$(PY) -m alembic -c alembic/alembic.ini upgrade head
 
-run: install migrate
-	$(PY) -m uvicorn backend.main:app --host 127.0.0.1 --port 8000
+# The embedded default: SQLite, the simulated gateway, a filled cache, API and UI on :8000.
+run: install migrate frontend/dist/index.html
+	$(PY) scripts/run_local.py
 
 sim: install
 	$(PY) -m backend.ibkr_simulator --host 127.0.0.1 --port $(SIM_PORT) --control-port $(SIM_CONTROL_PORT)
 
-test: install test-python openspec-validate
+test: install test-python test-debug test-live test-frontend openspec-validate
 
-test-python: install
-	$(PY) -m pytest
+# Everything but the workflow tests, which test-debug and test-live run once each.
+test-python: install frontend/dist/index.html
+	$(PY) -m pytest -m "not workflow"
+
+# Strategy workflows with DEBUG_MODE=true on a cache the simulator filled; asserts no gateway contact.
+test-debug: install
+	WORKFLOW_MODE=debug $(PY) -m pytest -m workflow
+
+# Strategy workflows with DEBUG_MODE=false against the simulator, or against a real gateway
+# (paper account, read-only API) with TEST_IB_HOST=... TEST_IB_PORT=...
+test-live: install
+	WORKFLOW_MODE=live $(PY) -m pytest -m workflow
+
+test-frontend: install
+	npm test --silent --prefix frontend
 
 openspec-validate: install
 	$(OPENSPEC) validate --all --strict --no-interactive
 
 lint: install
 	$(VENV)/bin/ruff check backend scripts tests alembic
+
+# Fills the cache from IBKR; SYMBOLS, EXCHANGE, DATA_TYPES and DAYS_BACK override the defaults
+# (CACHE_SYMBOLS, CACHE_EXCHANGE, 1d, 365), e.g. make populate-cache SYMBOLS=NVDA DAYS_BACK=30.
+populate-cache: install migrate
+	$(PY) scripts/populate_market_cache.py \
+		$(if $(SYMBOLS),--symbols $(SYMBOLS)) \
+		$(if $(EXCHANGE),--exchange $(EXCHANGE)) \
+		$(if $(DATA_TYPES),--data-type $(DATA_TYPES)) \
+		$(if $(DAYS_BACK),--days-back $(DAYS_BACK))
+
+# Benchmarks on PostgreSQL (TEST_DATABASE_URL); each prints JSON lines, figure beside baseline.
+bench: install frontend/dist/index.html
+	@for script in scripts/bench_*.py; do $(PY) $$script || exit 1; done

@@ -2,17 +2,21 @@
 
 import asyncio
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.staticfiles import StaticFiles
 from loguru import logger
 
 from backend.api.errors import install_error_handlers
-from backend.api.routes import system
+from backend.api.routes import market_data_cache, strategies, system, workflows
 from backend.config.settings import Settings, load_settings
 from backend.containers import Container, build_container
 from backend.core.logging import configure_logging
 from backend.services.ibkr_service import DataSourcePolicy
+
+FRONTEND_DIST = Path(__file__).resolve().parents[1] / "frontend" / "dist"
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -39,6 +43,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         if policy != DataSourcePolicy.CACHE_ONLY:
             connection.start_keeping_connected()
         yield
+        await container.refresh_jobs().cancel_running()
         await connection.close()
         container.database().dispose()
 
@@ -52,7 +57,19 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     )
     install_error_handlers(app)
     app.include_router(system.router)
+    app.include_router(market_data_cache.router)
+    app.include_router(workflows.router)
+    app.include_router(strategies.router)
+    _serve_frontend(app)
     return app
+
+
+def _serve_frontend(app: FastAPI) -> None:
+    """Serve the built UI at / so one port carries both the API and the UI."""
+    if (FRONTEND_DIST / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=FRONTEND_DIST, html=True), name="frontend")
+    else:
+        logger.info("no built UI at {}; run `npm run build` in frontend/", FRONTEND_DIST)
 
 
 def _module_app() -> FastAPI:

@@ -36,3 +36,6 @@ def configure_logging(level: str = "INFO") -> None:
         std_logger.propagate = False
     # ib_insync logs every wire message at INFO; its warnings and errors are what matter here.
     logging.getLogger("ib_insync").setLevel(logging.WARNING)
+    # Its client logs every refused connection at ERROR; IBConnection reports those once, with
+    # the host, the port and what to check.
+    logging.getLogger("ib_insync.client").setLevel(logging.CRITICAL)
