@@ -1,0 +1,122 @@
+// Typed client of the backend API. URLs are relative: the backend serves this app on the same
+// origin, and the Vite dev server proxies /api to it.
+import { ApiError } from './errors';
+import { getStoredToken } from './token';
+import type {
+  AppConfig,
+  BarFilters,
+  CachedBar,
+  CachedSeries,
+  CacheStats,
+  ExecuteRequest,
+  Execution,
+  ExecutionDetail,
+  Health,
+  Page,
+  RefreshJob,
+  RefreshRequest,
+  Strategy,
+} from './types';
+
+type QueryValue = string | number | boolean | null | undefined;
+
+interface RequestOptions {
+  method?: 'GET' | 'POST' | 'DELETE';
+  query?: Record<string, QueryValue>;
+  body?: unknown;
+  /** Send the stored API token (changing endpoints need it when the backend has one). */
+  authorize?: boolean;
+}
+
+export function buildUrl(path: string, query?: Record<string, QueryValue>): string {
+  const params = new URLSearchParams();
+  for (const [key, value] of Object.entries(query ?? {})) {
+    if (value === undefined || value === null || value === '') continue;
+    params.set(key, String(value));
+  }
+  const search = params.toString();
+  return search ? `${path}?${search}` : path;
+}
+
+async function readJson(response: Response): Promise<unknown> {
+  const text = await response.text();
+  if (!text) return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined; // e.g. an HTML error page from a proxy: the status code says enough
+  }
+}
+
+async function request<T>(path: string, options: RequestOptions = {}): Promise<T> {
+  const headers: Record<string, string> = { Accept: 'application/json' };
+  if (options.body !== undefined) headers['Content-Type'] = 'application/json';
+  if (options.authorize) {
+    const token = getStoredToken();
+    if (token) headers.Authorization = `Bearer ${token}`;
+  }
+
+  let response: Response;
+  try {
+    response = await fetch(buildUrl(path, options.query), {
+      method: options.method ?? 'GET',
+      headers,
+      body: options.body === undefined ? undefined : JSON.stringify(options.body),
+    });
+  } catch {
+    throw new ApiError(0, 'network_error', null);
+  }
+
+  const body = await readJson(response);
+  if (!response.ok) {
+    const errorBody = (body && typeof body === 'object' ? body : {}) as { detail?: unknown; code?: unknown };
+    throw new ApiError(response.status, typeof errorBody.code === 'string' ? errorBody.code : '', errorBody.detail);
+  }
+  return body as T;
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  getConfig: () => request<AppConfig>('/api/config'),
+
+  getHealth: () => request<Health>('/api/health'),
+
+  getCacheStats: () => request<CacheStats>('/api/market-data/cache/stats'),
+
+  listCachedBars: (filters: BarFilters & { limit?: number; offset?: number }) =>
+    request<Page<CachedBar>>('/api/market-data/cache', { query: { ...filters } }),
+
+  getCachedSeries: (symbol: string, filters: Omit<BarFilters, 'symbol'> = {}) =>
+    request<CachedSeries>(`/api/market-data/cache/${enc(symbol)}`, { query: { ...filters } }),
+
+  startRefresh: (body: RefreshRequest) =>
+    request<RefreshJob>('/api/market-data/cache/refresh', {
+      method: 'POST',
+      query: { wait: false },
+      body,
+      authorize: true,
+    }),
+
+  getRefreshJob: (jobId: string) => request<RefreshJob>(`/api/market-data/cache/refresh/${enc(jobId)}`),
+
+  /** Deletes the bars matching the filters; with no filter at all it sends `all=true`. */
+  clearCache: (filters: BarFilters) => {
+    const hasFilter = Object.values(filters).some((value) => value !== undefined && value !== '');
+    return request<{ deleted: number }>('/api/market-data/cache', {
+      method: 'DELETE',
+      query: hasFilter ? { ...filters } : { all: true },
+      authorize: true,
+    });
+  },
+
+  getStrategies: () => request<Strategy[]>('/api/strategies'),
+
+  executeWorkflow: (body: ExecuteRequest) =>
+    request<Execution>('/api/workflows/execute', { method: 'POST', body, authorize: true }),
+
+  listExecutions: (limit: number, offset: number) =>
+    request<Page<Execution>>('/api/workflows/executions', { query: { limit, offset } }),
+
+  getExecution: (id: string | number) => request<ExecutionDetail>(`/api/workflows/executions/${enc(String(id))}`),
+};

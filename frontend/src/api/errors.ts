@@ -1,0 +1,85 @@
+// Turns error responses into sentences a user can act on. Every error body of the API is
+// `{detail: string | object, code: string}`; 422 details are FastAPI's list of field errors.
+
+const LOCATION_PREFIXES = new Set(['body', 'query', 'path', 'header']);
+
+interface FieldError {
+  loc?: unknown[];
+  msg?: string;
+  message?: string;
+}
+
+function describeFieldError(item: unknown): string {
+  if (typeof item === 'string') return item;
+  if (!item || typeof item !== 'object') return String(item);
+  const { loc, msg, message } = item as FieldError;
+  const text = msg ?? message ?? JSON.stringify(item);
+  const path = Array.isArray(loc) ? loc.filter((part, i) => !(i === 0 && LOCATION_PREFIXES.has(String(part)))) : [];
+  const field = path
+    .map((part) => (typeof part === 'number' ? `[${part}]` : String(part)))
+    .join('.')
+    .replace(/\.\[/g, '[');
+  return field ? `${field}: ${text}` : text;
+}
+
+/** The `detail` of an error body in plain words, or '' when it says nothing. */
+export function describeDetail(detail: unknown): string {
+  if (detail === null || detail === undefined) return '';
+  if (typeof detail === 'string') return detail.trim();
+  if (Array.isArray(detail)) return detail.map(describeFieldError).join('; ');
+  if (typeof detail === 'object') {
+    const record = detail as Record<string, unknown>;
+    for (const key of ['message', 'detail', 'msg', 'error']) {
+      if (typeof record[key] === 'string') return (record[key] as string).trim();
+    }
+    return JSON.stringify(detail);
+  }
+  return String(detail);
+}
+
+/** What to say when the body gives no detail. */
+export function describeStatus(status: number): string {
+  switch (status) {
+    case 0:
+      return 'Could not reach the server. Check that the backend is running.';
+    case 401:
+      return 'An API token is required for this action.';
+    case 403:
+      return 'The API token was rejected.';
+    case 404:
+      return 'Not found.';
+    case 409:
+      return 'The request conflicts with the current state.';
+    case 422:
+      return 'The request was not valid.';
+    case 503:
+      return 'The IBKR gateway is unavailable.';
+    default:
+      return status >= 500 ? `The server failed (HTTP ${status}).` : `The request failed (HTTP ${status}).`;
+  }
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  readonly code: string;
+  readonly detail: unknown;
+
+  constructor(status: number, code: string, detail: unknown) {
+    super(describeDetail(detail) || describeStatus(status));
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+  }
+
+  /** True when the token was missing or wrong, so the user should be asked for it again. */
+  get isAuthError(): boolean {
+    return this.status === 401 || this.status === 403;
+  }
+}
+
+/** Plain-words message of anything thrown. */
+export function errorMessage(error: unknown): string {
+  if (error instanceof Error) return error.message;
+  return describeDetail(error) || 'Something went wrong.';
+}

@@ -1,0 +1,192 @@
+import type { ExecutionDetail } from '../api/types';
+import { formatBarTime, formatInteger, formatPrice, formatUtc, shortChecksum } from '../format';
+import { Empty } from './States';
+import { DebugMarker, StatusBadge } from './StatusBadge';
+
+const SOURCE_LABELS: Record<string, string> = {
+  cache: 'cache',
+  ibkr: 'IBKR',
+  mixed: 'cache + IBKR',
+  stale_cache: 'stale cache',
+};
+
+function levelClass(level: string): string {
+  return `log-${level.toLowerCase()}`;
+}
+
+/** One execution: outcome per symbol, signals, logs and where every input bar came from. */
+export function ExecutionDetailView({ execution }: { execution: ExecutionDetail }) {
+  const perSymbol = Object.entries(execution.result?.per_symbol ?? {});
+  const signals = Object.entries(execution.result?.signals ?? {}).flatMap(([symbol, list]) =>
+    list.map((signal) => ({ symbol, ...signal })),
+  );
+  const parameters = Object.entries(execution.parameters ?? {});
+
+  return (
+    <div className="execution-detail">
+      <div className="execution-head">
+        <StatusBadge status={execution.status} testId="execution-status" />
+        {execution.debug_mode && <DebugMarker />}
+        <span>
+          <strong>{execution.strategy}</strong> on {execution.symbols.join(', ')} · {execution.data_type}
+        </span>
+      </div>
+      <dl className="facts">
+        <div>
+          <dt>Started</dt>
+          <dd>{formatUtc(execution.started_at, true)}</dd>
+        </div>
+        <div>
+          <dt>Finished</dt>
+          <dd>{formatUtc(execution.finished_at, true)}</dd>
+        </div>
+        {parameters.map(([name, value]) => (
+          <div key={name}>
+            <dt>{name}</dt>
+            <dd>{typeof value === 'object' ? JSON.stringify(value) : String(value)}</dd>
+          </div>
+        ))}
+      </dl>
+      {execution.error && (
+        <div className="notice notice-error" role="alert">
+          <strong className="notice-title">The run failed</strong>
+          <p className="notice-text">{execution.error}</p>
+        </div>
+      )}
+
+      {perSymbol.length > 0 && (
+        <>
+          <h3 className="section-title">Per symbol</h3>
+          <ul className="per-symbol">
+            {perSymbol.map(([symbol, outcome]) => (
+              <li key={symbol}>
+                <StatusBadge status={outcome.status} /> <strong>{symbol}</strong> {formatInteger(outcome.bars)} bars
+                {outcome.error && <span className="error-text"> — {outcome.error}</span>}
+              </li>
+            ))}
+          </ul>
+        </>
+      )}
+
+      <h3 className="section-title">Signals ({signals.length})</h3>
+      {signals.length === 0 ? (
+        <Empty>No signals.</Empty>
+      ) : (
+        <div className="table-scroll table-short">
+          <table className="data-table">
+            <thead>
+              <tr>
+                <th scope="col">Symbol</th>
+                <th scope="col">Time</th>
+                <th scope="col">Signal</th>
+                <th scope="col" className="num">
+                  Price
+                </th>
+              </tr>
+            </thead>
+            <tbody>
+              {signals.map((signal, index) => (
+                <tr key={`${signal.symbol}-${signal.timestamp}-${index}`}>
+                  <td className="symbol">{signal.symbol}</td>
+                  <td className="nowrap">{formatBarTime(signal.timestamp, execution.data_type)}</td>
+                  <td className={signal.signal === 'buy' ? 'signal-buy' : 'signal-sell'}>{signal.signal}</td>
+                  <td className="num">{formatPrice(signal.price)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+
+      <section data-testid="execution-lineage" aria-labelledby="lineage-title">
+        <h3 id="lineage-title" className="section-title">
+          Data lineage
+        </h3>
+        {execution.lineage.length === 0 ? (
+          <Empty>No lineage was recorded.</Empty>
+        ) : (
+          <div className="table-scroll">
+            <table className="data-table">
+              <caption className="visually-hidden">Where the input bars of each symbol came from</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Step</th>
+                  <th scope="col">Symbol</th>
+                  <th scope="col">Type</th>
+                  <th scope="col">Range</th>
+                  <th scope="col">Data source</th>
+                  <th scope="col">Hit</th>
+                  <th scope="col" className="num">
+                    Bars
+                  </th>
+                  <th scope="col">Checksum</th>
+                  <th scope="col">Fetched</th>
+                </tr>
+              </thead>
+              <tbody>
+                {execution.lineage.map((record, index) => {
+                  const meta = record.metadata ?? ({} as ExecutionDetail['lineage'][number]['metadata']);
+                  return (
+                    <tr key={`${record.step}-${record.symbol}-${index}`} data-testid={`lineage-row-${record.symbol}`}>
+                      <td>{record.step}</td>
+                      <td className="symbol">{record.symbol}</td>
+                      <td>{record.data_type}</td>
+                      <td className="nowrap">
+                        {formatBarTime(record.range_start, record.data_type)} →{' '}
+                        {formatBarTime(record.range_end, record.data_type)}
+                      </td>
+                      <td>
+                        <StatusBadge
+                          status={meta.data_source ?? 'unknown'}
+                          label={SOURCE_LABELS[meta.data_source] ?? meta.data_source ?? '—'}
+                        />
+                        {meta.debug_mode && <span className="muted small"> (debug)</span>}
+                      </td>
+                      <td>
+                        <StatusBadge status={meta.cache_hit ?? 'unknown'} label={meta.cache_hit ?? '—'} />
+                      </td>
+                      <td className="num">{formatInteger(meta.bar_count)}</td>
+                      <td>
+                        <code className="checksum" title={meta.checksum}>
+                          {shortChecksum(meta.checksum)}
+                        </code>
+                      </td>
+                      <td className="nowrap small">
+                        {formatUtc(meta.fetched_at_min)}
+                        {meta.fetched_at_max && meta.fetched_at_max !== meta.fetched_at_min
+                          ? ` – ${formatUtc(meta.fetched_at_max)}`
+                          : ''}
+                      </td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+        )}
+      </section>
+
+      <section data-testid="execution-logs" aria-labelledby="logs-title">
+        <h3 id="logs-title" className="section-title">
+          Logs
+        </h3>
+        {execution.logs.length === 0 ? (
+          <Empty>No log lines.</Empty>
+        ) : (
+          <ol className="logs">
+            {execution.logs.map((log, index) => (
+              <li key={index} className={`log ${levelClass(log.level)}`}>
+                <time className="log-time" dateTime={log.created_at}>
+                  {formatUtc(log.created_at, true)}
+                </time>
+                <span className="log-level">{log.level.toUpperCase()}</span>
+                <span className="log-step">{log.step}</span>
+                <span className="log-message">{log.message}</span>
+              </li>
+            ))}
+          </ol>
+        )}
+      </section>
+    </div>
+  );
+}

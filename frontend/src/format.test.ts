@@ -1,0 +1,40 @@
+import { describe, expect, it } from 'vitest';
+import { formatBarTime, formatPercent, formatUtc, parseSymbols, shortChecksum } from './format';
+
+describe('formatPercent (hit rates)', () => {
+  it('shows a fraction as a percentage with one decimal', () => {
+    expect(formatPercent(0.8532)).toBe('85.3%');
+    expect(formatPercent(1)).toBe('100.0%');
+    expect(formatPercent(0)).toBe('0.0%');
+  });
+
+  it('shows a dash when there were no lookups', () => {
+    expect(formatPercent(null)).toBe('—');
+    expect(formatPercent(undefined)).toBe('—');
+  });
+});
+
+describe('times', () => {
+  it('shows UTC explicitly, whatever the zone of the input', () => {
+    expect(formatUtc('2025-11-28T14:30:00Z')).toBe('2025-11-28 14:30 UTC');
+    expect(formatUtc('2025-11-28T09:30:00-05:00')).toBe('2025-11-28 14:30 UTC');
+    expect(formatUtc('2025-11-28T14:30:05Z', true)).toBe('2025-11-28 14:30:05 UTC');
+    expect(formatUtc(null)).toBe('—');
+  });
+
+  it('shows daily bars as dates and intraday bars as times', () => {
+    expect(formatBarTime('2025-11-28T00:00:00Z', '1d')).toBe('2025-11-28');
+    expect(formatBarTime('2025-11-28T14:30:00Z', '5m')).toBe('2025-11-28 14:30 UTC');
+  });
+});
+
+describe('small helpers', () => {
+  it('shortens checksums', () => {
+    expect(shortChecksum('0123456789abcdef0123')).toBe('0123456789ab…');
+    expect(shortChecksum('abc')).toBe('abc');
+  });
+
+  it('parses a symbol list into unique upper-case symbols', () => {
+    expect(parseSymbols(' nvda, tsla ,NVDA,, aapl')).toEqual(['NVDA', 'TSLA', 'AAPL']);
+  });
+});
