@@ -6,10 +6,17 @@ from backend.config.settings import Settings
 from backend.core.db import Database
 from backend.models.types import utc_now
 from backend.repositories.market_data_cache import MarketDataCacheRepository
+from backend.repositories.workflow import WorkflowRepository
+from backend.services.cache_inventory import CacheInventory
+from backend.services.cache_population import CachePopulationService
+from backend.services.cache_stats import CacheStatsService
 from backend.services.ib_connection import IBConnection
 from backend.services.ibkr_client import IBKRClient
 from backend.services.ibkr_service import DataSourcePolicy, IBKRService
 from backend.services.pacing import PacingScheduler
+from backend.services.refresh_jobs import RefreshJobs
+from backend.services.strategies import default_registry
+from backend.services.strategy_executor import StrategyExecutor
 
 
 def choose_policy(debug_mode: bool, cache_enabled: bool) -> str:
@@ -79,6 +86,47 @@ class Container(containers.DeclarativeContainer):
         policy=DataSourcePolicy.READ_THROUGH,
         client=ibkr_client,
         ttl_hours=config.CACHE_TTL_HOURS,
+        clock=clock,
+    )
+
+    # Cache management API: reads and clears the cache (never IBKR), statistics, refresh jobs.
+    cache_inventory = providers.Singleton(
+        CacheInventory,
+        repository=market_data_repository,
+        clock=clock,
+        default_exchange=config.CACHE_EXCHANGE,
+    )
+    cache_stats_service = providers.Singleton(
+        CacheStatsService, repository=market_data_repository, clock=clock
+    )
+    # In memory, one registry per process: jobs are asyncio tasks on the app's loop.
+    refresh_jobs = providers.Singleton(
+        RefreshJobs,
+        service=cache_refresh_service,
+        connection=ib_connection,
+        clock=clock,
+        default_exchange=config.CACHE_EXCHANGE,
+    )
+
+    # Batch filling for the CLI: many series through cache_refresh_service and the same pacing.
+    cache_population_service = providers.Singleton(
+        CachePopulationService,
+        refresh_service=cache_refresh_service,
+        client=ibkr_client,
+        repository=market_data_repository,
+        clock=clock,
+    )
+
+    # Strategy workflows read through market_data_service, so DEBUG_MODE reaches them with no ifs.
+    workflow_repository = providers.Singleton(WorkflowRepository, database=database)
+    strategies = providers.Singleton(default_registry)
+    strategy_executor = providers.Singleton(
+        StrategyExecutor,
+        market_data_service=market_data_service,
+        repository=workflow_repository,
+        strategies=strategies,
+        exchange=config.CACHE_EXCHANGE,
+        debug_mode=config.DEBUG_MODE,
         clock=clock,
     )
 

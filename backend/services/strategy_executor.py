@@ -1,4 +1,4 @@
-"""StrategyExecutor: runs a strategy over symbols on bars from the container's data-source policy."""
+"""StrategyExecutor: runs a strategy over symbols on bars from the data-source policy in force."""
 
 from __future__ import annotations
 
@@ -90,7 +90,8 @@ class StrategyExecutor:
         symbols = _symbols(symbols)
         if not 1 <= lookback_days <= MAX_LOOKBACK_DAYS:
             raise StrategyInputError(
-                "lookback_days", f"lookback_days must be 1 to {MAX_LOOKBACK_DAYS} (got {lookback_days})"
+                "lookback_days",
+                f"lookback_days must be 1 to {MAX_LOOKBACK_DAYS} (got {lookback_days})",
             )
         start, end = analysis_range(self.exchange, self.clock(), lookback_days)
 
@@ -106,10 +107,15 @@ class StrategyExecutor:
         assert execution.id is not None
         execution_id = execution.id
         try:
-            await asyncio.to_thread(self.repository.set_status, execution_id, ExecutionStatus.RUNNING)
-            await self._log(execution_id, STEP_START, "INFO", self._start_message(
-                chosen, resolved, symbols, bar_size, start, end
-            ))
+            await asyncio.to_thread(
+                self.repository.set_status, execution_id, ExecutionStatus.RUNNING
+            )
+            await self._log(
+                execution_id,
+                STEP_START,
+                "INFO",
+                self._start_message(chosen, resolved, symbols, bar_size, start, end),
+            )
             per_symbol: dict[str, dict[str, Any]] = {}
             signals: dict[str, list[dict[str, Any]]] = {}
             for symbol in symbols:
@@ -117,13 +123,13 @@ class StrategyExecutor:
                     execution_id, chosen, resolved, symbol, bar_size, start, end
                 )
             status, error = _final_status(per_symbol)
-            result = {"signals": signals, "per_symbol": per_symbol}
+            result: dict[str, Any] | None = {"signals": signals, "per_symbol": per_symbol}
+            ok = sum(item["status"] == "ok" for item in per_symbol.values())
         except Exception as exc:
             # The database or a bug failed the run itself; record that instead of staying "running".
             logger.opt(exception=exc).bind(execution_id=execution_id).error("workflow crashed")
-            status, result, error = ExecutionStatus.FAILED, None, f"workflow crashed: {exc}"
+            status, result, error, ok = ExecutionStatus.FAILED, None, f"workflow crashed: {exc}", 0
 
-        ok = sum(1 for item in (result or {}).get("per_symbol", {}).values() if item["status"] == "ok")
         await self._log(
             execution_id,
             STEP_FINISH,
@@ -152,7 +158,9 @@ class StrategyExecutor:
             await self._log(execution_id, STEP_FETCH, "ERROR", self._mode(f"{symbol}: {error}"))
             return {"status": "error", "bars": 0, "error": error}, []
 
-        frame = bars_frame([(b.timestamp, b.open, b.high, b.low, b.close, b.volume) for b in result.bars])
+        frame = bars_frame(
+            [(b.timestamp, b.open, b.high, b.low, b.close, b.volume) for b in result.bars]
+        )
         try:
             output = strategy.run(frame, params)
         except Exception as exc:
@@ -175,11 +183,12 @@ class StrategyExecutor:
                 execution_id, STEP_INDICATORS, "INFO", f"{symbol}: {columns} over {len(frame)} bars"
             )
         buys = sum(1 for signal in output.signals if signal.signal == "buy")
+        sells = len(output.signals) - buys
         await self._log(
             execution_id,
             STEP_SIGNALS,
             "INFO",
-            f"{symbol}: {len(output.signals)} signals ({buys} buy, {len(output.signals) - buys} sell)",
+            f"{symbol}: {len(output.signals)} signals ({buys} buy, {sells} sell)",
         )
         return {"status": "ok", "bars": len(result.bars)}, [s.to_json() for s in output.signals]
 
@@ -219,7 +228,9 @@ class StrategyExecutor:
                 execution_id,
                 STEP_FETCH,
                 "WARNING",
-                self._mode(f"{symbol}: {len(result.missing)} ranges are still missing from the data"),
+                self._mode(
+                    f"{symbol}: {len(result.missing)} ranges are still missing from the data"
+                ),
             )
         return result
 
@@ -291,8 +302,12 @@ def _symbols(raw: Sequence[str]) -> list[str]:
     return symbols
 
 
-def _final_status(per_symbol: Mapping[str, Mapping[str, Any]]) -> tuple[ExecutionStatus, str | None]:
-    failed = {symbol: item["error"] for symbol, item in per_symbol.items() if item["status"] != "ok"}
+def _final_status(
+    per_symbol: Mapping[str, Mapping[str, Any]],
+) -> tuple[ExecutionStatus, str | None]:
+    failed = {
+        symbol: item["error"] for symbol, item in per_symbol.items() if item["status"] != "ok"
+    }
     if not failed:
         return ExecutionStatus.COMPLETED, None
     summary = "; ".join(f"{symbol}: {error}" for symbol, error in failed.items())

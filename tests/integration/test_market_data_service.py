@@ -241,3 +241,25 @@ def test_two_processes_populating_one_series_on_postgresql(postgres_url, sim):
     # The advisory lock made the second process wait and then read what the first stored.
     outcomes = sorted(output[0].strip() for output in outputs)
     assert outcomes == ["hit", "miss"]
+
+
+async def test_each_call_logs_one_line_with_its_context(sqlite_url, sim, build_container):
+    from loguru import logger
+
+    from tests.support.migrations import migrate_to_head
+
+    migrate_to_head(sqlite_url)
+    service = build_container(sqlite_url, sim.port, FakeClock()).market_data_service()
+    records = []
+    sink = logger.add(records.append, level="INFO", filter="backend.services.ibkr_service")
+    try:
+        await service.get_or_fetch_market_data("IBM", "NYSE", "1d", YEAR_AGO, FIXED_NOW)
+        await service.get_or_fetch_market_data("IBM", "NYSE", "1d", YEAR_AGO, FIXED_NOW)
+    finally:
+        logger.remove(sink)
+    extras = [record.record["extra"] for record in records]
+    assert [extra["outcome"] for extra in extras] == ["miss", "hit"]
+    assert [(extra["bars_cached"], extra["bars_fetched"]) for extra in extras] == [(0, 250), (250, 0)]
+    assert all(extra["symbol"] == "IBM" and extra["data_type"] == "1d" for extra in extras)
+    assert all(extra["range"].startswith(YEAR_AGO.isoformat()) for extra in extras)
+    assert all(extra["duration_ms"] >= 0 for extra in extras)

@@ -15,7 +15,7 @@ Number = int | float
 
 
 class StrategyInputError(ValueError):
-    """A request a strategy cannot run with; `field` names the input at fault, e.g. "params.fast"."""
+    """Input a strategy cannot run with; `field` names the input at fault, e.g. "params.fast"."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
@@ -34,16 +34,24 @@ class ParameterSpec:
     def coerce(self, value: object) -> Number:
         """The value as this parameter's type, or StrategyInputError saying what is allowed."""
         field = f"params.{self.name}"
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
             raise StrategyInputError(field, f"{self.name} must be a number (got {value!r})")
         if self.type == "int":
             if isinstance(value, float) and not value.is_integer():
-                raise StrategyInputError(field, f"{self.name} must be a whole number (got {value!r})")
+                raise StrategyInputError(
+                    field, f"{self.name} must be a whole number (got {value!r})"
+                )
             value = int(value)
         else:
             value = float(value)
         if self.min is not None and value < self.min:
-            raise StrategyInputError(field, f"{self.name} must be at least {self.min} (got {value})")
+            raise StrategyInputError(
+                field, f"{self.name} must be at least {self.min} (got {value})"
+            )
         if self.max is not None and value > self.max:
             raise StrategyInputError(field, f"{self.name} must be at most {self.max} (got {value})")
         return value
@@ -67,7 +75,7 @@ class StrategyOutput:
 
 
 class Strategy(ABC):
-    """A named rule set. Subclasses declare their parameters and turn closing prices into signals."""
+    """A named rule set: declared parameters, and signals computed from closing prices."""
 
     name: ClassVar[str]
     description: ClassVar[str]
@@ -92,6 +100,7 @@ class Strategy(ABC):
 
     def check(self, params: Mapping[str, Number]) -> None:
         """Rules between parameters (e.g. fast < slow); raise StrategyInputError when broken."""
+        return None
 
     @abstractmethod
     def minimum_bars(self, params: Mapping[str, Number]) -> int:

@@ -49,7 +49,10 @@ class SmaCrossover(Strategy):
         )
 
     def signal_marks(self, indicators: pd.DataFrame, params: Mapping[str, Number]) -> pd.Series:
-        fast, slow = indicators[f"sma_{int(params['fast'])}"], indicators[f"sma_{int(params['slow'])}"]
+        fast, slow = (
+            indicators[f"sma_{int(params['fast'])}"],
+            indicators[f"sma_{int(params['slow'])}"],
+        )
         # Bars where the averages are equal keep the side they were on, so touching is no crossing.
         side = np.sign(fast - slow).replace(0, np.nan).ffill()
         fast_above = known(side > 0, side)

@@ -1,0 +1,175 @@
+"""Strategy workflows: run one (synchronously), list executions, show one with logs and lineage."""
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from dependency_injector.wiring import Provide, inject
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+
+from backend.api.errors import ErrorPublic
+from backend.api.routes.market_data_cache import GUARDED, require_api_token
+from backend.config.settings import normalize_symbol
+from backend.containers import Container
+from backend.models.market_data import BarSize
+from backend.models.workflow import LineageRecord, WorkflowExecution, WorkflowLog
+from backend.repositories.workflow import WorkflowRepository
+from backend.services.strategies import StrategyInputError
+from backend.services.strategy_executor import MAX_LOOKBACK_DAYS, StrategyExecutor
+
+router = APIRouter(prefix="/api/workflows", tags=["workflows"])
+
+Symbol = Annotated[str, AfterValidator(normalize_symbol)]
+# Ids and offsets beyond a 32-bit integer cannot exist (PostgreSQL's INTEGER), and would overflow
+# the database driver instead of matching nothing.
+MAX_ID = 2**31 - 1
+
+
+class ExecuteRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: str = Field(min_length=1, max_length=64)
+    symbols: list[Symbol] = Field(min_length=1, max_length=50)
+    data_type: BarSize = BarSize.D1
+    lookback_days: int = Field(default=30, ge=1, le=MAX_LOOKBACK_DAYS)
+    params: dict[str, StrictInt | StrictFloat] = Field(default_factory=dict)
+
+
+class ExecutionPublic(BaseModel):
+    id: int
+    strategy: str
+    status: str
+    debug_mode: bool
+    symbols: list[str]
+    data_type: str
+    parameters: dict[str, Any]
+    result: dict[str, Any] | None
+    error: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class ExecutionsPublic(BaseModel):
+    data: list[ExecutionPublic]
+    count: int
+
+
+class LogPublic(BaseModel):
+    step: str
+    level: str
+    message: str
+    created_at: datetime
+
+
+class LineageMetadataPublic(BaseModel):
+    data_source: str
+    debug_mode: bool
+    cache_hit: str
+    bar_count: int
+    fetched_at_min: datetime | None
+    fetched_at_max: datetime | None
+    checksum: str
+
+
+class LineagePublic(BaseModel):
+    step: str
+    symbol: str
+    data_type: str
+    range_start: datetime
+    range_end: datetime
+    metadata: LineageMetadataPublic
+
+
+class ExecutionDetailPublic(ExecutionPublic):
+    logs: list[LogPublic]
+    lineage: list[LineagePublic]
+
+
+@router.post(
+    "/execute",
+    response_model=ExecutionPublic,
+    dependencies=[Depends(require_api_token)],
+    responses={
+        400: {"model": ErrorPublic, "description": "The body is not readable JSON"},
+        **GUARDED,
+    },
+)
+@inject
+async def execute_workflow(
+    request: ExecuteRequest,
+    executor: Annotated[StrategyExecutor, Depends(Provide[Container.strategy_executor])],
+) -> ExecutionPublic:
+    """Run a strategy over the symbols and return the finished execution.
+
+    Synchronous: the response comes when the run has ended (completed, partial or failed). In
+    DEBUG_MODE it reads only the cache and is quick; in live mode it waits for IBKR's answers.
+    A symbol that fails does not fail the request: see the execution's status and per_symbol.
+    """
+    try:
+        execution = await executor.execute(
+            request.strategy,
+            request.symbols,
+            request.data_type.value,
+            request.lookback_days,
+            request.params,
+        )
+    except StrategyInputError as exc:
+        # Same 422 body as any other invalid field, naming e.g. "strategy" or "params.fast".
+        location = ("body", *exc.field.split("."))
+        raise RequestValidationError(
+            [{"loc": location, "msg": str(exc), "type": "value_error"}]
+        ) from None
+    return _execution_public(execution)
+
+
+@router.get("/executions", response_model=ExecutionsPublic)
+@inject
+def list_executions(
+    repository: Annotated[WorkflowRepository, Depends(Provide[Container.workflow_repository])],
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
+) -> ExecutionsPublic:
+    """Workflow executions, newest first, a page at a time."""
+    rows, count = repository.list_executions(limit, offset)
+    return ExecutionsPublic(data=[_execution_public(row) for row in rows], count=count)
+
+
+@router.get(
+    "/executions/{execution_id}",
+    response_model=ExecutionDetailPublic,
+    responses={404: {"model": ErrorPublic, "description": "No such execution"}},
+)
+@inject
+def get_execution(
+    execution_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    repository: Annotated[WorkflowRepository, Depends(Provide[Container.workflow_repository])],
+) -> ExecutionDetailPublic:
+    """One execution with its step logs and the lineage of every data input."""
+    execution = repository.get_execution(execution_id)
+    if execution is None:
+        raise HTTPException(404, f"workflow execution {execution_id} does not exist")
+    return ExecutionDetailPublic(
+        **_execution_public(execution).model_dump(),
+        logs=[_log_public(log) for log in repository.logs_for(execution_id)],
+        lineage=[_lineage_public(record) for record in repository.lineage_for(execution_id)],
+    )
+
+
+def _execution_public(execution: WorkflowExecution) -> ExecutionPublic:
+    return ExecutionPublic.model_validate(execution, from_attributes=True)
+
+
+def _log_public(log: WorkflowLog) -> LogPublic:
+    return LogPublic.model_validate(log, from_attributes=True)
+
+
+def _lineage_public(record: LineageRecord) -> LineagePublic:
+    return LineagePublic(
+        step=record.step,
+        symbol=record.symbol,
+        data_type=record.data_type,
+        range_start=record.range_start,
+        range_end=record.range_end,
+        metadata=LineageMetadataPublic.model_validate(record.meta),
+    )

@@ -1,0 +1,153 @@
+"""SQL for workflow records: executions, their step logs and lineage records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+
+from backend.core.db import Database
+from backend.models.workflow import ExecutionStatus, LineageRecord, WorkflowExecution, WorkflowLog
+
+
+class WorkflowRepository:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    # -- executions -----------------------------------------------------------------------------
+
+    def create_execution(
+        self,
+        strategy: str,
+        symbols: list[str],
+        data_type: str,
+        parameters: dict[str, Any],
+        debug_mode: bool,
+        started_at: datetime,
+    ) -> WorkflowExecution:
+        execution = WorkflowExecution(
+            strategy=strategy,
+            status=ExecutionStatus.PENDING,
+            debug_mode=debug_mode,
+            symbols=symbols,
+            data_type=data_type,
+            parameters=parameters,
+            started_at=started_at,
+        )
+        with self.database.session() as session:
+            session.add(execution)
+            session.commit()
+            session.refresh(execution)
+        return execution
+
+    def set_status(self, execution_id: int, status: ExecutionStatus) -> None:
+        with self.database.session() as session:
+            session.execute(
+                update(WorkflowExecution)
+                .where(WorkflowExecution.id == execution_id)
+                .values(status=status.value)
+            )
+            session.commit()
+
+    def finish_execution(
+        self,
+        execution_id: int,
+        status: ExecutionStatus,
+        result: dict[str, Any] | None,
+        error: str | None,
+        finished_at: datetime,
+    ) -> WorkflowExecution:
+        with self.database.session() as session:
+            execution = session.get(WorkflowExecution, execution_id)
+            if execution is None:
+                raise LookupError(f"workflow execution {execution_id} does not exist")
+            execution.status = status.value
+            execution.result = result
+            execution.error = error
+            execution.finished_at = finished_at
+            session.commit()
+            session.refresh(execution)
+        return execution
+
+    def get_execution(self, execution_id: int) -> WorkflowExecution | None:
+        with self.database.session() as session:
+            return session.get(WorkflowExecution, execution_id)
+
+    def list_executions(self, limit: int, offset: int) -> tuple[list[WorkflowExecution], int]:
+        """A page of executions, newest first, and the total count."""
+        with self.database.session() as session:
+            total = session.execute(
+                select(func.count()).select_from(WorkflowExecution)
+            ).scalar_one()
+            rows = session.execute(
+                select(WorkflowExecution)
+                .order_by(WorkflowExecution.started_at.desc(), WorkflowExecution.id.desc())
+                .limit(limit)
+                .offset(offset)
+            ).scalars()
+            return list(rows), total
+
+    # -- logs and lineage -----------------------------------------------------------------------
+
+    def add_log(
+        self, execution_id: int, step: str, level: str, message: str, created_at: datetime
+    ) -> None:
+        with self.database.session() as session:
+            session.add(
+                WorkflowLog(
+                    execution_id=execution_id,
+                    step=step,
+                    level=level,
+                    message=message,
+                    created_at=created_at,
+                )
+            )
+            session.commit()
+
+    def add_lineage(
+        self,
+        execution_id: int,
+        step: str,
+        symbol: str,
+        data_type: str,
+        range_start: datetime,
+        range_end: datetime,
+        meta: dict[str, Any],
+        created_at: datetime,
+    ) -> None:
+        with self.database.session() as session:
+            session.add(
+                LineageRecord(
+                    execution_id=execution_id,
+                    step=step,
+                    symbol=symbol,
+                    data_type=data_type,
+                    range_start=range_start,
+                    range_end=range_end,
+                    meta=meta,
+                    created_at=created_at,
+                )
+            )
+            session.commit()
+
+    def logs_for(self, execution_id: int) -> list[WorkflowLog]:
+        """The execution's log lines in the order they were written."""
+        with self.database.session() as session:
+            return list(
+                session.execute(
+                    select(WorkflowLog)
+                    .where(WorkflowLog.execution_id == execution_id)
+                    .order_by(WorkflowLog.created_at, WorkflowLog.id)
+                ).scalars()
+            )
+
+    def lineage_for(self, execution_id: int) -> list[LineageRecord]:
+        with self.database.session() as session:
+            return list(
+                session.execute(
+                    select(LineageRecord)
+                    .where(LineageRecord.execution_id == execution_id)
+                    .order_by(LineageRecord.id)
+                ).scalars()
+            )

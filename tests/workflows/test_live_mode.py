@@ -1,0 +1,131 @@
+"""Live-mode workflows (DEBUG_MODE=false): bars from the gateway, then from the cache."""
+
+import time
+
+import pytest
+from dependency_injector import providers
+
+from backend.models.workflow import ExecutionStatus
+from backend.services.strategy_executor import StrategyExecutor
+from tests.support.gateway import FakeClock, free_port
+from tests.support.migrations import migrate_to_head
+
+pytestmark = [pytest.mark.workflow, pytest.mark.workflow_mode("live")]
+
+PARAMS = {"period": 7, "oversold": 35.0, "overbought": 65.0}
+
+
+async def test_live_run_fetches_from_the_gateway_then_reads_the_cache(
+    migrated_database_url, live_gateway, build_container
+):
+    container = live_gateway.container(build_container, migrated_database_url)
+    executor = container.strategy_executor()
+    symbols = live_gateway.symbols
+
+    first = await executor.execute("rsi_mean_reversion", symbols, "1d", 90, PARAMS)
+    requests_after_first = live_gateway.historical_requests()
+    second = await executor.execute("rsi_mean_reversion", symbols, "1d", 90, PARAMS)
+
+    for execution in (first, second):
+        assert execution.status == ExecutionStatus.COMPLETED
+        assert execution.debug_mode is False
+        assert all(item["bars"] > 50 for item in execution.result["per_symbol"].values())
+    assert first.result["signals"] == second.result["signals"]
+
+    repository = container.workflow_repository()
+    first_lineage, second_lineage = (repository.lineage_for(run.id) for run in (first, second))
+    assert [(r.meta["data_source"], r.meta["cache_hit"]) for r in first_lineage] == [
+        ("ibkr", "miss")
+    ] * len(symbols)
+    assert [(r.meta["data_source"], r.meta["cache_hit"]) for r in second_lineage] == [
+        ("cache", "hit")
+    ] * len(symbols)
+    assert [r.meta["checksum"] for r in first_lineage] == [
+        r.meta["checksum"] for r in second_lineage
+    ]
+    assert all(record.meta["debug_mode"] is False for record in first_lineage)
+    assert not any("DEBUG MODE" in log.message for log in repository.logs_for(first.id))
+    if live_gateway.simulator is not None:
+        assert requests_after_first == len(symbols)
+        assert live_gateway.historical_requests() == requests_after_first
+
+
+async def test_cache_disabled_goes_to_the_gateway_every_run(sqlite_url, sim, build_container):
+    migrate_to_head(sqlite_url)
+    container = build_container(sqlite_url, sim.port, FakeClock(), CACHE_ENABLED=False)
+    executor = container.strategy_executor()
+    runs = [await executor.execute("sma_crossover", ["NVDA"], "1h", 20) for _ in range(2)]
+
+    assert sim.stats()["historical_requests"] == 2
+    lineage = [container.workflow_repository().lineage_for(run.id)[0] for run in runs]
+    assert [(r.meta["data_source"], r.meta["cache_hit"]) for r in lineage] == [
+        ("ibkr", "bypass")
+    ] * 2
+    assert lineage[0].meta["checksum"] == lineage[1].meta["checksum"]
+    assert container.market_data_repository().series_summaries(FakeClock()()) == []
+
+
+async def test_unknown_symbol_fails_alone(sqlite_url, sim, build_container):
+    migrate_to_head(sqlite_url)
+    container = build_container(sqlite_url, sim.port, FakeClock())
+    execution = await container.strategy_executor().execute(
+        "sma_crossover", ["ZZZZ", "NVDA"], "1d", 60, {"fast": 3, "slow": 8}
+    )
+
+    assert execution.status == ExecutionStatus.PARTIAL
+    assert execution.result["per_symbol"]["NVDA"]["status"] == "ok"
+    assert execution.result["per_symbol"]["ZZZZ"] == {
+        "status": "error",
+        "bars": 0,
+        "error": "IBKR has no stock ZZZZ on NASDAQ (error 200)",
+    }
+    errors = [
+        log
+        for log in container.workflow_repository().logs_for(execution.id)
+        if log.level == "ERROR"
+    ]
+    assert [log.message for log in errors] == ["ZZZZ: IBKR has no stock ZZZZ on NASDAQ (error 200)"]
+
+
+async def test_gateway_down_fails_every_symbol_with_what_to_check(sqlite_url, build_container):
+    migrate_to_head(sqlite_url)
+    port = free_port()
+    container = build_container(sqlite_url, port, FakeClock())
+    execution = await container.strategy_executor().execute(
+        "sma_crossover", ["NVDA", "TSLA"], "1d", 30
+    )
+
+    assert execution.status == ExecutionStatus.FAILED
+    for item in execution.result["per_symbol"].values():
+        assert item["status"] == "error"
+        assert f"IB Gateway at 127.0.0.1:{port} is unavailable" in item["error"]
+    assert container.workflow_repository().lineage_for(execution.id) == []
+
+
+async def test_a_slow_symbol_is_cut_off_at_its_deadline(sqlite_url, sim, build_container):
+    migrate_to_head(sqlite_url)
+    container = build_container(sqlite_url, sim.port, FakeClock())
+    container.strategy_executor.override(
+        providers.Singleton(
+            StrategyExecutor,
+            market_data_service=container.market_data_service,
+            repository=container.workflow_repository,
+            strategies=container.strategies,
+            exchange="NASDAQ",
+            debug_mode=False,
+            clock=container.clock,
+            symbol_deadline_s=0.5,
+        )
+    )
+    sim.arm_fault("delay", count=1, symbol="TSLA", seconds=4)
+
+    started = time.perf_counter()
+    execution = await container.strategy_executor().execute(
+        "sma_crossover", ["TSLA", "NVDA"], "1d", 30
+    )
+    elapsed = time.perf_counter() - started
+
+    assert elapsed < 3
+    assert execution.status == ExecutionStatus.PARTIAL
+    assert execution.result["per_symbol"]["NVDA"]["status"] == "ok"
+    assert execution.result["per_symbol"]["TSLA"]["error"].startswith("no data within 0.5 s")
