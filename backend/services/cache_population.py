@@ -19,7 +19,7 @@ from backend.services.ibkr_service import CacheOutcome, IBKRService
 
 
 class ChunkNotRefreshed(MarketDataError):
-    """The gateway failed mid-chunk and the refresh service kept the cached bars (stale-if-error)."""
+    """The gateway failed mid-chunk and the refresh service served the cached bars instead."""
 
     code = "not_refreshed"
 
@@ -162,21 +162,27 @@ class CachePopulationService:
         ]
 
     def _plan_series(
-        self, symbol: str, exchange: str, data_type: str, start: datetime, end: datetime, force: bool
+        self,
+        symbol: str,
+        exchange: str,
+        data_type: str,
+        start: datetime,
+        end: datetime,
+        force: bool,
     ) -> SeriesPlan:
         bar_size = BarSize(data_type)
         series = SeriesKey(symbol, exchange, bar_size.value)
         # The refresh service's own gap finder, so the plan is exactly what it will fetch.
-        cached, missing = self.refresh_service._read_and_find_gaps(
-            series, bar_size, start, end, True, force
-        )
+        cached, missing = self.refresh_service.find_gaps(series, bar_size, start, end, force=force)
         chunks = [
             chunk
             for range_start, range_end in missing
             for chunk in self.client.plan_chunks(exchange, bar_size, range_start, range_end)
         ]
         fresh = sum(1 for bar in cached if not any(a <= bar.timestamp < b for a, b in missing))
-        return SeriesPlan(symbol, exchange, bar_size.value, start, end, len(cached), fresh, missing, chunks)
+        return SeriesPlan(
+            symbol, exchange, bar_size.value, start, end, len(cached), fresh, missing, chunks
+        )
 
     # -- filling --------------------------------------------------------------------------------
 
@@ -252,7 +258,9 @@ class CachePopulationService:
                 f"IBKR did not deliver {plan.symbol} {plan.data_type} "
                 f"{chunk.start.isoformat()} to {chunk.end.isoformat()}; the cached bars were kept"
             )
-        on_event(ChunkStored(plan.symbol, plan.data_type, result.bars_fetched, chunk.start, chunk.end))
+        on_event(
+            ChunkStored(plan.symbol, plan.data_type, result.bars_fetched, chunk.start, chunk.end)
+        )
         return result.bars_fetched
 
     def _count_bars(self, plan: SeriesPlan) -> int:

@@ -119,7 +119,7 @@ class IBKRService:
         self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime
     ) -> MarketDataResult:
         cached, missing = await asyncio.to_thread(
-            self._read_and_find_gaps, series, bar_size, start, end, False, False
+            self.find_gaps, series, bar_size, start, end, honour_expiry=False
         )
         if missing:
             await asyncio.to_thread(self.repository.record_outcome, series, "miss", self.clock())
@@ -155,7 +155,7 @@ class IBKRService:
         self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime, force: bool
     ) -> MarketDataResult:
         cached, needed = await asyncio.to_thread(
-            self._read_and_find_gaps, series, bar_size, start, end, True, force
+            self.find_gaps, series, bar_size, start, end, force=force
         )
         if not needed:
             return await self._hit(series, start, end, cached)
@@ -166,7 +166,7 @@ class IBKRService:
         try:
             # Another process may have filled the gaps while this one waited for the lock.
             cached, needed = await asyncio.to_thread(
-                self._read_and_find_gaps, series, bar_size, start, end, True, force
+                self.find_gaps, series, bar_size, start, end, force=force
             )
             if not needed:
                 return await self._hit(series, start, end, cached)
@@ -178,9 +178,7 @@ class IBKRService:
         finally:
             await asyncio.to_thread(lock.__exit__, None, None, None)
 
-        final, still_missing = await asyncio.to_thread(
-            self._read_and_find_gaps, series, bar_size, start, end, True, False
-        )
+        final, still_missing = await asyncio.to_thread(self.find_gaps, series, bar_size, start, end)
         if failure is not None:
             if not cached:
                 await asyncio.to_thread(self.repository.record_outcome, series, "miss", self.clock())
@@ -289,14 +287,15 @@ class IBKRService:
 
     # -- coverage -------------------------------------------------------------------------------
 
-    def _read_and_find_gaps(
+    def find_gaps(
         self,
         series: SeriesKey,
         bar_size: BarSize,
         start: datetime,
         end: datetime,
-        honour_expiry: bool,
-        force: bool,
+        *,
+        honour_expiry: bool = True,
+        force: bool = False,
     ) -> tuple[list[CachedBar], list[tuple[datetime, datetime]]]:
         """Cached bars in the range, and the ranges of expected bars that still must be fetched.
 

@@ -1,0 +1,1 @@
+"""Command-line tools that build the backend's container and call its services."""

@@ -1,0 +1,165 @@
+"""Runs one cache population, in-process or through a running backend, and returns the exit code."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from backend.containers import Container
+from backend.services.cache_population import (
+    PopulationRequest,
+    SeriesFinished,
+    SeriesResult,
+    SeriesStatus,
+    failed,
+)
+from backend.services.errors import GatewayUnavailable
+from scripts.progress_output import Output
+from scripts.refresh_api import UNFINISHED, BackendError, RefreshApiClient
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+def populate_in_process(
+    request: PopulationRequest, container: Container, output: Output, *, dry_run: bool = False
+) -> int:
+    try:
+        return asyncio.run(_populate(request, container, output, dry_run))
+    except KeyboardInterrupt:
+        # Each chunk is its own transaction: what was committed before Ctrl-C stays cached.
+        output.interrupted(f"interrupted; {output.chunks_stored} chunks committed are kept")
+        return EXIT_INTERRUPTED
+
+
+async def _populate(
+    request: PopulationRequest, container: Container, output: Output, dry_run: bool
+) -> int:
+    # ib_insync looks its loop up through get_event_loop(); make that the loop asyncio.run made.
+    asyncio.set_event_loop(asyncio.get_running_loop())
+    service = container.cache_population_service()
+    try:
+        if dry_run:
+            output.dry_run(await service.plan(request), container.pacing().limits)
+            return EXIT_OK
+        with output.live():
+            results = await service.populate(request, output.handle)
+        exit_code = EXIT_FAILED if failed(results) else EXIT_OK
+        output.summary(results, exit_code)
+        return exit_code
+    except GatewayUnavailable as exc:
+        output.fatal(str(exc), exc.code)
+        return EXIT_FAILED
+    except SQLAlchemyError as exc:
+        output.fatal(_database_problem(container.database().url, exc), "database_error")
+        return EXIT_FAILED
+    finally:
+        await container.ib_connection().close()
+        container.database().dispose()
+
+
+def _database_problem(url: str, exc: SQLAlchemyError) -> str:
+    shown = make_url(url).render_as_string(hide_password=True)
+    first_line = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    return (
+        f"the database {shown} cannot be used ({first_line}). Check DATABASE_URL and that it is "
+        "migrated (make migrate)."
+    )
+
+
+def populate_via_api(
+    request: PopulationRequest,
+    api_url: str,
+    token: str | None,
+    output: Output,
+    *,
+    first_poll_s: float = 0.2,
+    max_poll_s: float = 2.0,
+) -> int:
+    """One backend refresh job per data type, polled until each has finished."""
+    try:
+        with RefreshApiClient(api_url, token) as client, output.live():
+            jobs = [
+                client.start(
+                    list(request.symbols), request.exchange, data_type, request.days_back,
+                    request.force,
+                )
+                for data_type in request.data_types
+            ]
+            results = _follow_jobs(
+                client, jobs, request.exchange, output, first_poll_s, max_poll_s
+            )
+    except BackendError as exc:
+        output.fatal(str(exc), exc.code)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        output.interrupted(
+            "interrupted; the backend's refresh jobs keep running and keep what they commit"
+        )
+        return EXIT_INTERRUPTED
+    failed_jobs = [job for job in jobs if job["status"] == "failed"]
+    exit_code = EXIT_FAILED if failed(results) or failed_jobs else EXIT_OK
+    output.summary(results, exit_code)
+    return exit_code
+
+
+def _follow_jobs(
+    client: RefreshApiClient,
+    jobs: list[dict[str, Any]],
+    exchange: str,
+    output: Output,
+    first_poll_s: float,
+    max_poll_s: float,
+) -> list[SeriesResult]:
+    reported: dict[tuple[str, str], SeriesResult] = {}
+    # Short jobs finish after a poll or two; long ones are asked at most every max_poll_s.
+    poll_s = first_poll_s
+    while True:
+        for job in jobs:
+            for entry in job.get("results") or []:
+                result = _result_from_api(entry, exchange)
+                key = (result.symbol, result.data_type)
+                if key not in reported:
+                    reported[key] = result
+                    output.handle(SeriesFinished(result))
+        output.job_progress(
+            sum(job["progress"]["done"] for job in jobs),
+            sum(job["progress"]["total"] for job in jobs),
+        )
+        if all(job["status"] not in UNFINISHED for job in jobs):
+            return list(reported.values())
+        time.sleep(poll_s)
+        poll_s = min(poll_s * 1.5, max_poll_s)
+        # Update in place so the caller sees each job's final status.
+        for index, job in enumerate(jobs):
+            if job["status"] in UNFINISHED:
+                jobs[index] = client.job(job["job_id"])
+
+
+def _result_from_api(entry: dict[str, Any], exchange: str) -> SeriesResult:
+    error = entry.get("error") or ({"code": "error"} if entry.get("status") != "ok" else None)
+    fetched = int(entry.get("bars_fetched") or 0)
+    cached = int(entry.get("bars_cached") or 0)
+    if entry.get("status") != "ok":
+        status = SeriesStatus.ERROR
+    else:
+        status = SeriesStatus.OK if fetched else SeriesStatus.FRESH
+    return SeriesResult(
+        symbol=entry["symbol"],
+        exchange=exchange,
+        data_type=entry["data_type"],
+        status=status,
+        bars_fetched=fetched,
+        # The backend reports the bars in the range after the refresh (not before) and how many it
+        # fetched; after a failure it does not say what the cache holds.
+        bars_after=None if status is SeriesStatus.ERROR else cached,
+        bars_skipped_fresh=None if status is SeriesStatus.ERROR else max(0, cached - fetched),
+        error_code=error.get("code", "error") if error else None,
+        error=error.get("detail") if error else None,
+    )
