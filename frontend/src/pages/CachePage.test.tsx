@@ -71,6 +71,16 @@ describe('series table', () => {
     expect(screen.getByTestId('series-row-TSLA-1d')).toHaveTextContent('expired (1)');
   });
 
+  it('leaves out series whose bars were all deleted (only their lookup counts remain)', async () => {
+    renderCachePage({
+      'GET /api/market-data/cache/stats': makeStats([
+        makeSeries({ symbol: 'NVDA', data_type: '1d', bar_count: 0, first: null, last: null, last_updated: null }),
+      ]),
+    });
+    expect(await screen.findByText(/Nothing is cached yet/)).toBeInTheDocument();
+    expect(screen.queryByTestId('series-table')).not.toBeInTheDocument();
+  });
+
   it('filters by symbol and by data type', async () => {
     renderCachePage();
     await screen.findByTestId('series-table');

@@ -72,7 +72,8 @@ export function CachePage() {
   };
   const refresh = useRefreshJobs(cacheChanged);
 
-  const allSeries = useMemo(() => stats.data?.series ?? [], [stats.data]);
+  // The stats also list series whose bars were deleted (their lookup counts live on): not cached.
+  const allSeries = useMemo(() => (stats.data?.series ?? []).filter((series) => series.bar_count > 0), [stats.data]);
   const visibleSeries = useMemo(() => allSeries.filter((series) => matchesFilters(series, filters)), [allSeries, filters]);
   const knownSymbols = useMemo(() => Array.from(new Set(allSeries.map((series) => series.symbol))).sort(), [allSeries]);
   const selectedSeries = allSeries.find((series) => seriesKey(series) === selectedKey) ?? null;

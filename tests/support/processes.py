@@ -1,0 +1,173 @@
+"""The real commands as subprocesses: simulated gateway, migrations, populate CLI and backend."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.support.gateway import PACING_SCALE, free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_S = 30.0
+# Above the ids the in-process test containers use: the gateway refuses a clientId in use.
+_client_ids = itertools.count(700)
+
+
+def new_client_id() -> str:
+    """An IB_CLIENT_ID no other process of this test run has used."""
+    return str(next(_client_ids))
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=5)
+
+
+@dataclass
+class SimulatorProcess:
+    """`python -m backend.ibkr_simulator` on free ports, running on the real clock."""
+
+    process: subprocess.Popen
+    port: int
+    control_url: str
+
+    def stats(self) -> dict:
+        return httpx.get(f"{self.control_url}/stats", timeout=5).json()
+
+    def stop(self) -> None:
+        _stop(self.process)
+
+
+def start_simulator_process(pacing_scale: float = PACING_SCALE) -> SimulatorProcess:
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "backend.ibkr_simulator",
+            "--port", "0", "--control-port", "0", "--pacing-scale", str(pacing_scale),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if "listening" not in line:
+        _stop(process)
+        raise RuntimeError(f"the simulated gateway did not start: {line.strip() or 'no output'}")
+    # "ibkr-simulator listening api=127.0.0.1:PORT control=127.0.0.1:PORT"
+    addresses = dict(part.split("=", 1) for part in line.split() if "=" in part)
+    return SimulatorProcess(
+        process,
+        port=int(addresses["api"].rsplit(":", 1)[1]),
+        control_url=f"http://{addresses['control']}",
+    )
+
+
+def app_environment(
+    database_url: str, simulator: SimulatorProcess, **overrides: str
+) -> dict[str, str]:
+    """The environment of the backend and the CLI: every setting explicit, whatever .env says."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DEBUG_MODE": "false",
+        "CACHE_ENABLED": "true",
+        "CACHE_SYMBOLS": "NVDA,TSLA",
+        "CACHE_EXCHANGE": "NASDAQ",
+        "CACHE_TTL_HOURS": "24",
+        "IB_HOST": "127.0.0.1",
+        "IB_PORT": str(simulator.port),
+        "IB_CLIENT_ID": new_client_id(),
+        "IB_SIMULATOR_CONTROL_URL": simulator.control_url,
+        # Blank means unset, overriding any API_TOKEN in a developer's .env.
+        "API_TOKEN": "",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update(overrides)
+    return env
+
+
+def run_command(
+    args: list[str], env: dict[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def migrate(database_url: str) -> None:
+    """`python -m alembic -c alembic/alembic.ini upgrade head`, as `make migrate` runs it."""
+    result = run_command(
+        ["-m", "alembic", "-c", "alembic/alembic.ini", "upgrade", "head"],
+        {**os.environ, "DATABASE_URL": database_url},
+    )
+    assert result.returncode == 0, f"migration failed:\n{result.stderr}"
+
+
+@dataclass
+class BackendProcess:
+    """`python -m uvicorn backend.main:app` on a free port; the log goes to a file beside it."""
+
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> BackendProcess:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable, "-m", "uvicorn", "backend.main:app",
+                    "--host", "127.0.0.1", "--port", str(self.port),
+                ],
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the backend exited at start-up:\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/api/health", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the backend did not answer /api/health:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        # Live workflows and refreshes wait for the gateway; allow them time.
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def __enter__(self) -> BackendProcess:
+        return self.start()
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stop()
