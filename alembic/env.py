@@ -1,9 +1,9 @@
 """Alembic environment: migrates DATABASE_URL (or the URL a caller set on the config)."""
 
-from alembic import context
 from sqlmodel import SQLModel
 
 import backend.models  # noqa: F401  (registers every table on SQLModel.metadata)
+from alembic import context
 from backend.config.settings import load_settings
 from backend.core.db import create_db_engine
 from backend.models.types import UTCDateTime
@@ -13,7 +13,7 @@ target_metadata = SQLModel.metadata
 
 
 def render_item(type_, obj, autogen_context):
-    """Render project column types as plain SQLAlchemy so migrations import nothing from sqlmodel."""
+    """Render project column types as plain SQLAlchemy: migrations import nothing from sqlmodel."""
     if type_ != "type":
         return False
     if isinstance(obj, UTCDateTime):

@@ -46,7 +46,9 @@ class Container(containers.DeclarativeContainer):
         client_id=config.IB_CLIENT_ID,
         connect_timeout=config.IB_CONNECT_TIMEOUT,
     )
-    ibkr_client = providers.Singleton(IBKRClient, connection=ib_connection, pacing=pacing, clock=clock)
+    ibkr_client = providers.Singleton(
+        IBKRClient, connection=ib_connection, pacing=pacing, clock=clock
+    )
 
     data_source_policy = providers.Callable(choose_policy, config.DEBUG_MODE, config.CACHE_ENABLED)
 

@@ -30,11 +30,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import psycopg  # noqa: E402
-from alembic import command  # noqa: E402
 from alembic.config import Config  # noqa: E402
 from dependency_injector import providers  # noqa: E402
 from sqlalchemy.engine import make_url  # noqa: E402
 
+from alembic import command  # noqa: E402
 from backend.config.settings import load_settings  # noqa: E402
 from backend.containers import build_container  # noqa: E402
 from backend.core.logging import configure_logging  # noqa: E402
@@ -51,7 +51,13 @@ ROOT = Path(__file__).resolve().parents[1]
 def emit(name: str, value: float, unit: str, baseline: float | None, **detail) -> None:
     print(
         json.dumps(
-            {"name": name, "value": round(value, 4), "unit": unit, "baseline": baseline, "detail": detail}
+            {
+                "name": name,
+                "value": round(value, 4),
+                "unit": unit,
+                "baseline": baseline,
+                "detail": detail,
+            }
         ),
         flush=True,
     )
@@ -141,21 +147,47 @@ async def run(url: str, gateway: SimulatedGateway) -> None:
     warm_s = statistics.median(warm_samples)
 
     with psycopg.connect(psycopg_dsn(url)) as connection:
+
         def raw_read() -> None:
             rows = connection.execute(RAW_READ, ("NVDA", "NASDAQ", "1m", YEAR_AGO, NOW)).fetchall()
             assert len(rows) == bars
 
         raw_s = statistics.median(timed(raw_read, 5))
-    emit("warm_read_ratio", warm_s / raw_s, "ratio", 1.5, warm_s=round(warm_s, 4),
-         raw_psycopg_s=round(raw_s, 4), bars=bars)
-    emit("cold_vs_warm", cold_s / warm_s, "factor", None, cold_s=round(cold_s, 3),
-         warm_s=round(warm_s, 4), bars=bars, pacing_scale=PACING_SCALE)
+    emit(
+        "warm_read_ratio",
+        warm_s / raw_s,
+        "ratio",
+        1.5,
+        warm_s=round(warm_s, 4),
+        raw_psycopg_s=round(raw_s, 4),
+        bars=bars,
+    )
+    emit(
+        "cold_vs_warm",
+        cold_s / warm_s,
+        "factor",
+        None,
+        cold_s=round(cold_s, 3),
+        warm_s=round(warm_s, 4),
+        bars=bars,
+        pacing_scale=PACING_SCALE,
+    )
 
     # Bulk upsert versus COPY, on the rows just fetched.
     new_bars = [
-        NewBar(bar.timestamp, {"open": bar.open, "high": bar.high, "low": bar.low, "close": bar.close,
-                               "volume": bar.volume, "wap": bar.wap, "bar_count": bar.bar_count},
-               bar.is_final)
+        NewBar(
+            bar.timestamp,
+            {
+                "open": bar.open,
+                "high": bar.high,
+                "low": bar.low,
+                "close": bar.close,
+                "volume": bar.volume,
+                "wap": bar.wap,
+                "bar_count": bar.bar_count,
+            },
+            bar.is_final,
+        )
         for bar in cold.bars
     ]
     series = SeriesKey("BENCH", "NASDAQ", "1m")
@@ -168,10 +200,24 @@ async def run(url: str, gateway: SimulatedGateway) -> None:
     repository.store_chunk(series, new_bars, meta, NOW, expires)
     conflict_s = time.perf_counter() - started
     copy_s = copy_into_twin_table(url, new_bars, meta, expires)
-    emit("upsert_ratio", upsert_s / copy_s, "ratio", 2.0, upsert_s=round(upsert_s, 3),
-         copy_s=round(copy_s, 3), rows=len(new_bars))
-    emit("upsert_conflict_ratio", conflict_s / copy_s, "ratio", None,
-         upsert_conflict_s=round(conflict_s, 3), copy_s=round(copy_s, 3), rows=len(new_bars))
+    emit(
+        "upsert_ratio",
+        upsert_s / copy_s,
+        "ratio",
+        2.0,
+        upsert_s=round(upsert_s, 3),
+        copy_s=round(copy_s, 3),
+        rows=len(new_bars),
+    )
+    emit(
+        "upsert_conflict_ratio",
+        conflict_s / copy_s,
+        "ratio",
+        None,
+        upsert_conflict_s=round(conflict_s, 3),
+        copy_s=round(copy_s, 3),
+        rows=len(new_bars),
+    )
 
     await service.get_or_fetch_market_data("NVDA", "NASDAQ", "1d", YEAR_AGO, NOW)
     daily = []
@@ -179,8 +225,14 @@ async def run(url: str, gateway: SimulatedGateway) -> None:
         started = time.perf_counter()
         result = await service.get_or_fetch_market_data("NVDA", "NASDAQ", "1d", YEAR_AGO, NOW)
         daily.append(time.perf_counter() - started)
-    emit("daily_warm_read_ms", statistics.median(daily) * 1000, "ms", None,
-         bars=len(result.bars), p90_ms=round(sorted(daily)[44] * 1000, 3))
+    emit(
+        "daily_warm_read_ms",
+        statistics.median(daily) * 1000,
+        "ms",
+        None,
+        bars=len(result.bars),
+        p90_ms=round(sorted(daily)[44] * 1000, 3),
+    )
     await container.ib_connection().close()
     container.database().dispose()
 
@@ -191,16 +243,28 @@ def copy_into_twin_table(url: str, bars: list[NewBar], meta: dict, expires: date
         connection.execute("CREATE TABLE bench_copy (LIKE market_data_cache INCLUDING ALL)")
         connection.commit()
         started = time.perf_counter()
-        with connection.cursor() as cursor:
-            with cursor.copy(
+        with (
+            connection.cursor() as cursor,
+            cursor.copy(
                 "COPY bench_copy (symbol, exchange, data_type, timestamp, ohlcv_data, metadata,"
                 " fetched_at, expires_at, created_at, updated_at) FROM STDIN"
-            ) as copy:
-                for bar in bars:
-                    copy.write_row((
-                        "BENCH", "NASDAQ", "1m", bar.timestamp, json.dumps(bar.ohlcv),
-                        json.dumps({**meta, "is_final": bar.is_final}), NOW, expires, NOW, NOW,
-                    ))
+            ) as copy,
+        ):
+            for bar in bars:
+                copy.write_row(
+                    (
+                        "BENCH",
+                        "NASDAQ",
+                        "1m",
+                        bar.timestamp,
+                        json.dumps(bar.ohlcv),
+                        json.dumps({**meta, "is_final": bar.is_final}),
+                        NOW,
+                        expires,
+                        NOW,
+                        NOW,
+                    )
+                )
         connection.commit()
         return time.perf_counter() - started
 

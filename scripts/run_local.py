@@ -48,7 +48,9 @@ def start_simulator() -> tuple[subprocess.Popen, int, int]:
 
 def symbols_without_bars(database_url: str, symbols: list[str]) -> list[str]:
     database = Database(database_url)
-    cached = {row["symbol"] for row in MarketDataCacheRepository(database).series_summaries(utc_now())}
+    cached = {
+        row["symbol"] for row in MarketDataCacheRepository(database).series_summaries(utc_now())
+    }
     database.dispose()
     return [symbol for symbol in symbols if symbol not in cached]
 
@@ -60,7 +62,10 @@ def main() -> int:
         os.environ["IB_HOST"] = "127.0.0.1"
         os.environ["IB_PORT"] = str(api_port)
         os.environ["IB_SIMULATOR_CONTROL_URL"] = f"http://127.0.0.1:{control_port}"
-        print(f"simulated IB Gateway on 127.0.0.1:{api_port} (control API :{control_port})", flush=True)
+        print(
+            f"simulated IB Gateway on 127.0.0.1:{api_port} (control API :{control_port})",
+            flush=True,
+        )
     try:
         try:
             settings = load_settings()
@@ -71,7 +76,12 @@ def main() -> int:
         if missing:
             print(f"filling the cache for {', '.join(missing)} (1 year of daily bars)", flush=True)
             subprocess.run(
-                [sys.executable, "scripts/populate_market_cache.py", "--symbols", ",".join(missing)],
+                [
+                    sys.executable,
+                    "scripts/populate_market_cache.py",
+                    "--symbols",
+                    ",".join(missing),
+                ],
                 cwd=ROOT,
                 check=False,
             )

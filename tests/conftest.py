@@ -55,7 +55,7 @@ def sim(simulator):
 
 @pytest.fixture
 async def build_container():
-    """Builds test containers (see tests/support/app.py) and disconnects their gateways afterwards."""
+    """Builds test containers (tests/support/app.py) and disconnects their gateways afterwards."""
     from tests.support.app import make_container, make_settings
 
     built = []

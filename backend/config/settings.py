@@ -21,7 +21,8 @@ def normalize_symbol(raw: str) -> str:
     symbol = raw.strip().upper()
     if not SYMBOL_PATTERN.fullmatch(symbol):
         raise ValueError(
-            f"invalid symbol {raw!r}: use 1-12 characters, a letter first, then letters, digits or '.'"
+            f"invalid symbol {raw!r}: use 1-12 characters, "
+            "a letter first, then letters, digits or '.'"
         )
     return symbol
 

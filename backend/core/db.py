@@ -19,7 +19,7 @@ def create_db_engine(database_url: str) -> Engine:
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    # A UTC session makes PostgreSQL hand back datetimes already in UTC, so reads need no conversion.
+    # A UTC session makes PostgreSQL return datetimes already in UTC: reads need no conversion.
     return create_engine(
         url,
         pool_pre_ping=True,

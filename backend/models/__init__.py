@@ -1,4 +1,4 @@
-"""SQLModel tables and API shapes. Importing this package registers every table on SQLModel.metadata."""
+"""SQLModel tables and API shapes; importing this package registers every table."""
 
 from backend.models.market_data import (
     BarSize,

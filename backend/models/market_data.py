@@ -35,7 +35,9 @@ class MarketDataCache(MarketData, table=True):
 
     __tablename__ = "market_data_cache"
     __table_args__ = (
-        UniqueConstraint("symbol", "exchange", "data_type", "timestamp", name="uq_market_data_cache_bar"),
+        UniqueConstraint(
+            "symbol", "exchange", "data_type", "timestamp", name="uq_market_data_cache_bar"
+        ),
         Index("ix_market_data_cache_symbol_timestamp", "symbol", "timestamp"),
         Index("ix_market_data_cache_symbol_data_type", "symbol", "data_type"),
     )
@@ -47,7 +49,10 @@ class MarketDataCache(MarketData, table=True):
     indicators: dict[str, Any] | None = Field(default=None, sa_type=JSONType, nullable=True)
     # SQLAlchemy reserves `metadata` on declarative classes; the column keeps the name.
     meta: dict[str, Any] = Field(
-        default_factory=dict, sa_type=JSONType, nullable=False, sa_column_kwargs={"name": "metadata"}
+        default_factory=dict,
+        sa_type=JSONType,
+        nullable=False,
+        sa_column_kwargs={"name": "metadata"},
     )
     fetched_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
@@ -56,7 +61,7 @@ class MarketDataCache(MarketData, table=True):
 
 
 class CacheCoverage(SQLModel, table=True):
-    """A range IBKR answered with no bars (before the listing, or "no data"), so it is not asked again."""
+    """A range IBKR confirmed has no bars (e.g. before the listing); it is not asked for again."""
 
     __tablename__ = "market_data_coverage"
     __table_args__ = (
@@ -80,7 +85,9 @@ class CacheSeriesStats(SQLModel, table=True):
 
     __tablename__ = "market_data_cache_stats"
     __table_args__ = (
-        UniqueConstraint("symbol", "exchange", "data_type", name="uq_market_data_cache_stats_series"),
+        UniqueConstraint(
+            "symbol", "exchange", "data_type", name="uq_market_data_cache_stats_series"
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)

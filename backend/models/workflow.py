@@ -40,7 +40,9 @@ class WorkflowLog(SQLModel, table=True):
     __table_args__ = (Index("ix_workflow_logs_execution_id", "execution_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    execution_id: int = Field(foreign_key="workflow_executions.id", nullable=False, ondelete="CASCADE")
+    execution_id: int = Field(
+        foreign_key="workflow_executions.id", nullable=False, ondelete="CASCADE"
+    )
     step: str = Field(max_length=64, nullable=False)
     level: str = Field(max_length=10, nullable=False)
     message: str = Field(nullable=False)
@@ -52,7 +54,9 @@ class LineageRecord(SQLModel, table=True):
     __table_args__ = (Index("ix_lineage_records_execution_id", "execution_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    execution_id: int = Field(foreign_key="workflow_executions.id", nullable=False, ondelete="CASCADE")
+    execution_id: int = Field(
+        foreign_key="workflow_executions.id", nullable=False, ondelete="CASCADE"
+    )
     step: str = Field(max_length=64, nullable=False)
     symbol: str = Field(max_length=12, nullable=False)
     data_type: str = Field(max_length=4, nullable=False)
@@ -60,6 +64,9 @@ class LineageRecord(SQLModel, table=True):
     range_end: datetime = Field(sa_type=UTCDateTime, nullable=False)
     # data source, debug_mode, cache hit kind, bar count, fetched_at range, checksum of the bars.
     meta: dict[str, Any] = Field(
-        default_factory=dict, sa_type=JSONType, nullable=False, sa_column_kwargs={"name": "metadata"}
+        default_factory=dict,
+        sa_type=JSONType,
+        nullable=False,
+        sa_column_kwargs={"name": "metadata"},
     )
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)

@@ -19,7 +19,8 @@ class GatewayUnavailable(MarketDataError):
     def __init__(self, host: str, port: int, reason: str) -> None:
         self.host, self.port, self.reason = host, port, reason
         super().__init__(
-            f"IB Gateway at {host}:{port} is unavailable: {reason}. Check that IB Gateway or TWS is "
+            f"IB Gateway at {host}:{port} is unavailable: {reason}. "
+            "Check that IB Gateway or TWS is "
             f"running and logged in, that its API socket is enabled on port {port} "
             f"(Configure > Settings > API), and that {host} is allowed to connect."
         )
@@ -87,7 +88,12 @@ class CacheMissInDebugMode(MarketDataError):
         missing: list[tuple[datetime, datetime]],
         days_back: int,
     ) -> None:
-        self.symbol, self.exchange, self.data_type, self.missing = symbol, exchange, data_type, missing
+        self.symbol, self.exchange, self.data_type, self.missing = (
+            symbol,
+            exchange,
+            data_type,
+            missing,
+        )
         self.populate_command = (
             f"make populate-cache SYMBOLS={symbol} EXCHANGE={exchange} "
             f"DATA_TYPES={data_type} DAYS_BACK={days_back}"

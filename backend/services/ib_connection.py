@@ -33,7 +33,7 @@ class IBConnection:
         return self.ib.isConnected()
 
     async def ensure_connected(self) -> IB:
-        """Connect if not connected; raise GatewayUnavailable (or ClientIdInUse) with what to check."""
+        """Connect if needed; raise GatewayUnavailable (or ClientIdInUse) saying what to check."""
         if self.connected:
             return self.ib
         if self._lock is None:
@@ -64,7 +64,7 @@ class IBConnection:
             logger.bind(host=self.host, port=self.port, client_id=self.client_id).info(
                 "connected to IB gateway"
             )
-        except (OSError, TimeoutError, asyncio.TimeoutError, ConnectionError) as exc:
+        except (OSError, TimeoutError, ConnectionError) as exc:
             self.ib.disconnect()
             if refused_client_id:
                 error: GatewayUnavailable = ClientIdInUse(self.host, self.port, self.client_id)

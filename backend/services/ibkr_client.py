@@ -1,4 +1,4 @@
-"""Historical bars from IBKR: contract qualification, calendar-sized chunks, pacing, retries, validation."""
+"""Historical bars from IBKR: qualified contracts, calendar-sized chunks, pacing, retries."""
 
 from __future__ import annotations
 
@@ -140,7 +140,7 @@ class IBKRClient:
             if exc.code == 200:
                 raise UnknownContract(symbol, exchange) from None
             raise InvalidHistoricalRequest(f"IBKR refused {symbol}: {exc.message}") from None
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise self._timeout(f"contract details for {symbol}") from None
         except ConnectionError as exc:
             raise self._unavailable(exc) from None
@@ -159,7 +159,7 @@ class IBKRClient:
                 ib.reqHeadTimeStampAsync(contract, WHAT_TO_SHOW, USE_RTH, formatDate=2),
                 self.request_timeout_s,
             )
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise self._timeout(f"head timestamp of {contract.symbol}") from None
         except ConnectionError as exc:
             raise self._unavailable(exc) from None
@@ -222,7 +222,9 @@ class IBKRClient:
         plans: list[ChunkPlan] | None = None,
     ) -> AsyncIterator[FetchedChunk]:
         contract = await self.qualify(symbol, exchange)
-        for plan in plans if plans is not None else self.plan_chunks(exchange, bar_size, start, end):
+        for plan in (
+            plans if plans is not None else self.plan_chunks(exchange, bar_size, start, end)
+        ):
             yield await self.fetch_chunk(contract, exchange, bar_size, plan)
 
     async def fetch_chunk(
@@ -281,12 +283,14 @@ class IBKRClient:
                 ),
                 self.request_timeout_s,
             )
-        except (TimeoutError, asyncio.TimeoutError):
+        except TimeoutError:
             raise self._timeout(f"{contract.symbol} {bar_size} bars") from None
         except ConnectionError as exc:
             raise _Disconnected(str(exc)) from exc
         except RequestError as exc:
-            return await self._handle_request_error(exc, contract, exchange, bar_size, plan, request)
+            return await self._handle_request_error(
+                exc, contract, exchange, bar_size, plan, request
+            )
         fetched_at = self.clock()
         if not raw:
             # The real gateway answers 162 when there is nothing; an empty list is not an answer.
@@ -366,7 +370,7 @@ class IBKRClient:
             if not plan.start <= stamp < plan.end:
                 continue
             if stamp not in expected:
-                # The cache holds the calendar's regular-hours bars only; coverage checks rely on it.
+                # The cache holds the calendar's regular-hours bars only; coverage relies on it.
                 logger.warning("ignoring bar at {} outside the trading calendar", stamp.isoformat())
                 continue
             _check_bar(stamp, item)
@@ -379,7 +383,9 @@ class IBKRClient:
                     low=float(item.low),
                     close=float(item.close),
                     volume=float(item.volume),
-                    wap=float(item.average) if item.average is not None and item.average >= 0 else None,
+                    wap=float(item.average)
+                    if item.average is not None and item.average >= 0
+                    else None,
                     bar_count=int(item.barCount) if item.barCount and item.barCount > 0 else None,
                     # A bar can still change until its session has closed (Lean#4428).
                     is_final=close_at is not None and fetched_at >= close_at,

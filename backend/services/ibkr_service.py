@@ -181,7 +181,9 @@ class IBKRService:
         final, still_missing = await asyncio.to_thread(self.find_gaps, series, bar_size, start, end)
         if failure is not None:
             if not cached:
-                await asyncio.to_thread(self.repository.record_outcome, series, "miss", self.clock())
+                await asyncio.to_thread(
+                    self.repository.record_outcome, series, "miss", self.clock()
+                )
                 raise failure
             logger.bind(symbol=series.symbol, data_type=series.data_type).warning(
                 "gateway failed; serving stale cache: {}", failure
@@ -228,7 +230,7 @@ class IBKRService:
         async for chunk in self.client.fetch_chunks(
             series.symbol, series.exchange, bar_size, needed[0][0], needed[-1][1], plans=plans
         ):
-            # One transaction per chunk: a failure later leaves earlier chunks whole and this one absent.
+            # One transaction per chunk: a later failure keeps earlier chunks, never half of one.
             stored += await asyncio.to_thread(self._store_chunk, series, chunk)
         return stored
 
@@ -272,12 +274,22 @@ class IBKRService:
     ) -> MarketDataResult:
         assert self.client is not None
         bars = []
-        async for chunk in self.client.fetch_chunks(series.symbol, series.exchange, bar_size, start, end):
+        async for chunk in self.client.fetch_chunks(
+            series.symbol, series.exchange, bar_size, start, end
+        ):
             for bar in chunk.bars:
                 bars.append(
                     CachedBar(
-                        bar.timestamp, bar.open, bar.high, bar.low, bar.close, bar.volume,
-                        bar.wap, bar.bar_count, bar.is_final, chunk.fetched_at,
+                        bar.timestamp,
+                        bar.open,
+                        bar.high,
+                        bar.low,
+                        bar.close,
+                        bar.volume,
+                        bar.wap,
+                        bar.bar_count,
+                        bar.is_final,
+                        chunk.fetched_at,
                         chunk.fetched_at + self.ttl,
                     )
                 )
@@ -308,7 +320,9 @@ class IBKRService:
         cached = self.repository.read_bars(series, start, end)
         until = min(end, now)
         if force:
-            expected = market_calendar.expected_bar_timestamps(series.exchange, bar_size, start, until)
+            expected = market_calendar.expected_bar_timestamps(
+                series.exchange, bar_size, start, until
+            )
             return cached, market_calendar.group_into_ranges(expected, bar_size, series.exchange)
         fresh = {
             bar.timestamp
@@ -317,7 +331,9 @@ class IBKRService:
         }
         # Only calendar bars are ever stored, so equal counts mean every expected bar is there:
         # the common warm read skips building a datetime for each of ~98k expected bars.
-        if len(fresh) == market_calendar.expected_bar_count(series.exchange, bar_size, start, until):
+        if len(fresh) == market_calendar.expected_bar_count(
+            series.exchange, bar_size, start, until
+        ):
             return cached, []
         expected = market_calendar.expected_bar_timestamps(series.exchange, bar_size, start, until)
         empty = self.repository.empty_ranges(series, start, end)

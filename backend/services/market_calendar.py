@@ -53,7 +53,9 @@ def calendar_for(exchange: str) -> xcals.ExchangeCalendar:
     code = EXCHANGE_CALENDARS.get(exchange.upper())
     if code is None:
         known = ", ".join(sorted(EXCHANGE_CALENDARS))
-        raise UnsupportedExchange(f"exchange {exchange!r} has no trading calendar; use one of {known}")
+        raise UnsupportedExchange(
+            f"exchange {exchange!r} has no trading calendar; use one of {known}"
+        )
     return _calendar(code)
 
 
@@ -144,7 +146,9 @@ def group_into_ranges(
     if not timestamps:
         return []
     ordered = sorted(timestamps)
-    expected = expected_bar_timestamps(exchange, bar_size, ordered[0], ordered[-1] + BAR_LENGTH[bar_size])
+    expected = expected_bar_timestamps(
+        exchange, bar_size, ordered[0], ordered[-1] + BAR_LENGTH[bar_size]
+    )
     position = {stamp: index for index, stamp in enumerate(expected)}
     ranges: list[tuple[datetime, datetime]] = []
     range_start = previous = ordered[0]

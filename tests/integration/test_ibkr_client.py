@@ -25,10 +25,20 @@ from tests.support.gateway import FIXED_NOW, PACING_SCALE, FakeClock, free_port
 WEEK_START = datetime(2025, 11, 24, tzinfo=UTC)
 WEEK_END = datetime(2025, 12, 2, tzinfo=UTC)
 BARS_PER_FULL_SESSION = {
-    BarSize.M1: 390, BarSize.M5: 78, BarSize.M15: 26, BarSize.M30: 13, BarSize.H1: 7, BarSize.D1: 1,
+    BarSize.M1: 390,
+    BarSize.M5: 78,
+    BarSize.M15: 26,
+    BarSize.M30: 13,
+    BarSize.H1: 7,
+    BarSize.D1: 1,
 }
 BARS_ON_EARLY_CLOSE = {
-    BarSize.M1: 210, BarSize.M5: 42, BarSize.M15: 14, BarSize.M30: 7, BarSize.H1: 4, BarSize.D1: 1,
+    BarSize.M1: 210,
+    BarSize.M5: 42,
+    BarSize.M15: 14,
+    BarSize.M30: 7,
+    BarSize.H1: 4,
+    BarSize.D1: 1,
 }
 
 
@@ -51,7 +61,9 @@ async def client(sim):
 
 async def test_qualify_caches_the_contract(client, sim):
     contract = await client.qualify("NVDA", "NASDAQ")
-    assert contract.conId > 0 and contract.primaryExchange == "NASDAQ" and contract.currency == "USD"
+    assert (
+        contract.conId > 0 and contract.primaryExchange == "NASDAQ" and contract.currency == "USD"
+    )
     await client.qualify("NVDA", "NASDAQ")
     assert sim.stats()["contract_requests"] == 1
 
@@ -64,12 +76,19 @@ async def test_every_bar_size_matches_the_trading_calendar(client, bar_size):
         assert bar.timestamp.tzinfo == UTC
         assert bar.low <= min(bar.open, bar.close) <= max(bar.open, bar.close) <= bar.high
         assert bar.volume >= 0
-        day = bar.timestamp.date() if bar_size is BarSize.D1 else (bar.timestamp - timedelta(hours=5)).date()
+        day = (
+            bar.timestamp.date()
+            if bar_size is BarSize.D1
+            else (bar.timestamp - timedelta(hours=5)).date()
+        )
         per_day[day] = per_day.get(day, 0) + 1
     full = BARS_PER_FULL_SESSION[bar_size]
     assert per_day == {
-        date(2025, 11, 24): full, date(2025, 11, 25): full, date(2025, 11, 26): full,
-        date(2025, 11, 28): BARS_ON_EARLY_CLOSE[bar_size], date(2025, 12, 1): full,
+        date(2025, 11, 24): full,
+        date(2025, 11, 25): full,
+        date(2025, 11, 26): full,
+        date(2025, 11, 28): BARS_ON_EARLY_CLOSE[bar_size],
+        date(2025, 12, 1): full,
     }
     assert bars == sorted(bars, key=lambda bar: bar.timestamp)
     assert [bar.timestamp for bar in bars] == market_calendar.expected_bar_timestamps(
@@ -81,7 +100,11 @@ async def test_every_bar_size_matches_the_trading_calendar(client, bar_size):
 
 async def test_first_regular_minute_is_the_open_in_utc(client):
     bars = await client.fetch_bars(
-        "MSFT", "NASDAQ", BarSize.M1, datetime(2025, 7, 1, tzinfo=UTC), datetime(2025, 7, 2, tzinfo=UTC)
+        "MSFT",
+        "NASDAQ",
+        BarSize.M1,
+        datetime(2025, 7, 1, tzinfo=UTC),
+        datetime(2025, 7, 2, tzinfo=UTC),
     )
     # 09:30 New York in summer (EDT, UTC-4) is 13:30 UTC; the last minute starts 19:59 UTC.
     assert bars[0].timestamp == datetime(2025, 7, 1, 13, 30, tzinfo=UTC)
@@ -110,7 +133,9 @@ async def test_range_before_first_trade_is_confirmed_empty_not_an_error(client):
     head = await client.head_timestamp(contract)
     assert head.date() == date(2024, 3, 20)
     start, end = head - timedelta(days=30), head - timedelta(days=1)
-    chunks = [chunk async for chunk in client.fetch_chunks("ALAB", "NASDAQ", BarSize.D1, start, end)]
+    chunks = [
+        chunk async for chunk in client.fetch_chunks("ALAB", "NASDAQ", BarSize.D1, start, end)
+    ]
     assert chunks and all(chunk.bars == [] for chunk in chunks)
     assert all("before first trade" in chunk.empty_reason for chunk in chunks)
     assert chunks[0].confirmed_empty == [(chunks[0].plan.start, chunks[0].plan.end)]
@@ -203,4 +228,4 @@ async def test_hundred_requests_within_scaled_pacing_windows_cause_no_violation(
 
 def test_fixed_now_is_after_the_close():
     # The client tests above rely on the simulator's clock being after 2025-12-01's close.
-    assert FIXED_NOW > datetime(2025, 12, 1, 21, 0, tzinfo=UTC)
+    assert datetime(2025, 12, 1, 21, 0, tzinfo=UTC) < FIXED_NOW

@@ -37,7 +37,9 @@ def distinct_bars(database_url: str) -> int:
     with database.session() as session:
         keys = session.execute(
             select(
-                MarketDataCache.symbol, MarketDataCache.exchange, MarketDataCache.data_type,
+                MarketDataCache.symbol,
+                MarketDataCache.exchange,
+                MarketDataCache.data_type,
                 MarketDataCache.timestamp,
             ).distinct()
         ).all()
@@ -122,7 +124,9 @@ async def test_expired_bars_are_fetched_again_and_final_bars_are_kept(
     assert bar_rows(migrated_database_url, "TSLA") == 5
 
     clock.advance(hours=48)  # final bars are settled history: past their TTL, still a hit
-    assert (await service.get_or_fetch_market_data("TSLA", "NASDAQ", "1d", start, end)).outcome is CacheOutcome.HIT
+    assert (
+        await service.get_or_fetch_market_data("TSLA", "NASDAQ", "1d", start, end)
+    ).outcome is CacheOutcome.HIT
     assert sim.stats()["historical_requests"] == 1
 
 
@@ -159,7 +163,9 @@ async def test_cache_disabled_fetches_live_and_stores_nothing(
     for _ in range(2):
         result = await service.get_or_fetch_market_data("AMD", "NASDAQ", "1d", YEAR_AGO, FIXED_NOW)
         assert (result.source, result.outcome, len(result.bars)) == (
-            DataSource.IBKR, CacheOutcome.BYPASS, 250,
+            DataSource.IBKR,
+            CacheOutcome.BYPASS,
+            250,
         )
     assert sim.stats()["historical_requests"] == 2
     assert bar_rows(migrated_database_url) == 0
@@ -171,7 +177,9 @@ async def test_stale_if_error_serves_expired_cache_and_raises_when_nothing_cache
     clock = FakeClock(datetime(2025, 12, 1, 18, 0, tzinfo=UTC))
     start = datetime(2025, 11, 3, tzinfo=UTC)
     live = build_container(migrated_database_url, sim.port, clock)
-    await live.market_data_service().get_or_fetch_market_data("INTC", "NASDAQ", "1d", start, clock.now)
+    await live.market_data_service().get_or_fetch_market_data(
+        "INTC", "NASDAQ", "1d", start, clock.now
+    )
     clock.advance(hours=30)
 
     down = build_container(migrated_database_url, free_port(), clock).market_data_service()
@@ -202,11 +210,15 @@ async def test_confirmed_empty_range_is_not_requested_again(
 ):
     service = build_container(migrated_database_url, sim.port, FakeClock()).market_data_service()
     start = datetime(2024, 1, 2, tzinfo=UTC)  # ALAB listed on 2024-03-20
-    first = await service.get_or_fetch_market_data("ALAB", "NASDAQ", "1d", start, datetime(2024, 6, 1, tzinfo=UTC))
+    first = await service.get_or_fetch_market_data(
+        "ALAB", "NASDAQ", "1d", start, datetime(2024, 6, 1, tzinfo=UTC)
+    )
     assert first.bars[0].timestamp == datetime(2024, 3, 20, tzinfo=UTC)
     assert first.missing == []
     sim.reset()
-    again = await service.get_or_fetch_market_data("ALAB", "NASDAQ", "1d", start, datetime(2024, 6, 1, tzinfo=UTC))
+    again = await service.get_or_fetch_market_data(
+        "ALAB", "NASDAQ", "1d", start, datetime(2024, 6, 1, tzinfo=UTC)
+    )
     assert again.outcome is CacheOutcome.HIT
     assert sim.stats()["historical_requests"] == 0
 
@@ -231,12 +243,21 @@ def test_two_processes_populating_one_series_on_postgresql(postgres_url, sim):
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     command = [sys.executable, "-m", "tests.support.populate_worker", postgres_url, str(sim.port)]
     workers = [
-        subprocess.Popen(command + [str(9000 + n)], env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            command + [str(9000 + n)],
+            env=env,
+            cwd=REPO_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for n in range(2)
     ]
     outputs = [worker.communicate(timeout=120) for worker in workers]
     assert [worker.returncode for worker in workers] == [0, 0], outputs
-    expected = len(market_calendar.expected_bar_timestamps("NASDAQ", BarSize.M5, YEAR_AGO, FIXED_NOW))
+    expected = len(
+        market_calendar.expected_bar_timestamps("NASDAQ", BarSize.M5, YEAR_AGO, FIXED_NOW)
+    )
     assert bar_rows(postgres_url, "JPM") == distinct_bars(postgres_url) == expected
     # The advisory lock made the second process wait and then read what the first stored.
     outcomes = sorted(output[0].strip() for output in outputs)
@@ -259,7 +280,10 @@ async def test_each_call_logs_one_line_with_its_context(sqlite_url, sim, build_c
         logger.remove(sink)
     extras = [record.record["extra"] for record in records]
     assert [extra["outcome"] for extra in extras] == ["miss", "hit"]
-    assert [(extra["bars_cached"], extra["bars_fetched"]) for extra in extras] == [(0, 250), (250, 0)]
+    assert [(extra["bars_cached"], extra["bars_fetched"]) for extra in extras] == [
+        (0, 250),
+        (250, 0),
+    ]
     assert all(extra["symbol"] == "IBM" and extra["data_type"] == "1d" for extra in extras)
     assert all(extra["range"].startswith(YEAR_AGO.isoformat()) for extra in extras)
     assert all(extra["duration_ms"] >= 0 for extra in extras)

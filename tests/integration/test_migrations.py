@@ -2,14 +2,13 @@
 
 from pathlib import Path
 
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 from sqlmodel import SQLModel
 
 import backend.models  # noqa: F401  (registers the tables)
-
+from alembic import command
 from backend.core.db import create_db_engine
 from tests.support.migrations import alembic_config
 

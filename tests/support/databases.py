@@ -17,7 +17,7 @@ def test_database_url() -> str:
 
 
 def postgres_unavailable_reason() -> str | None:
-    """None when PostgreSQL answers; otherwise why not (skipped, or failed under REQUIRE_POSTGRES=1)."""
+    """None when PostgreSQL answers, else why not (skip, or fail under REQUIRE_POSTGRES=1)."""
     url = test_database_url()
     try:
         engine = create_engine(url, connect_args={"connect_timeout": 3})

@@ -27,10 +27,14 @@ def test_metadata_column_keeps_its_name_under_another_attribute():
 def _bar(timestamp: datetime, close: float = 10.0) -> MarketDataCache:
     fetched = datetime(2025, 1, 2, tzinfo=UTC)
     return MarketDataCache(
-        symbol="NVDA", exchange="NASDAQ", data_type="1d", timestamp=timestamp,
+        symbol="NVDA",
+        exchange="NASDAQ",
+        data_type="1d",
+        timestamp=timestamp,
         ohlcv_data={"open": 9, "high": 11, "low": 8, "close": close, "volume": 100},
         meta={"source": "ibkr", "is_final": True},
-        fetched_at=fetched, expires_at=fetched + timedelta(hours=24),
+        fetched_at=fetched,
+        expires_at=fetched + timedelta(hours=24),
     )
 
 
@@ -40,9 +44,13 @@ def test_schema_has_indexes_unique_key_and_json_types(migrated_database_url):
     indexes = {ix["name"]: ix["column_names"] for ix in inspector.get_indexes("market_data_cache")}
     assert indexes["ix_market_data_cache_symbol_timestamp"] == ["symbol", "timestamp"]
     assert indexes["ix_market_data_cache_symbol_data_type"] == ["symbol", "data_type"]
-    uniques = {u["name"]: u["column_names"] for u in inspector.get_unique_constraints("market_data_cache")}
+    uniques = {
+        u["name"]: u["column_names"] for u in inspector.get_unique_constraints("market_data_cache")
+    }
     assert uniques["uq_market_data_cache_bar"] == ["symbol", "exchange", "data_type", "timestamp"]
-    types = {c["name"]: type(c["type"]).__name__ for c in inspector.get_columns("market_data_cache")}
+    types = {
+        c["name"]: type(c["type"]).__name__ for c in inspector.get_columns("market_data_cache")
+    }
     expected_json = "JSONB" if engine.dialect.name == "postgresql" else "JSON"
     assert {types["ohlcv_data"], types["indicators"], types["metadata"]} == {expected_json}
     engine.dispose()

@@ -93,6 +93,8 @@ async def test_concurrent_callers_are_served_in_turn_without_violations():
 async def test_scaled_limits_shrink_every_window():
     limits = PacingLimits().scaled(0.01)
     assert (limits.identical_window_s, limits.per_contract_window_s, limits.global_window_s) == (
-        0.15, 0.02, 6.0,
+        0.15,
+        0.02,
+        6.0,
     )
     assert limits.global_max == 60 and limits.per_contract_max == 5

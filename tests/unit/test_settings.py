@@ -10,8 +10,17 @@ from backend.config.settings import Settings, SettingsError, load_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VARIABLES = [
-    "DEBUG_MODE", "CACHE_ENABLED", "CACHE_SYMBOLS", "CACHE_EXCHANGE", "CACHE_TTL_HOURS",
-    "DATABASE_URL", "IB_HOST", "IB_PORT", "IB_CLIENT_ID", "IB_CONNECT_TIMEOUT", "API_TOKEN",
+    "DEBUG_MODE",
+    "CACHE_ENABLED",
+    "CACHE_SYMBOLS",
+    "CACHE_EXCHANGE",
+    "CACHE_TTL_HOURS",
+    "DATABASE_URL",
+    "IB_HOST",
+    "IB_PORT",
+    "IB_CLIENT_ID",
+    "IB_CONNECT_TIMEOUT",
+    "API_TOKEN",
 ]
 
 
@@ -45,7 +54,9 @@ def test_values_come_from_env_file(tmp_path):
     (tmp_path / ".env").write_text("DEBUG_MODE=true\nCACHE_TTL_HOURS=6\nCACHE_SYMBOLS=AAPL\n")
     settings = load_settings()
     assert (settings.DEBUG_MODE, settings.CACHE_TTL_HOURS, settings.CACHE_SYMBOLS) == (
-        True, 6, ["AAPL"],
+        True,
+        6,
+        ["AAPL"],
     )
 
 
@@ -64,7 +75,11 @@ def test_environment_wins_over_env_file(monkeypatch, tmp_path):
         ("CACHE_SYMBOLS", "NVDA,$$$", "CACHE_SYMBOLS: invalid symbol '$$$'"),
         ("CACHE_SYMBOLS", "", "CACHE_SYMBOLS: must name at least one symbol"),
         ("CACHE_SYMBOLS", "[1, 2", "CACHE_SYMBOLS: is not a valid JSON list"),
-        ("DATABASE_URL", "mysql://x", "DATABASE_URL: must start with sqlite:/// or postgresql+psycopg://"),
+        (
+            "DATABASE_URL",
+            "mysql://x",
+            "DATABASE_URL: must start with sqlite:/// or postgresql+psycopg://",
+        ),
         ("IB_PORT", "70000", "IB_PORT: Input should be less than or equal to 65535"),
         ("CACHE_EXCHANGE", "N4SDAQ!", "CACHE_EXCHANGE: must be an exchange code"),
     ],
@@ -83,11 +98,17 @@ def test_bad_value_stops_startup_with_one_line(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "CACHE_TTL_HOURS": "-3", "PYTHONPATH": str(REPO_ROOT)}
     result = subprocess.run(
         [sys.executable, "-c", "import backend.main"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 1
     lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines == ["invalid configuration: CACHE_TTL_HOURS: Input should be greater than 0 (got '-3')"]
+    assert lines == [
+        "invalid configuration: CACHE_TTL_HOURS: Input should be greater than 0 (got '-3')"
+    ]
 
 
 def test_env_example_lists_every_setting():

@@ -42,7 +42,9 @@ class ConfigPublic(BaseModel):
 def health(database: Annotated[Database, Depends(Provide[Container.database])]) -> HealthPublic:
     """Whether the service is up and its database answers."""
     reachable = database.is_reachable()
-    return HealthPublic(status="ok" if reachable else "degraded", database="ok" if reachable else "unreachable")
+    return HealthPublic(
+        status="ok" if reachable else "degraded", database="ok" if reachable else "unreachable"
+    )
 
 
 @router.get("/config", response_model=ConfigPublic)
