@@ -64,7 +64,12 @@ class NewBar:
     is_final: bool
 
 
-OUTCOME_COLUMNS = {"hit": "hits", "miss": "misses", "partial": "partial_hits", "stale": "stale_serves"}
+OUTCOME_COLUMNS = {
+    "hit": "hits",
+    "miss": "misses",
+    "partial": "partial_hits",
+    "stale": "stale_serves",
+}
 
 
 class MarketDataCacheRepository:
@@ -132,19 +137,25 @@ class MarketDataCacheRepository:
     ) -> tuple[list[MarketDataCache], int]:
         conditions = self._conditions(bar_filter)
         with self.database.session() as session:
-            total = session.execute(select(func.count()).select_from(BARS).where(*conditions)).scalar_one()
-            rows = session.execute(
-                select(MarketDataCache)
-                .where(*conditions)
-                .order_by(
-                    MarketDataCache.symbol,
-                    MarketDataCache.data_type,
-                    MarketDataCache.timestamp,
-                    MarketDataCache.exchange,
+            total = session.execute(
+                select(func.count()).select_from(BARS).where(*conditions)
+            ).scalar_one()
+            rows = (
+                session.execute(
+                    select(MarketDataCache)
+                    .where(*conditions)
+                    .order_by(
+                        MarketDataCache.symbol,
+                        MarketDataCache.data_type,
+                        MarketDataCache.timestamp,
+                        MarketDataCache.exchange,
+                    )
+                    .limit(limit)
+                    .offset(offset)
                 )
-                .limit(limit)
-                .offset(offset)
-            ).scalars().all()
+                .scalars()
+                .all()
+            )
         return list(rows), total
 
     def cached_exchanges(self, symbol: str, data_type: str) -> list[str]:
@@ -345,11 +356,19 @@ class MarketDataCacheRepository:
                 values["last_hit_at"] = at
             self._bump_stats(connection, series, values)
 
-    def _bump_stats(self, connection: Connection, series: SeriesKey, values: dict[str, Any]) -> None:
+    def _bump_stats(
+        self, connection: Connection, series: SeriesKey, values: dict[str, Any]
+    ) -> None:
         counters = {name: values.get(name, 0) for name in OUTCOME_COLUMNS.values()}
-        times = {name: values[name] for name in ("last_hit_at", "last_refresh_at") if name in values}
+        times = {
+            name: values[name] for name in ("last_hit_at", "last_refresh_at") if name in values
+        }
         insert = self._insert(STATS).values(
-            symbol=series.symbol, exchange=series.exchange, data_type=series.data_type, **counters, **times
+            symbol=series.symbol,
+            exchange=series.exchange,
+            data_type=series.data_type,
+            **counters,
+            **times,
         )
         updates: dict[str, Any] = {name: STATS.c[name] + insert.excluded[name] for name in counters}
         updates.update({name: insert.excluded[name] for name in times})
@@ -363,7 +382,9 @@ class MarketDataCacheRepository:
         with self.database.session() as session:
             return list(
                 session.execute(
-                    select(CacheSeriesStats).order_by(CacheSeriesStats.symbol, CacheSeriesStats.data_type)
+                    select(CacheSeriesStats).order_by(
+                        CacheSeriesStats.symbol, CacheSeriesStats.data_type
+                    )
                 ).scalars()
             )
 
@@ -371,7 +392,7 @@ class MarketDataCacheRepository:
 
     @contextmanager
     def series_lock(self, series: SeriesKey) -> Iterator[None]:
-        """Hold a PostgreSQL advisory lock for the series; other processes wait, then read the cache.
+        """Hold a PostgreSQL advisory lock on the series: other processes wait, then read the cache.
 
         SQLite serialises writers itself and has no advisory locks, so there it is a no-op.
         """
@@ -418,4 +439,3 @@ def _lock_key(series: SeriesKey) -> int:
         f"{series.symbol}|{series.exchange}|{series.data_type}".encode(), digest_size=8
     ).digest()
     return int.from_bytes(digest, "big", signed=True)
-

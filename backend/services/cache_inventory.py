@@ -1,4 +1,4 @@
-"""What the cache holds, for the API: pages of cached bars, one symbol's series, clearing by filter."""
+"""What the cache holds, for the API: pages of bars, one symbol's series, clearing by filter."""
 
 from __future__ import annotations
 

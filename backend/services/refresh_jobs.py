@@ -20,6 +20,7 @@ from backend.models.market_data import BarSize
 from backend.models.market_data_api import DEFAULT_DAYS_BACK, RefreshRequest
 from backend.services import market_calendar
 from backend.services.errors import GatewayUnavailable, MarketDataError
+from backend.services.ib_connection import IBConnection
 from backend.services.ibkr_service import CacheOutcome, IBKRService
 
 JobStatus = Literal["queued", "running", "completed", "partial", "failed"]
@@ -60,22 +61,20 @@ class RefreshJob:
 
 
 class RefreshJobs:
-    """Runs refreshes through the read-through service (allowed in DEBUG_MODE) one symbol at a time."""
+    """Refreshes through the read-through service (allowed in DEBUG_MODE), one symbol at a time."""
 
     def __init__(
         self,
         service: IBKRService,
+        connection: IBConnection,
         clock: Callable[[], datetime],
         default_exchange: str,
-        gateway_host: str,
-        gateway_port: int,
         keep_finished: int = 100,
     ) -> None:
         self.service = service
+        self.connection = connection
         self.clock = clock
         self.default_exchange = default_exchange
-        self.gateway_host = gateway_host
-        self.gateway_port = gateway_port
         self.keep_finished = keep_finished
         self._jobs: dict[str, RefreshJob] = {}
 
@@ -121,8 +120,18 @@ class RefreshJobs:
         job.status = "running"
         log = logger.bind(job_id=job.job_id, data_type=job.data_type.value)
         log.info("refresh job started: {} symbols on {}", len(job.symbols), job.exchange)
-        for symbol in job.symbols:
-            job.results.append(await self._refresh_one(job, symbol))
+        try:
+            # Checked once up front: with the gateway down every symbol fails the same way, and
+            # finding that out per symbol would first plan each one's whole range for nothing.
+            await self.connection.ensure_connected()
+        except GatewayUnavailable as exc:
+            log.warning("refresh job cannot start: {}", exc)
+            job.results = [
+                SymbolRefresh(symbol, job.data_type, "error", error=exc) for symbol in job.symbols
+            ]
+        else:
+            for symbol in job.symbols:
+                job.results.append(await self._refresh_one(job, symbol))
         succeeded = sum(result.status == "ok" for result in job.results)
         if succeeded == len(job.results):
             job.status = "completed"
@@ -148,8 +157,8 @@ class RefreshJobs:
         if result.outcome is CacheOutcome.STALE:
             # stale-if-error serves readers, but a refresh that reached nothing did not refresh.
             error = GatewayUnavailable(
-                self.gateway_host,
-                self.gateway_port,
+                self.connection.host,
+                self.connection.port,
                 f"nothing could be fetched; the cache keeps its {len(result.bars)} older bars",
             )
             return SymbolRefresh(

@@ -2,8 +2,9 @@
 
 from pathlib import Path
 
-from alembic import command
 from alembic.config import Config
+
+from alembic import command
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic" / "alembic.ini"
 

@@ -1,0 +1,294 @@
+"""Cache management endpoints: list, inspect, refresh from IBKR, clear, statistics."""
+
+import hmac
+from datetime import datetime
+from typing import Annotated
+
+from dependency_injector.wiring import Provide, inject
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from backend.api.errors import ErrorPublic, status_for
+from backend.config.settings import Settings
+from backend.containers import Container
+from backend.models.market_data import BarSize
+from backend.models.market_data_api import (
+    MAX_OFFSET,
+    MAX_PAGE_SIZE,
+    CachedBarsPublic,
+    CacheStatsPublic,
+    DateFrom,
+    DateTo,
+    DeletedPublic,
+    Exchange,
+    RefreshError,
+    RefreshJobPublic,
+    RefreshJobRequest,
+    RefreshProgress,
+    RefreshRequest,
+    RefreshResultPublic,
+    SeriesPublic,
+    Symbol,
+)
+from backend.repositories.market_data_cache import BarFilter
+from backend.services.cache_inventory import CacheInventory
+from backend.services.cache_stats import CacheStatsService
+from backend.services.errors import MarketDataError
+from backend.services.refresh_jobs import RefreshJob, RefreshJobs
+
+router = APIRouter(prefix="/api/market-data/cache", tags=["market-data-cache"])
+
+# How long POST /refresh?wait=true holds the request open before answering 202 with the job.
+REFRESH_WAIT_S = 120.0
+
+GUARDED = {
+    401: {"model": ErrorPublic, "description": "API_TOKEN is set and no bearer token was sent"},
+    403: {"model": ErrorPublic, "description": "The bearer token is wrong"},
+}
+
+bearer = HTTPBearer(
+    auto_error=False, description="Required for refresh and delete when API_TOKEN is set."
+)
+
+
+@inject
+def require_api_token(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    settings: Annotated[Settings, Depends(Provide[Container.settings])],
+) -> None:
+    """When API_TOKEN is set, changing the cache needs `Authorization: Bearer <API_TOKEN>`."""
+    if settings.API_TOKEN is None:
+        return
+    if credentials is None:
+        raise HTTPException(
+            401,
+            "this endpoint needs the header Authorization: Bearer <API_TOKEN>",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    # Constant-time, so response timing does not reveal how much of a guess was right.
+    if not hmac.compare_digest(credentials.credentials.encode(), settings.API_TOKEN.encode()):
+        raise HTTPException(403, "the bearer token does not match API_TOKEN")
+
+
+def bar_filter(
+    symbol: Annotated[
+        Symbol | None, Query(description="Ticker; lower case is upper-cased.")
+    ] = None,
+    exchange: Annotated[
+        Exchange | None, Query(description="Primary exchange, e.g. NASDAQ.")
+    ] = None,
+    data_type: Annotated[BarSize | None, Query(description="Bar size.")] = None,
+    date_from: Annotated[
+        DateFrom | None,
+        Query(description="Bars from this instant (ISO-8601 date or datetime; naive is UTC)."),
+    ] = None,
+    date_to: Annotated[
+        DateTo | None,
+        Query(description="Bars up to this instant, inclusive; a date alone covers its whole day."),
+    ] = None,
+) -> BarFilter:
+    check_date_order(date_from, date_to)
+    return BarFilter(symbol, exchange, data_type.value if data_type else None, date_from, date_to)
+
+
+def check_date_order(date_from: datetime | None, date_to: datetime | None) -> None:
+    if date_from is not None and date_to is not None and date_from > date_to:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "date_to"),
+                    "msg": "must not be before date_from",
+                    "type": "value_error",
+                }
+            ]
+        )
+
+
+@router.get("", response_model=CachedBarsPublic)
+@inject
+def list_cached_bars(
+    filters: Annotated[BarFilter, Depends(bar_filter)],
+    inventory: Annotated[CacheInventory, Depends(Provide[Container.cache_inventory])],
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE, description="Page size.")] = 100,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")] = 0,
+) -> CachedBarsPublic:
+    """Cached bars matching the filters, one page at a time, with the total count."""
+    return inventory.list_bars(filters, limit, offset)
+
+
+@router.get("/stats", response_model=CacheStatsPublic)
+@inject
+def cache_stats(
+    stats: Annotated[CacheStatsService, Depends(Provide[Container.cache_stats_service])],
+) -> CacheStatsPublic:
+    """Hit rates overall and per series, with each series' bar count, first and last bar."""
+    return stats.stats()
+
+
+@router.post(
+    "/refresh",
+    status_code=202,
+    response_model=RefreshJobPublic,
+    response_description="Job accepted; follow it at the Location header's URL",
+    responses={
+        200: {"model": RefreshJobPublic, "description": "Finished job (with wait=true)"},
+        **GUARDED,
+    },
+    dependencies=[Depends(require_api_token)],
+)
+@inject
+async def refresh_cache(
+    body: Annotated[
+        RefreshRequest,
+        Body(
+            openapi_examples={
+                "daily": {
+                    "summary": "A year of daily bars for two symbols",
+                    "value": {"symbols": ["NVDA", "TSLA"], "data_type": "1d", "days_back": 365},
+                },
+                "forced": {
+                    "summary": "Fetch a month of hourly bars again, even if cached",
+                    "value": {
+                        "symbols": ["AAPL"],
+                        "data_type": "1h",
+                        "days_back": 30,
+                        "force": True,
+                    },
+                },
+            }
+        ),
+    ],
+    response: Response,
+    jobs: Annotated[RefreshJobs, Depends(Provide[Container.refresh_jobs])],
+    wait: Annotated[
+        bool, Query(description=f"Answer when the job ends (at most {REFRESH_WAIT_S:g} s).")
+    ] = False,
+) -> RefreshJobPublic:
+    """Fetch symbols from IBKR into the cache as a job (allowed in DEBUG_MODE); 202 with the job."""
+    job = jobs.submit(body)
+    if wait:
+        await jobs.wait(job, REFRESH_WAIT_S)
+    if job.finished:
+        response.status_code = 200
+    else:
+        response.headers["Location"] = f"{router.prefix}/refresh/{job.job_id}"
+    return job_public(job)
+
+
+@router.get(
+    "/refresh/{job_id}",
+    response_model=RefreshJobPublic,
+    responses={404: {"model": ErrorPublic, "description": "No such job"}},
+)
+@inject
+async def refresh_job(
+    job_id: str,
+    jobs: Annotated[RefreshJobs, Depends(Provide[Container.refresh_jobs])],
+) -> RefreshJobPublic:
+    """A refresh job's progress and per-symbol results."""
+    job = jobs.get(job_id)
+    if job is None:
+        raise HTTPException(
+            404, f"no refresh job {job_id}; jobs are kept in memory and forgotten on restart"
+        )
+    return job_public(job)
+
+
+@router.get(
+    "/{symbol}",
+    response_model=SeriesPublic,
+    responses={404: {"model": ErrorPublic, "description": "Nothing cached"}},
+)
+@inject
+def cached_series(
+    symbol: Annotated[Symbol, Path(description="Ticker; lower case is upper-cased.")],
+    inventory: Annotated[CacheInventory, Depends(Provide[Container.cache_inventory])],
+    data_type: Annotated[BarSize, Query(description="Bar size.")] = BarSize.D1,
+    exchange: Annotated[
+        Exchange | None,
+        Query(description="Primary exchange; CACHE_EXCHANGE, then any cached one, when omitted."),
+    ] = None,
+    date_from: Annotated[
+        DateFrom | None,
+        Query(description="Bars from this instant (ISO-8601 date or datetime; naive is UTC)."),
+    ] = None,
+    date_to: Annotated[
+        DateTo | None,
+        Query(description="Bars up to this instant, inclusive; a date alone covers its whole day."),
+    ] = None,
+) -> Response:
+    """One symbol's cached bars in time order. Reads the cache only, never IBKR."""
+    check_date_order(date_from, date_to)
+    series = inventory.series(symbol, data_type, exchange, date_from, date_to)
+    # The hot path of charts: the model is already valid, so it is dumped once, straight to JSON,
+    # instead of FastAPI validating a year of bars again against response_model.
+    return Response(series.model_dump_json(), media_type="application/json")
+
+
+@router.delete(
+    "",
+    response_model=DeletedPublic,
+    responses=GUARDED,
+    dependencies=[Depends(require_api_token)],
+)
+@inject
+def clear_cache(
+    filters: Annotated[BarFilter, Depends(bar_filter)],
+    inventory: Annotated[CacheInventory, Depends(Provide[Container.cache_inventory])],
+    delete_all: Annotated[
+        bool,
+        Query(alias="all", description="Required to delete every bar when no filter is given."),
+    ] = False,
+) -> DeletedPublic:
+    """Delete the cached bars matching the filters; with no filter, only with all=true."""
+    if filters.is_empty and not delete_all:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "all"),
+                    "msg": "no filter given: pass all=true to delete every cached bar, "
+                    "or filter by symbol, exchange, data_type, date_from or date_to",
+                    "type": "value_error",
+                }
+            ]
+        )
+    return DeletedPublic(deleted=inventory.delete_bars(filters))
+
+
+def job_public(job: RefreshJob) -> RefreshJobPublic:
+    return RefreshJobPublic(
+        job_id=job.job_id,
+        status=job.status,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        request=RefreshJobRequest(
+            symbols=job.symbols,
+            exchange=job.exchange,
+            data_type=job.data_type,
+            days_back=job.days_back,
+            force=job.force,
+            start=job.start,
+            end=job.end,
+        ),
+        progress=RefreshProgress(done=len(job.results), total=len(job.symbols)),
+        results=[
+            RefreshResultPublic(
+                symbol=result.symbol,
+                data_type=result.data_type,
+                status=result.status,
+                bars_fetched=result.bars_fetched,
+                bars_cached=result.bars_cached,
+                error=None if result.error is None else _refresh_error(result.error),
+            )
+            for result in job.results
+        ],
+    )
+
+
+def _refresh_error(error: Exception) -> RefreshError:
+    if isinstance(error, MarketDataError):
+        return RefreshError(code=error.code, detail=str(error), status_code=status_for(error))
+    return RefreshError(
+        code="internal_error", detail="unexpected error; see the server log", status_code=500
+    )

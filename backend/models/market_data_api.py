@@ -1,0 +1,295 @@
+"""API shapes of the cache management endpoints: what they accept and what they return."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, time
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+)
+
+from backend.config.settings import normalize_symbol
+from backend.models.market_data import BarSize
+
+MAX_PAGE_SIZE = 5000
+MAX_REFRESH_SYMBOLS = 50
+MAX_DAYS_BACK = 3650
+# Offsets past any plausible row count are refused before they reach the database driver.
+MAX_OFFSET = 1_000_000_000
+
+# How far back a refresh reaches when the request does not say; intraday bars are many per day.
+DEFAULT_DAYS_BACK = {
+    BarSize.D1: 365,
+    BarSize.H1: 30,
+    BarSize.M30: 30,
+    BarSize.M15: 10,
+    BarSize.M5: 5,
+    BarSize.M1: 2,
+}
+
+_DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+# -- input types ------------------------------------------------------------------------------
+
+
+def parse_symbol(value: str) -> str:
+    """normalize_symbol without its trimming: the API takes a symbol exactly as written."""
+    symbol = normalize_symbol(value)
+    if symbol != value.upper() or not value.isascii():
+        raise ValueError(f"invalid symbol {value!r}: no spaces; ASCII letters, digits and '.' only")
+    return symbol
+
+
+def parse_exchange(value: str) -> str:
+    exchange = value.upper()
+    if not re.fullmatch(r"[A-Z]{2,12}", exchange):
+        raise ValueError(f"invalid exchange {value!r}: use 2-12 letters, e.g. NASDAQ or NYSE")
+    return exchange
+
+
+def _as_utc(value: datetime) -> datetime:
+    # Naive means UTC. Converting near datetime's limits can overflow: that is bad input, not a 500.
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is out of range once converted to UTC") from None
+
+
+def _date_bound(end_of_day: bool):
+    def parse(value: object) -> object:
+        # A date alone covers its whole day: from its first instant, or up to its last.
+        if isinstance(value, str) and _DATE_ONLY.fullmatch(value):
+            day = date.fromisoformat(value)
+            return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
+        return value
+
+    return parse
+
+
+_DATE_BOUND_SCHEMA = {
+    "anyOf": [{"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+}
+DateFrom = Annotated[
+    datetime,
+    BeforeValidator(_date_bound(end_of_day=False)),
+    AfterValidator(_as_utc),
+    WithJsonSchema(_DATE_BOUND_SCHEMA),
+]
+DateTo = Annotated[
+    datetime,
+    BeforeValidator(_date_bound(end_of_day=True)),
+    AfterValidator(_as_utc),
+    WithJsonSchema(_DATE_BOUND_SCHEMA),
+]
+Symbol = Annotated[
+    str,
+    AfterValidator(parse_symbol),
+    WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9.]{0,11}$"}),
+]
+Exchange = Annotated[
+    str,
+    AfterValidator(parse_exchange),
+    WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z]{2,12}$"}),
+]
+
+
+# -- listing ----------------------------------------------------------------------------------
+
+
+class CachedBarPublic(BaseModel):
+    """One cached bar as stored.
+
+    `expired`: the bar was not final when fetched and expires_at has passed. Final bars (their
+    session had closed) are settled history and never expire.
+    """
+
+    id: int
+    symbol: str
+    exchange: str
+    data_type: BarSize
+    timestamp: datetime
+    ohlcv_data: dict[str, Any]
+    indicators: dict[str, Any] | None
+    metadata: dict[str, Any]
+    fetched_at: datetime
+    expires_at: datetime
+    expired: bool
+
+
+class CachedBarsPublic(BaseModel):
+    """One page of cached bars; `count` is the total matching the filter, not the page size."""
+
+    data: list[CachedBarPublic]
+    count: int
+
+
+class DeletedPublic(BaseModel):
+    deleted: int
+
+
+# -- one series -------------------------------------------------------------------------------
+
+
+class SeriesBarPublic(BaseModel):
+    timestamp: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    volume: float
+    wap: float | None
+    bar_count: int | None
+    is_final: bool
+
+
+class SeriesPublic(BaseModel):
+    """One symbol's bars in time order, with when they were fetched and whether any expired."""
+
+    symbol: str
+    exchange: str
+    data_type: BarSize
+    count: int
+    first: datetime
+    last: datetime
+    fetched_from: datetime
+    fetched_to: datetime
+    expired: bool
+    bars: list[SeriesBarPublic]
+
+
+# -- statistics -------------------------------------------------------------------------------
+
+
+class SeriesStatsPublic(BaseModel):
+    """One series: what is cached, and how lookups against it went."""
+
+    symbol: str
+    exchange: str
+    data_type: BarSize
+    bar_count: int
+    first: datetime | None
+    last: datetime | None
+    last_updated: datetime | None
+    expired: bool
+    expired_count: int
+    hits: int
+    misses: int
+    partial_hits: int
+    stale_serves: int
+    hit_rate: float | None
+    last_hit_at: datetime | None
+    last_refresh_at: datetime | None
+
+
+class CacheStatsPublic(BaseModel):
+    """Cache figures for the UI.
+
+    hit_rate = (hits + partial_hits) / (hits + misses + partial_hits + stale_serves): the share of
+    lookups the cache answered, at least in part, with bars it considered fresh. A stale serve
+    (the gateway failed, expired bars were returned) counts as a lookup but not as a hit. null
+    when there were no lookups.
+    """
+
+    hits: int
+    misses: int
+    partial_hits: int
+    stale_serves: int
+    hit_rate: float | None
+    series: list[SeriesStatsPublic]
+
+
+# -- refresh ----------------------------------------------------------------------------------
+
+
+class RefreshRequest(BaseModel):
+    """Fetch these symbols from IBKR into the cache, from `days_back` days ago up to now."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"symbols": ["NVDA", "TSLA"], "data_type": "1d", "days_back": 365},
+                {
+                    "symbols": ["AAPL"],
+                    "exchange": "NASDAQ",
+                    "data_type": "1h",
+                    "days_back": 30,
+                    "force": True,
+                },
+            ]
+        },
+    )
+
+    symbols: list[Symbol] = Field(
+        min_length=1,
+        max_length=MAX_REFRESH_SYMBOLS,
+        description="Tickers; lower case is upper-cased. Repeats are fetched once.",
+    )
+    exchange: Exchange | None = Field(
+        default=None, description="Primary exchange; CACHE_EXCHANGE when omitted."
+    )
+    data_type: BarSize = Field(default=BarSize.D1, description="Bar size.")
+    days_back: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_DAYS_BACK,
+        description=(
+            "Days before now to start from. Default 365 for 1d, 30 for 1h and 30m, 10 for 15m, "
+            "5 for 5m, 2 for 1m."
+        ),
+    )
+    force: bool = Field(
+        default=False, description="Fetch again even bars the cache holds fresh (force_refresh)."
+    )
+
+
+class RefreshError(BaseModel):
+    code: str
+    detail: str
+    status_code: int
+
+
+class RefreshResultPublic(BaseModel):
+    symbol: str
+    data_type: BarSize
+    status: Literal["ok", "error"]
+    bars_fetched: int
+    bars_cached: int
+    error: RefreshError | None
+
+
+class RefreshProgress(BaseModel):
+    done: int
+    total: int
+
+
+class RefreshJobRequest(BaseModel):
+    """The request as the job runs it: defaults filled in and the range resolved."""
+
+    symbols: list[str]
+    exchange: str
+    data_type: BarSize
+    days_back: int
+    force: bool
+    start: datetime
+    end: datetime
+
+
+class RefreshJobPublic(BaseModel):
+    """A refresh job. Jobs live in the server's memory: a restart forgets them, not their bars."""
+
+    job_id: str
+    status: Literal["queued", "running", "completed", "partial", "failed"]
+    created_at: datetime
+    finished_at: datetime | None
+    request: RefreshJobRequest
+    progress: RefreshProgress
+    results: list[RefreshResultPublic]

@@ -1,0 +1,55 @@
+"""The app on a real database for cache API tests, and bars written straight into its cache."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+
+from fastapi.testclient import TestClient
+
+from backend.containers import Container
+from backend.main import create_app
+from backend.repositories.market_data_cache import NewBar, SeriesKey
+from tests.support.app import make_container, make_settings
+from tests.support.gateway import FIXED_NOW, FakeClock
+
+# Port 1 has nothing listening: anything that reaches for the gateway fails at once.
+DEAD_GATEWAY_PORT = 1
+
+
+@contextmanager
+def api_client(
+    database_url: str,
+    gateway_port: int = DEAD_GATEWAY_PORT,
+    clock: FakeClock | None = None,
+    **overrides,
+) -> Iterator[tuple[TestClient, Container]]:
+    """A TestClient with the lifespan running, and the container behind it."""
+    settings = make_settings(database_url, gateway_port, **overrides)
+    container = make_container(settings, clock or FakeClock())
+    with TestClient(create_app(settings, container)) as client:
+        yield client, container
+
+
+def seed_daily_bars(
+    container: Container,
+    symbol: str,
+    days: list[int],
+    exchange: str = "NASDAQ",
+    is_final: bool = True,
+    fetched_at: datetime = FIXED_NOW,
+    ttl: timedelta = timedelta(hours=24),
+) -> None:
+    """Daily bars for the given days of November 2025, as if fetched at fetched_at."""
+    bars = [
+        NewBar(
+            datetime(2025, 11, day, tzinfo=FIXED_NOW.tzinfo),
+            {"open": 10.0, "high": 12.0, "low": 9.0, "close": 11.0, "volume": 1000.0 + day},
+            is_final,
+        )
+        for day in days
+    ]
+    container.market_data_repository().store_chunk(
+        SeriesKey(symbol, exchange, "1d"), bars, {"source": "ibkr"}, fetched_at, fetched_at + ttl
+    )
