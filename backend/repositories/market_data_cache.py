@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, case, delete, func, select, text
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.core.db import Database
@@ -64,6 +64,31 @@ class NewBar:
     is_final: bool
 
 
+_OHLCV = BARS.c.ohlcv_data
+READ_BARS = (
+    select(
+        BARS.c.timestamp,
+        _OHLCV["open"].as_float(),
+        _OHLCV["high"].as_float(),
+        _OHLCV["low"].as_float(),
+        _OHLCV["close"].as_float(),
+        _OHLCV["volume"].as_float(),
+        _OHLCV["wap"].as_float(),
+        _OHLCV["bar_count"].as_integer(),
+        BARS.c.metadata["is_final"].as_boolean(),
+        BARS.c.fetched_at,
+        BARS.c.expires_at,
+    )
+    .where(
+        BARS.c.symbol == bindparam("symbol"),
+        BARS.c.exchange == bindparam("exchange"),
+        BARS.c.data_type == bindparam("data_type"),
+        BARS.c.timestamp >= bindparam("start", type_=BARS.c.timestamp.type),
+        BARS.c.timestamp < bindparam("end", type_=BARS.c.timestamp.type),
+    )
+    .order_by(BARS.c.timestamp)
+)
+
 OUTCOME_COLUMNS = {
     "hit": "hits",
     "miss": "misses",
@@ -75,44 +100,35 @@ OUTCOME_COLUMNS = {
 class MarketDataCacheRepository:
     def __init__(self, database: Database) -> None:
         self.database = database
+        self._compiled_read_bars: tuple[str, dict[str, Any]] | None = None
+
+    def _compiled_read(self, connection: Connection) -> tuple[str, dict[str, Any]]:
+        """READ_BARS compiled once: the SQL text and its fixed parameters (the JSON keys)."""
+        if self._compiled_read_bars is None:
+            compiled = READ_BARS.compile(dialect=connection.dialect)
+            self._compiled_read_bars = (str(compiled), dict(compiled.params))
+        return self._compiled_read_bars
 
     # -- reads ----------------------------------------------------------------------------------
 
     def read_bars(self, series: SeriesKey, start: datetime, end: datetime) -> list[CachedBar]:
         """Bars in [start, end) in time order; JSON fields are extracted in SQL, not in Python."""
-        ohlcv = BARS.c.ohlcv_data
-        statement = (
-            select(
-                BARS.c.timestamp,
-                ohlcv["open"].as_float(),
-                ohlcv["high"].as_float(),
-                ohlcv["low"].as_float(),
-                ohlcv["close"].as_float(),
-                ohlcv["volume"].as_float(),
-                ohlcv["wap"].as_float(),
-                ohlcv["bar_count"].as_integer(),
-                BARS.c.metadata["is_final"].as_boolean(),
-                BARS.c.fetched_at,
-                BARS.c.expires_at,
-            )
-            .where(
-                BARS.c.symbol == series.symbol,
-                BARS.c.exchange == series.exchange,
-                BARS.c.data_type == series.data_type,
-                BARS.c.timestamp >= start,
-                BARS.c.timestamp < end,
-            )
-            .order_by(BARS.c.timestamp)
-        )
+        params = {
+            "symbol": series.symbol,
+            "exchange": series.exchange,
+            "data_type": series.data_type,
+            "start": start,
+            "end": end,
+        }
         with self.database.engine.connect() as connection:
             if connection.dialect.name == "postgresql":
                 # Straight from psycopg: for a year of 1-minute bars SQLAlchemy's per-row result
                 # processing costs more than the query itself, and a UTC session needs none.
-                compiled = statement.compile(dialect=connection.dialect)
+                sql, fixed_params = self._compiled_read(connection)
                 cursor = connection.connection.driver_connection.cursor()
-                rows = cursor.execute(str(compiled), compiled.params).fetchall()
+                rows = cursor.execute(sql, {**fixed_params, **params}).fetchall()
             else:
-                rows = connection.execute(statement).all()
+                rows = connection.execute(READ_BARS, params).all()
         return list(map(CachedBar._make, rows))
 
     def empty_ranges(

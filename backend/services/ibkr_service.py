@@ -221,9 +221,8 @@ class IBKRService:
         self, series: SeriesKey, bar_size: BarSize, needed: list[tuple[datetime, datetime]]
     ) -> int:
         assert self.client is not None
-        plans: list[ChunkPlan] = []
-        for range_start, range_end in needed:
-            plans.extend(self.client.plan_chunks(series.exchange, bar_size, range_start, range_end))
+        # Planning years of intraday bars is CPU work; keep it off the event loop.
+        plans = await asyncio.to_thread(self._plan, series.exchange, bar_size, needed)
         if not plans:
             return 0
         stored = 0
@@ -233,6 +232,16 @@ class IBKRService:
             # One transaction per chunk: a later failure keeps earlier chunks, never half of one.
             stored += await asyncio.to_thread(self._store_chunk, series, chunk)
         return stored
+
+    def _plan(
+        self, exchange: str, bar_size: BarSize, needed: list[tuple[datetime, datetime]]
+    ) -> list[ChunkPlan]:
+        assert self.client is not None
+        return [
+            plan
+            for range_start, range_end in needed
+            for plan in self.client.plan_chunks(exchange, bar_size, range_start, range_end)
+        ]
 
     def _store_chunk(self, series: SeriesKey, chunk: FetchedChunk) -> int:
         meta = {
@@ -274,8 +283,9 @@ class IBKRService:
     ) -> MarketDataResult:
         assert self.client is not None
         bars = []
+        plans = await asyncio.to_thread(self._plan, series.exchange, bar_size, [(start, end)])
         async for chunk in self.client.fetch_chunks(
-            series.symbol, series.exchange, bar_size, start, end
+            series.symbol, series.exchange, bar_size, start, end, plans=plans
         ):
             for bar in chunk.bars:
                 bars.append(
