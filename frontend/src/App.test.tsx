@@ -46,6 +46,12 @@ describe('gateway indicators', () => {
     expect(screen.getByTestId('gateway-status')).toHaveTextContent('Gateway disconnected');
   });
 
+  it('does not call an unused gateway a fault in DEBUG_MODE', async () => {
+    backendWith(makeConfig({ debug_mode: true, gateway: { connected: false, simulated: true } }));
+    render(<App />);
+    expect(await screen.findByTestId('gateway-status')).toHaveTextContent('Gateway not used in DEBUG MODE');
+  });
+
   it('shows no simulated badge for a real, connected gateway', async () => {
     backendWith(makeConfig({ gateway: { connected: true, simulated: false } }));
     render(<App />);

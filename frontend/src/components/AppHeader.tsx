@@ -19,13 +19,13 @@ function GatewayIndicator({ config }: { config: AppConfig }) {
       </span>
     );
   }
+  // In DEBUG_MODE the backend deliberately stays off the gateway; that is not a fault.
+  const idle = config.debug_mode && !gateway.connected;
+  const state = gateway.connected ? 'gateway-up' : idle ? 'gateway-idle' : 'gateway-down';
+  const label = gateway.connected ? 'Gateway connected' : idle ? 'Gateway not used in DEBUG MODE' : 'Gateway disconnected';
   return (
-    <span
-      className={`gateway ${gateway.connected ? 'gateway-up' : 'gateway-down'}`}
-      data-testid="gateway-status"
-      title={`IBKR gateway at ${where}`}
-    >
-      <span className="dot" aria-hidden="true" /> Gateway {gateway.connected ? 'connected' : 'disconnected'}
+    <span className={`gateway ${state}`} data-testid="gateway-status" title={`IBKR gateway at ${where}`}>
+      <span className="dot" aria-hidden="true" /> {label}
     </span>
   );
 }
