@@ -52,6 +52,15 @@ class Container(containers.DeclarativeContainer):
 
     data_source_policy = providers.Callable(choose_policy, config.DEBUG_MODE, config.CACHE_ENABLED)
 
+    read_through_service = providers.Singleton(
+        IBKRService,
+        repository=market_data_repository,
+        policy=DataSourcePolicy.READ_THROUGH,
+        client=ibkr_client,
+        ttl_hours=config.CACHE_TTL_HOURS,
+        clock=clock,
+    )
+
     # The path workflows read through. In DEBUG_MODE it is built without any IBKR client.
     market_data_service = providers.Selector(
         data_source_policy,
@@ -63,14 +72,7 @@ class Container(containers.DeclarativeContainer):
             ttl_hours=config.CACHE_TTL_HOURS,
             clock=clock,
         ),
-        read_through=providers.Singleton(
-            IBKRService,
-            repository=market_data_repository,
-            policy=DataSourcePolicy.READ_THROUGH,
-            client=ibkr_client,
-            ttl_hours=config.CACHE_TTL_HOURS,
-            clock=clock,
-        ),
+        read_through=read_through_service,
         live=providers.Singleton(
             IBKRService,
             repository=market_data_repository,
@@ -81,15 +83,9 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
-    # The explicit way to fill the cache (API refresh, CLI); allowed in DEBUG_MODE too.
-    cache_refresh_service = providers.Singleton(
-        IBKRService,
-        repository=market_data_repository,
-        policy=DataSourcePolicy.READ_THROUGH,
-        client=ibkr_client,
-        ttl_hours=config.CACHE_TTL_HOURS,
-        clock=clock,
-    )
+    # The explicit way to fill the cache (API refresh, CLI); allowed in DEBUG_MODE too. The same
+    # instance as live mode's read-through, so a refresh and a workflow share one fetch.
+    cache_refresh_service = read_through_service
 
     # Cache management API: reads and clears the cache (never IBKR), statistics, refresh jobs.
     cache_inventory = providers.Singleton(
