@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, select, text
+from sqlalchemy import Connection, and_, bindparam, case, delete, func, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.core.db import Database
@@ -26,6 +26,22 @@ class SeriesKey:
     symbol: str
     exchange: str
     data_type: str
+
+
+# (timestamp, open, high, low, close, volume): the bars strategies and checksums read. Plain tuples,
+# because an object per bar would double the cost of a warm read of a year of 1-minute bars.
+OhlcvBar = tuple[datetime, float, float, float, float, float]
+
+
+@dataclass(frozen=True)
+class CacheSummary:
+    """What the cache holds for a series and range, without reading the bars themselves."""
+
+    bars: int
+    # Bars still good to serve: final, or within their TTL (every bar when expiry is ignored).
+    fresh_bars: int
+    fetched_from: datetime | None
+    fetched_to: datetime | None
 
 
 class CachedBar(NamedTuple):
@@ -65,6 +81,14 @@ class NewBar:
 
 
 _OHLCV = BARS.c.ohlcv_data
+# One series' bars in [start, end), as bound parameters so each read compiles once.
+_SERIES_RANGE = (
+    BARS.c.symbol == bindparam("symbol"),
+    BARS.c.exchange == bindparam("exchange"),
+    BARS.c.data_type == bindparam("data_type"),
+    BARS.c.timestamp >= bindparam("start", type_=BARS.c.timestamp.type),
+    BARS.c.timestamp < bindparam("end", type_=BARS.c.timestamp.type),
+)
 READ_BARS = (
     select(
         BARS.c.timestamp,
@@ -79,15 +103,29 @@ READ_BARS = (
         BARS.c.fetched_at,
         BARS.c.expires_at,
     )
-    .where(
-        BARS.c.symbol == bindparam("symbol"),
-        BARS.c.exchange == bindparam("exchange"),
-        BARS.c.data_type == bindparam("data_type"),
-        BARS.c.timestamp >= bindparam("start", type_=BARS.c.timestamp.type),
-        BARS.c.timestamp < bindparam("end", type_=BARS.c.timestamp.type),
-    )
+    .where(*_SERIES_RANGE)
     .order_by(BARS.c.timestamp)
 )
+
+READ_OHLCV = (
+    select(
+        BARS.c.timestamp,
+        _OHLCV["open"].as_float(),
+        _OHLCV["high"].as_float(),
+        _OHLCV["low"].as_float(),
+        _OHLCV["close"].as_float(),
+        _OHLCV["volume"].as_float(),
+    )
+    .where(*_SERIES_RANGE)
+    .order_by(BARS.c.timestamp)
+)
+
+
+def _is_fresh(now):
+    """Final bars never expire; the others are fresh until expires_at."""
+    is_final = BARS.c.metadata["is_final"].as_boolean()
+    return or_(is_final.is_(True), BARS.c.expires_at > now)
+
 
 OUTCOME_COLUMNS = {
     "hit": "hits",
@@ -100,36 +138,84 @@ OUTCOME_COLUMNS = {
 class MarketDataCacheRepository:
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._compiled_read_bars: tuple[str, dict[str, Any]] | None = None
+        self._compiled_reads: dict[int, tuple[str, dict[str, Any]]] = {}
 
-    def _compiled_read(self, connection: Connection) -> tuple[str, dict[str, Any]]:
-        """READ_BARS compiled once: the SQL text and its fixed parameters (the JSON keys)."""
-        if self._compiled_read_bars is None:
-            compiled = READ_BARS.compile(dialect=connection.dialect)
-            self._compiled_read_bars = (str(compiled), dict(compiled.params))
-        return self._compiled_read_bars
+    def _compiled(self, connection: Connection, statement) -> tuple[str, dict[str, Any]]:
+        """A read compiled once: its SQL text and its fixed parameters (the JSON keys)."""
+        key = id(statement)
+        if key not in self._compiled_reads:
+            compiled = statement.compile(dialect=connection.dialect)
+            self._compiled_reads[key] = (str(compiled), dict(compiled.params))
+        return self._compiled_reads[key]
 
-    # -- reads ----------------------------------------------------------------------------------
-
-    def read_bars(self, series: SeriesKey, start: datetime, end: datetime) -> list[CachedBar]:
-        """Bars in [start, end) in time order; JSON fields are extracted in SQL, not in Python."""
-        params = {
+    @staticmethod
+    def _range_params(series: SeriesKey, start: datetime, end: datetime) -> dict[str, Any]:
+        return {
             "symbol": series.symbol,
             "exchange": series.exchange,
             "data_type": series.data_type,
             "start": start,
             "end": end,
         }
+
+    @staticmethod
+    def _range_conditions(series: SeriesKey, start: datetime, end: datetime) -> list:
+        return [
+            BARS.c.symbol == series.symbol,
+            BARS.c.exchange == series.exchange,
+            BARS.c.data_type == series.data_type,
+            BARS.c.timestamp >= start,
+            BARS.c.timestamp < end,
+        ]
+
+    # -- reads ----------------------------------------------------------------------------------
+
+    def read_bars(self, series: SeriesKey, start: datetime, end: datetime) -> list[CachedBar]:
+        """Bars in [start, end) in time order; JSON fields are extracted in SQL, not in Python."""
+        params = self._range_params(series, start, end)
         with self.database.engine.connect() as connection:
             if connection.dialect.name == "postgresql":
-                # Straight from psycopg, in binary: for a year of 1-minute bars SQLAlchemy's per-row
-                # result processing costs more than the query itself, and a UTC session needs none.
-                sql, fixed_params = self._compiled_read(connection)
+                # Straight from psycopg, as in read_ohlcv.
+                sql, fixed_params = self._compiled(connection, READ_BARS)
                 cursor = connection.connection.driver_connection.cursor(binary=True)
                 rows = cursor.execute(sql, {**fixed_params, **params}).fetchall()
             else:
                 rows = connection.execute(READ_BARS, params).all()
         return list(map(CachedBar._make, rows))
+
+    def read_ohlcv(self, series: SeriesKey, start: datetime, end: datetime) -> list[OhlcvBar]:
+        """OHLCV tuples in [start, end), in time order: the hot path of every warm read."""
+        params = self._range_params(series, start, end)
+        with self.database.engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # Straight from psycopg, in binary: SQLAlchemy's per-row result processing would
+                # cost more than the query itself for a year of 1-minute bars, and a UTC session
+                # returns aware UTC datetimes already.
+                sql, fixed_params = self._compiled(connection, READ_OHLCV)
+                cursor = connection.connection.driver_connection.cursor(binary=True)
+                return cursor.execute(sql, {**fixed_params, **params}).fetchall()
+            return [tuple(row) for row in connection.execute(READ_OHLCV, params)]
+
+    def summarize(
+        self, series: SeriesKey, start: datetime, end: datetime, now: datetime | None
+    ) -> CacheSummary:
+        """Counts and fetched_at range of the cached bars in [start, end); fresh at `now`."""
+        fresh = func.count() if now is None else func.count().filter(_is_fresh(now))
+        statement = select(
+            func.count(), fresh, func.min(BARS.c.fetched_at), func.max(BARS.c.fetched_at)
+        ).where(*self._range_conditions(series, start, end))
+        with self.database.engine.connect() as connection:
+            return CacheSummary(*connection.execute(statement).one())
+
+    def fresh_timestamps(
+        self, series: SeriesKey, start: datetime, end: datetime, now: datetime | None
+    ) -> set[datetime]:
+        """Start times of the fresh cached bars in [start, end) (all of them when now is None)."""
+        conditions = self._range_conditions(series, start, end)
+        if now is not None:
+            conditions.append(_is_fresh(now))
+        with self.database.engine.connect() as connection:
+            return set(connection.execute(select(BARS.c.timestamp).where(*conditions)).scalars())
 
     def empty_ranges(
         self, series: SeriesKey, start: datetime, end: datetime

@@ -173,15 +173,24 @@ class CachePopulationService:
         bar_size = BarSize(data_type)
         series = SeriesKey(symbol, exchange, bar_size.value)
         # The refresh service's own gap finder, so the plan is exactly what it will fetch.
-        cached, missing = self.refresh_service.find_gaps(series, bar_size, start, end, force=force)
+        coverage = self.refresh_service.find_gaps(series, bar_size, start, end, force=force)
         chunks = [
             chunk
-            for range_start, range_end in missing
+            for range_start, range_end in coverage.missing
             for chunk in self.client.plan_chunks(exchange, bar_size, range_start, range_end)
         ]
-        fresh = sum(1 for bar in cached if not any(a <= bar.timestamp < b for a, b in missing))
+        # Forced, every cached bar is fetched again, so none counts as skipped for being fresh.
+        fresh = 0 if force else coverage.summary.fresh_bars
         return SeriesPlan(
-            symbol, exchange, bar_size.value, start, end, len(cached), fresh, missing, chunks
+            symbol,
+            exchange,
+            bar_size.value,
+            start,
+            end,
+            coverage.summary.bars,
+            fresh,
+            coverage.missing,
+            chunks,
         )
 
     # -- filling --------------------------------------------------------------------------------

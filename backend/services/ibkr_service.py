@@ -14,9 +14,10 @@ from loguru import logger
 
 from backend.models.market_data import BarSize
 from backend.repositories.market_data_cache import (
-    CachedBar,
+    CacheSummary,
     MarketDataCacheRepository,
     NewBar,
+    OhlcvBar,
     SeriesKey,
 )
 from backend.services import market_calendar
@@ -54,19 +55,22 @@ class MarketDataResult:
     data_type: str
     start: datetime
     end: datetime
-    bars: list[CachedBar]
+    bars: list[OhlcvBar]
     source: DataSource
     outcome: CacheOutcome
     bars_from_cache: int
     bars_fetched: int
     missing: list[tuple[datetime, datetime]] = field(default_factory=list)
+    # When the bars served were fetched from IBKR: (earliest, latest), or (None, None) if no bars.
+    fetched_at_range: tuple[datetime | None, datetime | None] = (None, None)
 
-    @property
-    def fetched_at_range(self) -> tuple[datetime | None, datetime | None]:
-        if not self.bars:
-            return None, None
-        stamps = [bar.fetched_at for bar in self.bars]
-        return min(stamps), max(stamps)
+
+@dataclass(frozen=True)
+class Coverage:
+    """What the cache holds for a range, and the ranges that must still be fetched."""
+
+    summary: CacheSummary
+    missing: list[tuple[datetime, datetime]]
 
 
 class IBKRService:
@@ -118,16 +122,16 @@ class IBKRService:
     async def _cache_only(
         self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime
     ) -> MarketDataResult:
-        cached, missing = await asyncio.to_thread(
+        coverage = await asyncio.to_thread(
             self.find_gaps, series, bar_size, start, end, honour_expiry=False
         )
-        if missing:
+        if coverage.missing:
             await asyncio.to_thread(self.repository.record_outcome, series, "miss", self.clock())
             days_back = max(1, (self.clock() - start).days + 1)
             raise CacheMissInDebugMode(
-                series.symbol, series.exchange, series.data_type, missing, days_back
+                series.symbol, series.exchange, series.data_type, coverage.missing, days_back
             )
-        return await self._hit(series, start, end, cached)
+        return await asyncio.to_thread(self._serve_hit, series, start, end, coverage)
 
     # -- read-through ---------------------------------------------------------------------------
 
@@ -154,33 +158,36 @@ class IBKRService:
     async def _read_through(
         self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime, force: bool
     ) -> MarketDataResult:
-        cached, needed = await asyncio.to_thread(
+        coverage = await asyncio.to_thread(
             self.find_gaps, series, bar_size, start, end, force=force
         )
-        if not needed:
-            return await self._hit(series, start, end, cached)
+        if not coverage.missing:
+            return await asyncio.to_thread(self._serve_hit, series, start, end, coverage)
         fetched = 0
         failure: GatewayUnavailable | PacingViolation | None = None
         lock = self.repository.series_lock(series)
         await asyncio.to_thread(lock.__enter__)
         try:
             # Another process may have filled the gaps while this one waited for the lock.
-            cached, needed = await asyncio.to_thread(
+            coverage = await asyncio.to_thread(
                 self.find_gaps, series, bar_size, start, end, force=force
             )
-            if not needed:
-                return await self._hit(series, start, end, cached)
+            if not coverage.missing:
+                return await asyncio.to_thread(self._serve_hit, series, start, end, coverage)
             try:
-                fetched = await self._fetch_and_store(series, bar_size, needed)
+                fetched = await self._fetch_and_store(series, bar_size, coverage.missing)
             except (GatewayUnavailable, PacingViolation) as exc:
                 # stale-if-error: decided below, once we know what the cache holds.
                 failure = exc
         finally:
             await asyncio.to_thread(lock.__exit__, None, None, None)
 
-        final, still_missing = await asyncio.to_thread(self.find_gaps, series, bar_size, start, end)
+        final = await asyncio.to_thread(self.find_gaps, series, bar_size, start, end)
+        bars = await asyncio.to_thread(self.repository.read_ohlcv, series, start, end)
+        fetched_range = (final.summary.fetched_from, final.summary.fetched_to)
+        had_cached_bars = coverage.summary.bars > 0
         if failure is not None:
-            if not cached:
+            if not had_cached_bars:
                 await asyncio.to_thread(
                     self.repository.record_outcome, series, "miss", self.clock()
                 )
@@ -191,30 +198,46 @@ class IBKRService:
             await asyncio.to_thread(self.repository.record_outcome, series, "stale", self.clock())
             return MarketDataResult(
                 *_ident(series, start, end),
-                final,
+                bars,
                 DataSource.STALE_CACHE,
                 CacheOutcome.STALE,
-                len(final) - fetched,
+                max(0, len(bars) - fetched),
                 fetched,
-                still_missing,
+                final.missing,
+                fetched_range,
             )
-        from_cache = max(0, len(final) - fetched)
-        outcome = CacheOutcome.PARTIAL if cached else CacheOutcome.MISS
+        from_cache = max(0, len(bars) - fetched)
+        outcome = CacheOutcome.PARTIAL if had_cached_bars else CacheOutcome.MISS
         if fetched == 0:
             source = DataSource.CACHE
         else:
             source = DataSource.MIXED if from_cache else DataSource.IBKR
         await asyncio.to_thread(self.repository.record_outcome, series, outcome.value, self.clock())
         return MarketDataResult(
-            *_ident(series, start, end), final, source, outcome, from_cache, fetched, still_missing
+            *_ident(series, start, end),
+            bars,
+            source,
+            outcome,
+            from_cache,
+            fetched,
+            final.missing,
+            fetched_range,
         )
 
-    async def _hit(
-        self, series: SeriesKey, start: datetime, end: datetime, cached: list[CachedBar]
+    def _serve_hit(
+        self, series: SeriesKey, start: datetime, end: datetime, coverage: Coverage
     ) -> MarketDataResult:
-        await asyncio.to_thread(self.repository.record_outcome, series, "hit", self.clock())
+        bars = self.repository.read_ohlcv(series, start, end)
+        self.repository.record_outcome(series, "hit", self.clock())
+        summary = coverage.summary
         return MarketDataResult(
-            *_ident(series, start, end), cached, DataSource.CACHE, CacheOutcome.HIT, len(cached), 0
+            *_ident(series, start, end),
+            bars,
+            DataSource.CACHE,
+            CacheOutcome.HIT,
+            len(bars),
+            0,
+            fetched_at_range=(summary.fetched_from, summary.fetched_to),
         )
 
     async def _fetch_and_store(
@@ -282,29 +305,23 @@ class IBKRService:
         self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime
     ) -> MarketDataResult:
         assert self.client is not None
-        bars = []
+        bars: list[OhlcvBar] = []
+        fetched_at: list[datetime] = []
         plans = await asyncio.to_thread(self._plan, series.exchange, bar_size, [(start, end)])
         async for chunk in self.client.fetch_chunks(
             series.symbol, series.exchange, bar_size, start, end, plans=plans
         ):
-            for bar in chunk.bars:
-                bars.append(
-                    CachedBar(
-                        bar.timestamp,
-                        bar.open,
-                        bar.high,
-                        bar.low,
-                        bar.close,
-                        bar.volume,
-                        bar.wap,
-                        bar.bar_count,
-                        bar.is_final,
-                        chunk.fetched_at,
-                        chunk.fetched_at + self.ttl,
-                    )
-                )
+            bars.extend((b.timestamp, b.open, b.high, b.low, b.close, b.volume) for b in chunk.bars)
+            if chunk.bars:
+                fetched_at.append(chunk.fetched_at)
         return MarketDataResult(
-            *_ident(series, start, end), bars, DataSource.IBKR, CacheOutcome.BYPASS, 0, len(bars)
+            *_ident(series, start, end),
+            bars,
+            DataSource.IBKR,
+            CacheOutcome.BYPASS,
+            0,
+            len(bars),
+            fetched_at_range=(min(fetched_at), max(fetched_at)) if fetched_at else (None, None),
         )
 
     # -- coverage -------------------------------------------------------------------------------
@@ -318,8 +335,8 @@ class IBKRService:
         *,
         honour_expiry: bool = True,
         force: bool = False,
-    ) -> tuple[list[CachedBar], list[tuple[datetime, datetime]]]:
-        """Cached bars in the range, and the ranges of expected bars that still must be fetched.
+    ) -> Coverage:
+        """What the cache holds for the range, and the ranges of expected bars still to fetch.
 
         Expected bars come from the exchange calendar, up to now. A bar is needed when it is not
         cached, or (with expiry honoured) when it was not final when fetched and its TTL has
@@ -327,32 +344,32 @@ class IBKRService:
         IBKR confirmed empty are never asked for again, except when forced.
         """
         now = self.clock()
-        cached = self.repository.read_bars(series, start, end)
         until = min(end, now)
+        summary = self.repository.summarize(series, start, end, now if honour_expiry else None)
         if force:
             expected = market_calendar.expected_bar_timestamps(
                 series.exchange, bar_size, start, until
             )
-            return cached, market_calendar.group_into_ranges(expected, bar_size, series.exchange)
-        fresh = {
-            bar.timestamp
-            for bar in cached
-            if not honour_expiry or bar.is_final or bar.expires_at > now
-        }
+            return Coverage(
+                summary, market_calendar.group_into_ranges(expected, bar_size, series.exchange)
+            )
         # Only calendar bars are ever stored, so equal counts mean every expected bar is there:
-        # the common warm read skips building a datetime for each of ~98k expected bars.
-        if len(fresh) == market_calendar.expected_bar_count(
-            series.exchange, bar_size, start, until
-        ):
-            return cached, []
-        expected = market_calendar.expected_bar_timestamps(series.exchange, bar_size, start, until)
+        # the common warm read needs neither the bars' times nor a datetime per expected bar.
+        expected_count = market_calendar.expected_bar_count(series.exchange, bar_size, start, until)
+        if summary.fresh_bars == expected_count:
+            return Coverage(summary, [])
+        fresh = self.repository.fresh_timestamps(series, start, end, now if honour_expiry else None)
         empty = self.repository.empty_ranges(series, start, end)
         needed = [
             stamp
-            for stamp in expected
+            for stamp in market_calendar.expected_bar_timestamps(
+                series.exchange, bar_size, start, until
+            )
             if stamp not in fresh and not any(a <= stamp < b for a, b in empty)
         ]
-        return cached, market_calendar.group_into_ranges(needed, bar_size, series.exchange)
+        return Coverage(
+            summary, market_calendar.group_into_ranges(needed, bar_size, series.exchange)
+        )
 
     def _log(self, result: MarketDataResult, seconds: float) -> None:
         logger.bind(

@@ -8,11 +8,11 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from backend.repositories.market_data_cache import CachedBar
+from backend.repositories.market_data_cache import OhlcvBar
 from backend.services.ibkr_service import MarketDataResult
 
 
-def bars_checksum(bars: Sequence[CachedBar]) -> str:
+def bars_checksum(bars: Sequence[OhlcvBar]) -> str:
     """sha256 (hex) of the bars as used: [timestamp ISO UTC, open, high, low, close, volume] each.
 
     Only what a strategy sees goes in, never fetched_at or expiry, so the same bars give the same
@@ -21,14 +21,14 @@ def bars_checksum(bars: Sequence[CachedBar]) -> str:
     canonical = json.dumps(
         [
             [
-                bar.timestamp.astimezone(UTC).isoformat(),
-                float(bar.open),
-                float(bar.high),
-                float(bar.low),
-                float(bar.close),
-                float(bar.volume),
+                timestamp.astimezone(UTC).isoformat(),
+                float(open_),
+                float(high),
+                float(low),
+                float(close),
+                float(volume),
             ]
-            for bar in bars
+            for timestamp, open_, high, low, close, volume in bars
         ],
         separators=(",", ":"),
     )

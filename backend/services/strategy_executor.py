@@ -158,9 +158,7 @@ class StrategyExecutor:
             await self._log(execution_id, STEP_FETCH, "ERROR", self._mode(f"{symbol}: {error}"))
             return {"status": "error", "bars": 0, "error": error}, []
 
-        frame = bars_frame(
-            [(b.timestamp, b.open, b.high, b.low, b.close, b.volume) for b in result.bars]
-        )
+        frame = bars_frame(result.bars)
         try:
             output = strategy.run(frame, params)
         except Exception as exc:

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 
 from backend.core.db import Database
 from backend.models import BarSize, MarketDataCache
+from backend.repositories.market_data_cache import SeriesKey
 from backend.services import market_calendar
 from backend.services.errors import CacheMissInDebugMode, GatewayUnavailable
 from backend.services.ibkr_service import CacheOutcome, DataSource
@@ -58,7 +59,7 @@ async def test_populating_nvda_and_tsla_stores_exactly_the_calendar_bars(
             result = await service.get_or_fetch_market_data(
                 symbol, "NASDAQ", "1d", YEAR_AGO, FIXED_NOW
             )
-            assert [bar.timestamp for bar in result.bars] == expected
+            assert [timestamp for timestamp, *_ in result.bars] == expected
     assert bar_rows(migrated_database_url, "NVDA") == len(expected) == 250
     assert bar_rows(migrated_database_url, "TSLA") == len(expected)
     assert distinct_bars(migrated_database_url) == 2 * len(expected)
@@ -101,10 +102,18 @@ async def test_expired_bars_are_fetched_again_and_final_bars_are_kept(
 ):
     # Mid-session on 2025-12-01: that day's daily bar is still forming when fetched.
     clock = FakeClock(datetime(2025, 12, 1, 18, 0, tzinfo=UTC))
-    service = build_container(migrated_database_url, sim.port, clock).market_data_service()
+    container = build_container(migrated_database_url, sim.port, clock)
+    service = container.market_data_service()
     start, end = datetime(2025, 11, 24, tzinfo=UTC), datetime(2025, 12, 2, tzinfo=UTC)
+
+    def stored():
+        return container.market_data_repository().read_bars(
+            SeriesKey("TSLA", "NASDAQ", "1d"), start, end
+        )
+
     first = await service.get_or_fetch_market_data("TSLA", "NASDAQ", "1d", start, end)
-    assert [bar.is_final for bar in first.bars] == [True, True, True, True, False]
+    assert len(first.bars) == 5
+    assert [bar.is_final for bar in stored()] == [True, True, True, True, False]
 
     clock.advance(hours=23)  # within the 24 h TTL: nothing is fetched
     sim.reset()
@@ -117,7 +126,8 @@ async def test_expired_bars_are_fetched_again_and_final_bars_are_kept(
     assert (refreshed.outcome, refreshed.source) == (CacheOutcome.PARTIAL, DataSource.MIXED)
     assert (refreshed.bars_fetched, refreshed.bars_from_cache) == (1, 4)
     assert sim.stats()["historical_requests"] == 1
-    last = refreshed.bars[-1]
+    assert refreshed.fetched_at_range == (FIXED_NOW - timedelta(hours=4), clock.now)
+    last = stored()[-1]
     assert last.timestamp == datetime(2025, 12, 1, tzinfo=UTC)
     assert (last.is_final, last.fetched_at) == (True, clock.now)
     assert last.expires_at == clock.now + timedelta(hours=24)
@@ -185,7 +195,7 @@ async def test_stale_if_error_serves_expired_cache_and_raises_when_nothing_cache
     down = build_container(migrated_database_url, free_port(), clock).market_data_service()
     stale = await down.get_or_fetch_market_data("INTC", "NASDAQ", "1d", start, clock.now)
     assert (stale.source, stale.outcome) == (DataSource.STALE_CACHE, CacheOutcome.STALE)
-    assert stale.bars[-1].timestamp == datetime(2025, 12, 1, tzinfo=UTC)
+    assert stale.bars[-1][0] == datetime(2025, 12, 1, tzinfo=UTC)
     assert stale.missing  # 2025-12-02 could not be fetched and is reported, not hidden
 
     with pytest.raises(GatewayUnavailable, match="connection refused"):
@@ -213,7 +223,7 @@ async def test_confirmed_empty_range_is_not_requested_again(
     first = await service.get_or_fetch_market_data(
         "ALAB", "NASDAQ", "1d", start, datetime(2024, 6, 1, tzinfo=UTC)
     )
-    assert first.bars[0].timestamp == datetime(2024, 3, 20, tzinfo=UTC)
+    assert first.bars[0][0] == datetime(2024, 3, 20, tzinfo=UTC)
     assert first.missing == []
     sim.reset()
     again = await service.get_or_fetch_market_data(
