@@ -44,6 +44,9 @@ class Database:
     def __init__(self, database_url: str) -> None:
         self.url = database_url
         self.engine = create_db_engine(database_url)
+        # Single-statement reads need no transaction; autocommit spares a BEGIN and a ROLLBACK
+        # round trip on each. Shares the engine's pool.
+        self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     @property
     def dialect(self) -> str:

@@ -173,7 +173,7 @@ class MarketDataCacheRepository:
     def read_bars(self, series: SeriesKey, start: datetime, end: datetime) -> list[CachedBar]:
         """Bars in [start, end) in time order; JSON fields are extracted in SQL, not in Python."""
         params = self._range_params(series, start, end)
-        with self.database.engine.connect() as connection:
+        with self.database.read_engine.connect() as connection:
             if connection.dialect.name == "postgresql":
                 # Straight from psycopg, as in read_ohlcv.
                 sql, fixed_params = self._compiled(connection, READ_BARS)
@@ -186,7 +186,7 @@ class MarketDataCacheRepository:
     def read_ohlcv(self, series: SeriesKey, start: datetime, end: datetime) -> list[OhlcvBar]:
         """OHLCV tuples in [start, end), in time order: the hot path of every warm read."""
         params = self._range_params(series, start, end)
-        with self.database.engine.connect() as connection:
+        with self.database.read_engine.connect() as connection:
             if connection.dialect.name == "postgresql":
                 # Straight from psycopg, in binary: SQLAlchemy's per-row result processing would
                 # cost more than the query itself for a year of 1-minute bars, and a UTC session
@@ -204,7 +204,7 @@ class MarketDataCacheRepository:
         statement = select(
             func.count(), fresh, func.min(BARS.c.fetched_at), func.max(BARS.c.fetched_at)
         ).where(*self._range_conditions(series, start, end))
-        with self.database.engine.connect() as connection:
+        with self.database.read_engine.connect() as connection:
             return CacheSummary(*connection.execute(statement).one())
 
     def fresh_timestamps(
@@ -214,7 +214,7 @@ class MarketDataCacheRepository:
         conditions = self._range_conditions(series, start, end)
         if now is not None:
             conditions.append(_is_fresh(now))
-        with self.database.engine.connect() as connection:
+        with self.database.read_engine.connect() as connection:
             return set(connection.execute(select(BARS.c.timestamp).where(*conditions)).scalars())
 
     def empty_ranges(
@@ -231,7 +231,7 @@ class MarketDataCacheRepository:
             )
             .order_by(COVERAGE.c.range_start)
         )
-        with self.database.engine.connect() as connection:
+        with self.database.read_engine.connect() as connection:
             return [(row[0], row[1]) for row in connection.execute(statement)]
 
     def list_bars(
@@ -268,7 +268,7 @@ class MarketDataCacheRepository:
             .distinct()
             .order_by(BARS.c.exchange)
         )
-        with self.database.engine.connect() as connection:
+        with self.database.read_engine.connect() as connection:
             return list(connection.execute(statement).scalars())
 
     def series_summaries(self, now: datetime) -> list[dict[str, Any]]:
@@ -289,7 +289,7 @@ class MarketDataCacheRepository:
             .group_by(BARS.c.symbol, BARS.c.exchange, BARS.c.data_type)
             .order_by(BARS.c.symbol, BARS.c.data_type)
         )
-        with self.database.engine.connect() as connection:
+        with self.database.read_engine.connect() as connection:
             rows = connection.execute(statement).mappings().all()
         return [{**row, "expired_count": int(row["expired_count"] or 0)} for row in rows]
 
