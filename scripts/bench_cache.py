@@ -45,6 +45,7 @@ from backend.services.pacing import PacingLimits, PacingScheduler  # noqa: E402
 NOW = datetime(2025, 12, 1, 22, 0, tzinfo=UTC)
 YEAR_AGO = NOW - timedelta(days=365)
 PACING_SCALE = 0.001
+ROUNDS = 9
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -89,15 +90,6 @@ def psycopg_dsn(url: str) -> str:
     return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
-def timed(function, repeat: int) -> list[float]:
-    samples = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - started)
-    return samples
-
-
 RAW_READ = """
 SELECT timestamp,
        (ohlcv_data->>'open')::float8, (ohlcv_data->>'high')::float8,
@@ -138,30 +130,31 @@ async def run(url: str, gateway: SimulatedGateway) -> None:
     cold_s = time.perf_counter() - started
     bars = len(cold.bars)
 
-    warm_samples = []
-    for _ in range(5):
-        started = time.perf_counter()
-        warm = await service.get_or_fetch_market_data("NVDA", "NASDAQ", "1m", YEAR_AGO, NOW)
-        warm_samples.append(time.perf_counter() - started)
-        assert warm.bars_fetched == 0 and len(warm.bars) == bars
-    warm_s = statistics.median(warm_samples)
-
+    read_series = SeriesKey("NVDA", "NASDAQ", "1m")
+    warm_samples, raw_samples, repository_samples = [], [], []
     # A UTC session, as the app uses: psycopg then returns datetime.timezone.utc, the cheapest tz.
     with psycopg.connect(psycopg_dsn(url), options="-c timezone=UTC") as connection:
+        # Interleaved, so a busy moment on the machine weighs on all three alike.
+        for _ in range(ROUNDS):
+            started = time.perf_counter()
+            warm = await service.get_or_fetch_market_data("NVDA", "NASDAQ", "1m", YEAR_AGO, NOW)
+            warm_samples.append(time.perf_counter() - started)
+            assert warm.bars_fetched == 0 and len(warm.bars) == bars
 
-        def raw_read() -> None:
             # Binary results: the fastest plain psycopg read of these columns measured here.
+            started = time.perf_counter()
             cursor = connection.cursor(binary=True)
             rows = cursor.execute(RAW_READ, ("NVDA", "NASDAQ", "1m", YEAR_AGO, NOW)).fetchall()
+            raw_samples.append(time.perf_counter() - started)
             assert len(rows) == bars
 
-        raw_s = statistics.median(timed(raw_read, 5))
-
-    # The repository's OHLCV read alone, to show what the service adds around it.
-    read_series = SeriesKey("NVDA", "NASDAQ", "1m")
-    repository_s = statistics.median(
-        timed(lambda: repository.read_ohlcv(read_series, YEAR_AGO, NOW), 5)
-    )
+            # The repository's OHLCV read alone, to show what the service adds around it.
+            started = time.perf_counter()
+            repository.read_ohlcv(read_series, YEAR_AGO, NOW)
+            repository_samples.append(time.perf_counter() - started)
+    warm_s = statistics.median(warm_samples)
+    raw_s = statistics.median(raw_samples)
+    repository_s = statistics.median(repository_samples)
     emit(
         "warm_read_ratio",
         warm_s / raw_s,
