@@ -273,3 +273,31 @@ def test_narrow_screen_shows_nav_and_table(page, live_backend):
     page_width = page.evaluate("document.documentElement.scrollWidth")
     assert page_width <= 390, page_width
     screenshot(page, "cache-page-narrow")
+
+
+def test_keyboard_alone_opens_a_series_and_reaches_the_workflows_page(page, live_backend):
+    cache(live_backend, "NVDA")
+    open_cache_page(page, live_backend)
+
+    # Tab from the top of the page until the NVDA row has focus, then open it with Enter.
+    row = page.get_by_test_id("series-row-NVDA-1d")
+    for _ in range(60):
+        page.keyboard.press("Tab")
+        if row.evaluate("element => element === document.activeElement"):
+            break
+    else:
+        pytest.fail("the NVDA row never received focus by Tab")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("candlestick-chart")).to_be_visible()
+
+    # The nav is reachable too: walk back with Shift+Tab to the Workflows link and follow it.
+    link = page.get_by_role("link", name="Workflows")
+    for _ in range(80):
+        if link.evaluate("element => element === document.activeElement"):
+            break
+        page.keyboard.press("Shift+Tab")
+    else:
+        pytest.fail("the Workflows link never received focus by Shift+Tab")
+    page.keyboard.press("Enter")
+    expect(page).to_have_url(re.compile(r"#/workflows$"))
+    expect(page.get_by_test_id("run-workflow")).to_be_visible()
