@@ -71,6 +71,17 @@ def require_api_token(
         raise HTTPException(403, "the bearer token does not match API_TOKEN")
 
 
+# The date filters shared by the list, the series and the delete routes.
+DateFromQuery = Annotated[
+    DateFrom | None,
+    Query(description="Bars from this instant (ISO-8601 date or datetime; naive is UTC)."),
+]
+DateToQuery = Annotated[
+    DateTo | None,
+    Query(description="Bars up to this instant, inclusive; a date alone covers its whole day."),
+]
+
+
 def bar_filter(
     symbol: Annotated[
         Symbol | None, Query(description="Ticker; lower case is upper-cased.")
@@ -79,14 +90,8 @@ def bar_filter(
         Exchange | None, Query(description="Primary exchange, e.g. NASDAQ.")
     ] = None,
     data_type: Annotated[BarSize | None, Query(description="Bar size.")] = None,
-    date_from: Annotated[
-        DateFrom | None,
-        Query(description="Bars from this instant (ISO-8601 date or datetime; naive is UTC)."),
-    ] = None,
-    date_to: Annotated[
-        DateTo | None,
-        Query(description="Bars up to this instant, inclusive; a date alone covers its whole day."),
-    ] = None,
+    date_from: DateFromQuery = None,
+    date_to: DateToQuery = None,
 ) -> BarFilter:
     check_date_order(date_from, date_to)
     return BarFilter(symbol, exchange, data_type.value if data_type else None, date_from, date_to)
@@ -209,14 +214,8 @@ def cached_series(
         Exchange | None,
         Query(description="Primary exchange; CACHE_EXCHANGE, then any cached one, when omitted."),
     ] = None,
-    date_from: Annotated[
-        DateFrom | None,
-        Query(description="Bars from this instant (ISO-8601 date or datetime; naive is UTC)."),
-    ] = None,
-    date_to: Annotated[
-        DateTo | None,
-        Query(description="Bars up to this instant, inclusive; a date alone covers its whole day."),
-    ] = None,
+    date_from: DateFromQuery = None,
+    date_to: DateToQuery = None,
 ) -> Response:
     """One symbol's cached bars in time order. Reads the cache only, never IBKR."""
     check_date_order(date_from, date_to)
