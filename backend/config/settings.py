@@ -2,7 +2,6 @@
 
 import json
 import re
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
@@ -136,8 +135,3 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         raise SettingsError(describe_validation_error(exc)) from None
-
-
-@lru_cache
-def get_settings() -> Settings:
-    return load_settings()

@@ -16,14 +16,14 @@ class GatewayUnavailable(MarketDataError):
 
     code = "gateway_unavailable"
 
-    def __init__(self, host: str, port: int, reason: str) -> None:
+    def __init__(self, host: str, port: int, reason: str, advice: str | None = None) -> None:
         self.host, self.port, self.reason = host, port, reason
-        super().__init__(
-            f"IB Gateway at {host}:{port} is unavailable: {reason}. "
-            "Check that IB Gateway or TWS is "
-            f"running and logged in, that its API socket is enabled on port {port} "
-            f"(Configure > Settings > API), and that {host} is allowed to connect."
+        advice = advice or (
+            f"Check that IB Gateway or TWS is running and logged in, that its API socket is "
+            f"enabled on port {port} (Configure > Settings > API), and that {host} is allowed "
+            "to connect."
         )
+        super().__init__(f"IB Gateway at {host}:{port} is unavailable: {reason}. {advice}")
 
 
 class GatewayTimeout(GatewayUnavailable):
@@ -35,12 +35,12 @@ class ClientIdInUse(GatewayUnavailable):
 
     def __init__(self, host: str, port: int, client_id: int) -> None:
         self.client_id = client_id
-        MarketDataError.__init__(
-            self,
-            f"IB Gateway at {host}:{port} refused client id {client_id}: it is already in use by "
-            "another API client. Set IB_CLIENT_ID to an unused number.",
+        super().__init__(
+            host,
+            port,
+            f"client id {client_id} is already in use by another API client (error 326)",
+            "Set IB_CLIENT_ID to an unused number.",
         )
-        self.host, self.port, self.reason = host, port, "client id in use"
 
 
 class UnknownContract(MarketDataError):

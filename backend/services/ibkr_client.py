@@ -311,7 +311,9 @@ class IBKRClient:
         return FetchedChunk(
             plan=plan,
             bars=bars,
-            confirmed_empty=market_calendar.group_into_ranges(absent, bar_size, exchange),
+            confirmed_empty=market_calendar.group_into_ranges(
+                absent, plan.expected, bar_size, exchange
+            ),
             empty_reason="not in IBKR's answer for the range" if absent else None,
             request=request,
             fetched_at=fetched_at,

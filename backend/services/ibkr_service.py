@@ -346,29 +346,30 @@ class IBKRService:
         now = self.clock()
         until = min(end, now)
         summary = self.repository.summarize(series, start, end, now if honour_expiry else None)
+        if not force:
+            # Only calendar bars are ever stored, so equal counts mean every expected bar is
+            # there: the common warm read needs neither the bars' times nor a datetime per bar.
+            expected_count = market_calendar.expected_bar_count(
+                series.exchange, bar_size, start, until
+            )
+            if summary.fresh_bars == expected_count:
+                return Coverage(summary, [])
+        expected = market_calendar.expected_bar_timestamps(series.exchange, bar_size, start, until)
         if force:
-            expected = market_calendar.expected_bar_timestamps(
-                series.exchange, bar_size, start, until
+            needed = expected
+        else:
+            fresh = self.repository.fresh_timestamps(
+                series, start, end, now if honour_expiry else None
             )
-            return Coverage(
-                summary, market_calendar.group_into_ranges(expected, bar_size, series.exchange)
-            )
-        # Only calendar bars are ever stored, so equal counts mean every expected bar is there:
-        # the common warm read needs neither the bars' times nor a datetime per expected bar.
-        expected_count = market_calendar.expected_bar_count(series.exchange, bar_size, start, until)
-        if summary.fresh_bars == expected_count:
-            return Coverage(summary, [])
-        fresh = self.repository.fresh_timestamps(series, start, end, now if honour_expiry else None)
-        empty = self.repository.empty_ranges(series, start, end)
-        needed = [
-            stamp
-            for stamp in market_calendar.expected_bar_timestamps(
-                series.exchange, bar_size, start, until
-            )
-            if stamp not in fresh and not any(a <= stamp < b for a, b in empty)
-        ]
+            empty = self.repository.empty_ranges(series, start, end)
+            needed = [
+                stamp
+                for stamp in expected
+                if stamp not in fresh and not any(a <= stamp < b for a, b in empty)
+            ]
         return Coverage(
-            summary, market_calendar.group_into_ranges(needed, bar_size, series.exchange)
+            summary,
+            market_calendar.group_into_ranges(needed, expected, bar_size, series.exchange),
         )
 
     def _log(self, result: MarketDataResult, seconds: float) -> None:

@@ -136,28 +136,27 @@ def session_close_for_bar(exchange: str, bar_size: BarSize, bar_start: datetime)
 
 
 def group_into_ranges(
-    timestamps: list[datetime], bar_size: BarSize, exchange: str
+    selected: list[datetime], expected: list[datetime], bar_size: BarSize, exchange: str
 ) -> list[tuple[datetime, datetime]]:
-    """Collapse bar start times into [start, end) ranges of consecutive expected bars.
+    """Collapse `selected` (a subset of the calendar's `expected` bars) into [start, end) ranges.
 
-    Two bars are consecutive when no expected bar lies between them, so a range can span an
-    overnight or weekend gap; callers split ranges further into request-sized chunks.
+    Two selected bars are consecutive when no expected bar lies between them, so a range can span
+    an overnight or weekend gap; callers split ranges further into request-sized chunks.
     """
-    if not timestamps:
-        return []
-    ordered = sorted(timestamps)
-    expected = expected_bar_timestamps(
-        exchange, bar_size, ordered[0], ordered[-1] + BAR_LENGTH[bar_size]
-    )
-    position = {stamp: index for index, stamp in enumerate(expected)}
+    chosen = set(selected)
     ranges: list[tuple[datetime, datetime]] = []
-    range_start = previous = ordered[0]
-    for stamp in ordered[1:]:
-        if position.get(stamp, -2) != position.get(previous, -10) + 1:
+    range_start: datetime | None = None
+    previous: datetime | None = None
+    for stamp in expected:
+        if stamp in chosen:
+            if range_start is None:
+                range_start = stamp
+            previous = stamp
+        elif range_start is not None and previous is not None:
             ranges.append((range_start, bar_end(exchange, bar_size, previous)))
-            range_start = stamp
-        previous = stamp
-    ranges.append((range_start, bar_end(exchange, bar_size, previous)))
+            range_start = None
+    if range_start is not None and previous is not None:
+        ranges.append((range_start, bar_end(exchange, bar_size, previous)))
     return ranges
 
 
