@@ -1,6 +1,7 @@
 import { useId, useState } from 'react';
-import { DATA_TYPES, type RefreshRequest } from '../api/types';
+import type { RefreshRequest } from '../api/types';
 import { parseSymbols } from '../format';
+import { DataTypeField } from './DataTypeField';
 
 interface AddSymbolsFormProps {
   defaultExchange: string;
@@ -56,16 +57,7 @@ export function AddSymbolsForm({ defaultExchange, busy, onSubmit }: AddSymbolsFo
           aria-describedby={problem ? `${id}-problem` : undefined}
         />
       </label>
-      <label className="field" htmlFor={`${id}-type`}>
-        <span>Data type</span>
-        <select id={`${id}-type`} value={dataType} onChange={(event) => setDataType(event.target.value)}>
-          {DATA_TYPES.map((type) => (
-            <option key={type} value={type}>
-              {type}
-            </option>
-          ))}
-        </select>
-      </label>
+      <DataTypeField id={`${id}-type`} value={dataType} onChange={setDataType} />
       <label className="field" htmlFor={`${id}-days`}>
         <span>Days back</span>
         <input

@@ -1,6 +1,7 @@
 import { useEffect, useId, useState } from 'react';
-import { DATA_TYPES, type ExecuteRequest, type Strategy, type StrategyParameter } from '../api/types';
+import type { ExecuteRequest, Strategy, StrategyParameter } from '../api/types';
 import { parseSymbols } from '../format';
+import { DataTypeField } from './DataTypeField';
 
 interface RunWorkflowFormProps {
   strategies: Strategy[];
@@ -90,16 +91,7 @@ export function RunWorkflowForm({ strategies, defaultSymbols, busy, onRun }: Run
           spellCheck={false}
         />
       </label>
-      <label className="field" htmlFor={`${id}-type`}>
-        <span>Data type</span>
-        <select id={`${id}-type`} value={dataType} onChange={(event) => setDataType(event.target.value)}>
-          {DATA_TYPES.map((type) => (
-            <option key={type} value={type}>
-              {type}
-            </option>
-          ))}
-        </select>
-      </label>
+      <DataTypeField id={`${id}-type`} value={dataType} onChange={setDataType} />
       <label className="field" htmlFor={`${id}-lookback`}>
         <span>Lookback days</span>
         <input

@@ -1,5 +1,5 @@
 import { useId } from 'react';
-import { DATA_TYPES } from '../api/types';
+import { DataTypeField } from './DataTypeField';
 
 export interface CacheFilters {
   symbol: string;
@@ -46,17 +46,7 @@ export function SeriesFilters({ filters, knownSymbols, onChange }: SeriesFilters
           ))}
         </datalist>
       </label>
-      <label className="field" htmlFor={`${id}-type`}>
-        <span>Data type</span>
-        <select id={`${id}-type`} value={filters.dataType} onChange={(event) => set({ dataType: event.target.value })}>
-          <option value="">All</option>
-          {DATA_TYPES.map((type) => (
-            <option key={type} value={type}>
-              {type}
-            </option>
-          ))}
-        </select>
-      </label>
+      <DataTypeField id={`${id}-type`} value={filters.dataType} onChange={(dataType) => set({ dataType })} anyLabel="All" />
       <label className="field" htmlFor={`${id}-from`}>
         <span>From (UTC)</span>
         <input
