@@ -1,6 +1,6 @@
-import { render, screen, within } from '@testing-library/react';
+import { act, render, screen, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { App } from './App';
 import { fakeApi, makeConfig, makeStats, reply } from './test/fakeApi';
 
@@ -77,5 +77,95 @@ describe('navigation', () => {
     expect(await screen.findByRole('heading', { name: 'Market data cache' })).toBeInTheDocument();
     expect(screen.getByRole('link', { name: 'Cache' })).toHaveAttribute('aria-current', 'page');
     expect(screen.getByRole('link', { name: 'Workflows' })).toHaveAttribute('href', '#/workflows');
+  });
+});
+
+describe('gateway last error', () => {
+  const lastError = {
+    last_error: 'Connect to 127.0.0.1:4002 failed: connection refused',
+    last_error_at: '2025-11-28T14:30:05Z',
+  };
+
+  it('shows why and since when a gateway that should be connected is not', async () => {
+    backendWith(makeConfig({ gateway: { connected: false, simulated: false, ...lastError } }));
+    render(<App />);
+    const banner = await screen.findByTestId('gateway-error');
+    expect(banner).toHaveTextContent(
+      'IBKR gateway not connected at 127.0.0.1:4002 — last error at 2025-11-28 14:30:05 UTC: Connect to 127.0.0.1:4002 failed: connection refused.',
+    );
+    const indicator = screen.getByTestId('gateway-status');
+    expect(indicator).toHaveTextContent('Gateway disconnected');
+    expect(indicator).toHaveAttribute('title', expect.stringContaining('last error at 2025-11-28 14:30:05 UTC'));
+  });
+
+  it('keeps an unused gateway in DEBUG_MODE idle, not a fault, even with a last error', async () => {
+    backendWith(makeConfig({ debug_mode: true, gateway: { connected: false, simulated: true, ...lastError } }));
+    render(<App />);
+    expect(await screen.findByTestId('gateway-status')).toHaveTextContent('Gateway not used in DEBUG MODE');
+    expect(screen.queryByTestId('gateway-error')).not.toBeInTheDocument();
+  });
+
+  it('drops the banner once the gateway is connected again; the status page keeps the last error', async () => {
+    window.location.hash = '#/status';
+    backendWith(makeConfig({ gateway: { connected: true, simulated: false, ...lastError } }));
+    render(<App />);
+    expect(await screen.findByTestId('gateway-status')).toHaveTextContent('Gateway connected');
+    expect(screen.queryByTestId('gateway-error')).not.toBeInTheDocument();
+    expect(screen.getByTestId('gateway-health')).toHaveTextContent('Gateway connected last error at 2025-11-28 14:30:05 UTC');
+  });
+});
+
+describe('database unavailable', () => {
+  const down = {
+    status: 503,
+    body: { status: 'unavailable', database: 'unreachable', code: 'database_unavailable', detail: 'no answer within 2 s' },
+  };
+
+  it('says so in one banner on every page, and the data sections say why they are empty', async () => {
+    fakeApi({
+      'GET /api/config': makeConfig(),
+      'GET /api/health': () => down,
+      'GET /api/market-data/cache/stats': reply(503, {
+        code: 'database_unavailable',
+        detail: 'The database is not answering; try again when it is back.',
+      }),
+    });
+    render(<App />);
+    const banner = await screen.findByTestId('database-banner');
+    expect(banner).toHaveAttribute('role', 'alert');
+    expect(banner).toHaveTextContent(/^Database unavailable — the backend cannot reach its database/);
+    expect(banner).toHaveTextContent('(no answer within 2 s)');
+
+    const notice = await screen.findByText('The database is not answering; try again when it is back.');
+    expect(notice.parentElement).toHaveTextContent(/^Database unavailable/);
+    expect(screen.queryByTestId('series-table')).not.toBeInTheDocument();
+
+    await userEvent.click(screen.getByRole('link', { name: 'Workflows' }));
+    expect(screen.getByTestId('database-banner')).toBeInTheDocument();
+  });
+
+  it('goes away when the database answers again, without a reload of the page', async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    let healthy = false;
+    fakeApi({
+      'GET /api/config': makeConfig(),
+      'GET /api/health': () => (healthy ? { status: 200, body: { status: 'ok', database: 'ok' } } : down),
+      'GET /api/market-data/cache/stats': makeStats([]),
+    });
+    render(<App />);
+    await screen.findByTestId('database-banner');
+    healthy = true;
+    await act(async () => {
+      await vi.advanceTimersByTimeAsync(5000);
+    });
+    expect(screen.queryByTestId('database-banner')).not.toBeInTheDocument();
+  });
+
+  it('shows no banner while the database answers', async () => {
+    window.location.hash = '#/status';
+    backendWith(makeConfig());
+    render(<App />);
+    expect(await screen.findByTestId('health')).toHaveTextContent('ok'); // the health answer is in
+    expect(screen.queryByTestId('database-banner')).not.toBeInTheDocument();
   });
 });

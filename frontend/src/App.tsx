@@ -1,8 +1,11 @@
 import { AppHeader } from './components/AppHeader';
+import { DatabaseBanner } from './components/DatabaseBanner';
 import { DebugBanner } from './components/DebugBanner';
+import { GatewayErrorBanner } from './components/GatewayStatus';
 import { ErrorNotice } from './components/States';
 import { TokenProvider } from './hooks/useApiToken';
 import { ConfigProvider, useConfig } from './hooks/useConfig';
+import { HealthProvider } from './hooks/useHealth';
 import { useHashRoute } from './hooks/useHashRoute';
 import { CachePage } from './pages/CachePage';
 import { StatusPage } from './pages/StatusPage';
@@ -26,6 +29,8 @@ function Shell() {
       </a>
       <AppHeader page={route.page} config={config} />
       <DebugBanner config={config} />
+      <DatabaseBanner />
+      <GatewayErrorBanner config={config} />
       {error != null && !config && (
         <div className="page-notice">
           <ErrorNotice error={error} title="Could not load the backend configuration" onRetry={reload} />
@@ -43,9 +48,11 @@ function Shell() {
 export function App() {
   return (
     <ConfigProvider>
-      <TokenProvider>
-        <Shell />
-      </TokenProvider>
+      <HealthProvider>
+        <TokenProvider>
+          <Shell />
+        </TokenProvider>
+      </HealthProvider>
     </ConfigProvider>
   );
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatBarTime, formatPercent, formatUtc, parseSymbols, shortChecksum } from './format';
+import { formatBarTime, formatDuration, formatEstimate, formatPercent, formatUtc, parseSymbols, shortChecksum } from './format';
 
 describe('formatPercent (hit rates)', () => {
   it('shows a fraction as a percentage with one decimal', () => {
@@ -36,5 +36,19 @@ describe('small helpers', () => {
 
   it('parses a symbol list into unique upper-case symbols', () => {
     expect(parseSymbols(' nvda, tsla ,NVDA,, aapl')).toEqual(['NVDA', 'TSLA', 'AAPL']);
+  });
+});
+
+describe('request estimates', () => {
+  it('says how many IBKR requests a job plans and how long they take at the pacing budget', () => {
+    expect(formatEstimate({ requests: 83, duration_s: 830 })).toBe('~83 IBKR requests, ~14 min at the pacing budget');
+    expect(formatEstimate({ requests: 1, duration_s: 10 })).toBe('~1 IBKR request, under 1 min at the pacing budget');
+    expect(formatEstimate({ requests: 0, duration_s: 0 })).toBe('No IBKR requests needed');
+  });
+
+  it('shows long durations in hours', () => {
+    expect(formatDuration(89 * 60)).toBe('~89 min');
+    expect(formatDuration(3.5 * 3600)).toBe('~3.5 h');
+    expect(formatDuration(1_255_500)).toBe('~349 h');
   });
 });

@@ -63,3 +63,19 @@ export function parseSymbols(text: string): string[] {
     .filter(Boolean);
   return Array.from(new Set(symbols));
 }
+
+/** A planned duration: `under 1 min`, `~25 min`, `~3.5 h`, `~349 h`. */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 60) return 'under 1 min';
+  const minutes = seconds / 60;
+  if (minutes < 90) return `~${Math.round(minutes)} min`;
+  const hours = minutes / 60;
+  return `~${hours < 10 ? hours.toFixed(1) : formatInteger(Math.round(hours))} h`;
+}
+
+/** `~83 IBKR requests, ~14 min at the pacing budget` */
+export function formatEstimate(estimate: { requests: number; duration_s: number }): string {
+  if (estimate.requests === 0) return 'No IBKR requests needed';
+  const requests = `~${formatInteger(estimate.requests)} IBKR ${estimate.requests === 1 ? 'request' : 'requests'}`;
+  return `${requests}, ${formatDuration(estimate.duration_s)} at the pacing budget`;
+}

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { fakeApi, reply } from '../test/fakeApi';
 import { api } from './client';
-import { ApiError, describeDetail } from './errors';
+import { ApiError, budgetEstimate, describeDetail } from './errors';
 import { storeToken } from './token';
 
 async function failure(promise: Promise<unknown>): Promise<ApiError> {
@@ -109,5 +109,51 @@ describe('clearing the cache', () => {
     expect(filtered.query.get('all')).toBeNull();
     expect(filtered.query.get('symbol')).toBe('NVDA');
     expect(filtered.query.get('data_type')).toBe('1d');
+  });
+});
+
+describe('hardened backend answers', () => {
+  it('reads a 503 from /api/health as the answer that the database is unavailable', async () => {
+    fakeApi({
+      'GET /api/health': reply(503, { status: 'unavailable', database: 'unreachable', code: 'database_unavailable' }),
+    });
+    expect(await api.getHealth()).toEqual({ status: 'unavailable', database: 'unreachable', code: 'database_unavailable' });
+  });
+
+  it('still fails /api/health on a 503 that is not a health answer', async () => {
+    fakeApi({ 'GET /api/health': () => ({ status: 503, body: undefined }) });
+    expect((await failure(api.getHealth())).status).toBe(503);
+  });
+
+  it('names an unavailable database even when the 503 has no detail', async () => {
+    fakeApi({ 'GET /api/market-data/cache/stats': reply(503, { code: 'database_unavailable' }) });
+    expect((await failure(api.getCacheStats())).message).toBe('The backend cannot reach its database.');
+  });
+
+  it('cancels a job with DELETE and the stored token', async () => {
+    storeToken('s3cret');
+    const backend = fakeApi({ 'DELETE /api/market-data/cache/refresh/job%201': { job_id: 'job 1', status: 'cancelled' } });
+    expect(await api.cancelRefresh('job 1')).toMatchObject({ status: 'cancelled' });
+    expect(backend.callsTo('DELETE', '/api/market-data/cache/refresh/job%201')[0].headers.Authorization).toBe('Bearer s3cret');
+  });
+
+  it('keeps the estimate of a request refused for its cost', async () => {
+    const estimate = { requests: 125_550, duration_s: 1_255_500, ceiling: 1440 };
+    fakeApi({
+      'POST /api/market-data/cache/refresh': reply(422, { code: 'request_budget_exceeded', detail: 'too much', estimate }),
+    });
+    const error = await failure(api.startRefresh({ symbols: ['NVDA'] }));
+    expect(error.message).toBe('too much');
+    expect(budgetEstimate(error)).toEqual(estimate);
+    expect(budgetEstimate(new ApiError(422, 'validation_error', 'bad'))).toBeNull();
+  });
+
+  it('sends the paging of a series', async () => {
+    const backend = fakeApi({ 'GET /api/market-data/cache/NVDA': { bars: [] } });
+    await api.getCachedSeries('NVDA', { data_type: '1m' }, { limit: 10_000, cursor: 'abc' });
+    const [call] = backend.callsTo('GET', '/api/market-data/cache/NVDA');
+    expect(call.query.get('limit')).toBe('10000');
+    expect(call.query.get('cursor')).toBe('abc');
+    expect(call.query.get('data_type')).toBe('1m');
   });
 });

@@ -15,6 +15,7 @@ import type {
   Page,
   RefreshJob,
   RefreshRequest,
+  SeriesPaging,
   Strategy,
 } from './types';
 
@@ -69,8 +70,9 @@ async function request<T>(path: string, options: RequestOptions = {}): Promise<T
 
   const body = await readJson(response);
   if (!response.ok) {
-    const errorBody = (body && typeof body === 'object' ? body : {}) as { detail?: unknown; code?: unknown };
-    throw new ApiError(response.status, typeof errorBody.code === 'string' ? errorBody.code : '', errorBody.detail);
+    const errorBody = (body && typeof body === 'object' ? body : {}) as Record<string, unknown>;
+    const code = typeof errorBody.code === 'string' ? errorBody.code : '';
+    throw new ApiError(response.status, code, errorBody.detail, errorBody);
   }
   return body as T;
 }
@@ -80,15 +82,23 @@ const enc = encodeURIComponent;
 export const api = {
   getConfig: () => request<AppConfig>('/api/config'),
 
-  getHealth: () => request<Health>('/api/health'),
+  /** Readiness. A 503 is an answer too: the body says what is unavailable. */
+  getHealth: () =>
+    request<Health>('/api/health').catch((error: unknown) => {
+      if (error instanceof ApiError && error.status === 503 && typeof error.body.database === 'string') {
+        return error.body as unknown as Health;
+      }
+      throw error;
+    }),
 
   getCacheStats: () => request<CacheStats>('/api/market-data/cache/stats'),
 
   listCachedBars: (filters: BarFilters & { limit?: number; offset?: number }) =>
     request<Page<CachedBar>>('/api/market-data/cache', { query: { ...filters } }),
 
-  getCachedSeries: (symbol: string, filters: Omit<BarFilters, 'symbol'> = {}) =>
-    request<CachedSeries>(`/api/market-data/cache/${enc(symbol)}`, { query: { ...filters } }),
+  /** One page of a series' bars; `paging.cursor` is the previous page's `next_cursor`. */
+  getCachedSeries: (symbol: string, filters: Omit<BarFilters, 'symbol'> = {}, paging: SeriesPaging = {}) =>
+    request<CachedSeries>(`/api/market-data/cache/${enc(symbol)}`, { query: { ...filters, ...paging } }),
 
   startRefresh: (body: RefreshRequest) =>
     request<RefreshJob>('/api/market-data/cache/refresh', {
@@ -99,6 +109,10 @@ export const api = {
     }),
 
   getRefreshJob: (jobId: string) => request<RefreshJob>(`/api/market-data/cache/refresh/${enc(jobId)}`),
+
+  /** Asks a queued or running job to stop; answers the job (a finished one unchanged). */
+  cancelRefresh: (jobId: string) =>
+    request<RefreshJob>(`/api/market-data/cache/refresh/${enc(jobId)}`, { method: 'DELETE', authorize: true }),
 
   /** Deletes the bars matching the filters; with no filter at all it sends `all=true`. */
   clearCache: (filters: BarFilters) => {

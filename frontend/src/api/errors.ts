@@ -1,5 +1,9 @@
 // Turns error responses into sentences a user can act on. Every error body of the API is
 // `{detail: string | object, code: string}`; 422 details are FastAPI's list of field errors.
+import type { BudgetEstimate } from './types';
+
+export const DATABASE_UNAVAILABLE = 'database_unavailable';
+export const REQUEST_BUDGET_EXCEEDED = 'request_budget_exceeded';
 
 const LOCATION_PREFIXES = new Set(['body', 'query', 'path', 'header']);
 
@@ -37,6 +41,12 @@ export function describeDetail(detail: unknown): string {
   return String(detail);
 }
 
+/** What to say about a known code when the body gives no detail. */
+function describeCode(code: string): string {
+  if (code === DATABASE_UNAVAILABLE) return 'The backend cannot reach its database.';
+  return '';
+}
+
 /** What to say when the body gives no detail. */
 export function describeStatus(status: number): string {
   switch (status) {
@@ -63,13 +73,16 @@ export class ApiError extends Error {
   readonly status: number;
   readonly code: string;
   readonly detail: unknown;
+  /** The whole error body, for fields beside `detail` and `code` (e.g. a refused plan's `estimate`). */
+  readonly body: Record<string, unknown>;
 
-  constructor(status: number, code: string, detail: unknown) {
-    super(describeDetail(detail) || describeStatus(status));
+  constructor(status: number, code: string, detail: unknown, body: Record<string, unknown> = {}) {
+    super(describeDetail(detail) || describeCode(code) || describeStatus(status));
     this.name = 'ApiError';
     this.status = status;
     this.code = code;
     this.detail = detail;
+    this.body = body;
   }
 
   /** True when the token was missing or wrong, so the user should be asked for it again. */
@@ -82,4 +95,23 @@ export class ApiError extends Error {
 export function errorMessage(error: unknown): string {
   if (error instanceof Error) return error.message;
   return describeDetail(error) || 'Something went wrong.';
+}
+
+/** True for the 503 every data route answers while the database does not. */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  return error instanceof ApiError && error.code === DATABASE_UNAVAILABLE;
+}
+
+function isNumber(value: unknown): value is number {
+  return typeof value === 'number' && Number.isFinite(value);
+}
+
+/** The plan of a request refused for costing more IBKR requests than the ceiling, else null. */
+export function budgetEstimate(error: unknown): BudgetEstimate | null {
+  if (!(error instanceof ApiError) || error.code !== REQUEST_BUDGET_EXCEEDED) return null;
+  const estimate = error.body.estimate as Partial<BudgetEstimate> | undefined;
+  if (!estimate || !isNumber(estimate.requests) || !isNumber(estimate.duration_s) || !isNumber(estimate.ceiling)) {
+    return null;
+  }
+  return { requests: estimate.requests, duration_s: estimate.duration_s, ceiling: estimate.ceiling };
 }

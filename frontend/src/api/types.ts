@@ -14,12 +14,23 @@ export interface AppConfig {
   ib_host: string;
   ib_port: number;
   api_token_required: boolean;
-  gateway?: { connected: boolean; simulated: boolean };
+  gateway?: GatewayState;
 }
 
+export interface GatewayState {
+  connected: boolean;
+  simulated: boolean;
+  /** Why the last connect failed or the connection dropped; kept after a reconnect fails again. */
+  last_error?: string | null;
+  last_error_at?: IsoDateTime | null;
+}
+
+/** `/api/health` (readiness): 200 when the database answers, 503 with the same shape when not. */
 export interface Health {
-  status: 'ok' | 'degraded';
+  status: 'ok' | 'degraded' | 'unavailable';
   database: 'ok' | 'unreachable';
+  code?: string;
+  detail?: unknown;
 }
 
 export interface HitCounters {
@@ -98,6 +109,16 @@ export interface CachedSeries {
   fetched_to: IsoDateTime | null;
   expired: boolean;
   bars: SeriesBar[];
+  /** Pass back as `cursor` for the next page; null on the last page. */
+  next_cursor?: string | null;
+  /** Bars in the whole filtered range; `count` is the bars in this page. */
+  total?: number;
+}
+
+/** Paging of one series: `limit` bars per page, `cursor` from the previous page's `next_cursor`. */
+export interface SeriesPaging {
+  limit?: number;
+  cursor?: string;
 }
 
 /** Filters shared by the bar listing, one series and clearing the cache. */
@@ -117,12 +138,24 @@ export interface RefreshRequest {
   force?: boolean;
 }
 
-export type JobStatus = 'queued' | 'running' | 'completed' | 'partial' | 'failed';
+export type JobStatus = 'queued' | 'running' | 'completed' | 'partial' | 'failed' | 'cancelled';
+
+/** What a job plans to send at most, and how long that takes at IBKR's pacing budget. */
+export interface RequestEstimate {
+  requests: number;
+  duration_s: number;
+}
+
+/** The `estimate` of a 422 `request_budget_exceeded`: the plan and the configured ceiling. */
+export interface BudgetEstimate extends RequestEstimate {
+  ceiling: number;
+}
 
 export interface RefreshResult {
   symbol: string;
   data_type: string;
-  status: 'ok' | 'error';
+  status: 'ok' | 'error' | 'cancelled';
+  /** Bars this job committed for the symbol, also when the symbol then failed or was cancelled. */
   bars_fetched: number;
   bars_cached: number;
   error: { code: string; detail: unknown; status_code: number } | null;
@@ -136,6 +169,7 @@ export interface RefreshJob {
   request: Partial<RefreshRequest> & Record<string, unknown>;
   progress: { done: number; total: number };
   results: RefreshResult[];
+  estimate?: RequestEstimate;
 }
 
 export interface StrategyParameter {
@@ -161,7 +195,16 @@ export interface ExecuteRequest {
   params: Record<string, number>;
 }
 
-export type ExecutionStatus = 'pending' | 'running' | 'completed' | 'partial' | 'failed';
+export type ExecutionStatus =
+  | 'pending'
+  | 'running'
+  | 'completed'
+  | 'partial'
+  | 'failed'
+  /** The process stopped while the run was in progress (marked at the next start-up). */
+  | 'interrupted'
+  /** The caller went away before the run finished. */
+  | 'cancelled';
 
 export interface Signal {
   timestamp: IsoDateTime;
@@ -169,9 +212,19 @@ export interface Signal {
   price: number;
 }
 
+export interface SymbolOutcome {
+  /** `partial`: bars were served with expected bars missing. */
+  status: 'ok' | 'partial' | 'error';
+  bars: number;
+  error?: string;
+  missing_bars?: number;
+  /** [start, end] of each run of missing bars. */
+  missing_ranges?: [IsoDateTime, IsoDateTime][];
+}
+
 export interface ExecutionResult {
   signals: Record<string, Signal[]>;
-  per_symbol: Record<string, { status: 'ok' | 'error'; bars: number; error?: string }>;
+  per_symbol: Record<string, SymbolOutcome>;
 }
 
 export interface Execution {
@@ -224,4 +277,6 @@ export interface ExecutionDetail extends Execution {
 export interface ErrorBody {
   detail: unknown;
   code?: string;
+  /** With `request_budget_exceeded`. */
+  estimate?: BudgetEstimate;
 }

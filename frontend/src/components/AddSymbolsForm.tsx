@@ -2,17 +2,20 @@ import { useId, useState } from 'react';
 import type { RefreshRequest } from '../api/types';
 import { parseSymbols } from '../format';
 import { DataTypeField } from './DataTypeField';
+import { ErrorNotice } from './States';
 
 interface AddSymbolsFormProps {
   defaultExchange: string;
   busy: boolean;
+  /** Why the backend refused the last request of this form (e.g. too many IBKR requests). */
+  error?: unknown;
   onSubmit: (request: RefreshRequest) => void;
 }
 
 const SYMBOL_PATTERN = /^[A-Z0-9.\-]{1,15}$/;
 
 /** Fills the cache for new (or existing) symbols through a refresh job. */
-export function AddSymbolsForm({ defaultExchange, busy, onSubmit }: AddSymbolsFormProps) {
+export function AddSymbolsForm({ defaultExchange, busy, error, onSubmit }: AddSymbolsFormProps) {
   const id = useId();
   const [symbolsText, setSymbolsText] = useState('');
   const [dataType, setDataType] = useState('1d');
@@ -54,7 +57,7 @@ export function AddSymbolsForm({ defaultExchange, busy, onSubmit }: AddSymbolsFo
           autoComplete="off"
           spellCheck={false}
           aria-invalid={Boolean(problem)}
-          aria-describedby={problem ? `${id}-problem` : undefined}
+          aria-describedby={problem ? `${id}-problem` : error != null ? `${id}-refused` : undefined}
         />
       </label>
       <DataTypeField id={`${id}-type`} value={dataType} onChange={setDataType} />
@@ -93,6 +96,11 @@ export function AddSymbolsForm({ defaultExchange, busy, onSubmit }: AddSymbolsFo
         <p id={`${id}-problem`} className="field-error field-wide" role="alert">
           {problem}
         </p>
+      )}
+      {!problem && error != null && (
+        <div id={`${id}-refused`} className="field-wide" data-testid="add-symbols-error">
+          <ErrorNotice error={error} title="The symbols were not added" />
+        </div>
       )}
     </form>
   );

@@ -2,33 +2,13 @@ import { useState } from 'react';
 import type { AppConfig } from '../api/types';
 import { useApiToken } from '../hooks/useApiToken';
 import { hrefFor, type PageName } from '../hooks/useHashRoute';
+import { GatewayIndicator } from './GatewayStatus';
 
 const NAV: { page: PageName; label: string }[] = [
   { page: 'cache', label: 'Cache' },
   { page: 'workflows', label: 'Workflows' },
   { page: 'status', label: 'Status' },
 ];
-
-function GatewayIndicator({ config }: { config: AppConfig }) {
-  const gateway = config.gateway;
-  const where = `${config.ib_host}:${config.ib_port}`;
-  if (!gateway) {
-    return (
-      <span className="gateway gateway-unknown" title={`IBKR gateway at ${where}`}>
-        <span className="dot" aria-hidden="true" /> Gateway unknown
-      </span>
-    );
-  }
-  // In DEBUG_MODE the backend deliberately stays off the gateway; that is not a fault.
-  const idle = config.debug_mode && !gateway.connected;
-  const state = gateway.connected ? 'gateway-up' : idle ? 'gateway-idle' : 'gateway-down';
-  const label = gateway.connected ? 'Gateway connected' : idle ? 'Gateway not used in DEBUG MODE' : 'Gateway disconnected';
-  return (
-    <span className={`gateway ${state}`} data-testid="gateway-status" title={`IBKR gateway at ${where}`}>
-      <span className="dot" aria-hidden="true" /> {label}
-    </span>
-  );
-}
 
 function TokenControl() {
   const { hasToken, forgetToken, askToken } = useApiToken();

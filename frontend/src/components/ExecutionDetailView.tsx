@@ -1,4 +1,4 @@
-import type { ExecutionDetail } from '../api/types';
+import type { ExecutionDetail, ExecutionStatus, SymbolOutcome } from '../api/types';
 import { formatBarTime, formatInteger, formatPrice, formatUtc, shortChecksum } from '../format';
 import { Empty } from './States';
 import { DebugMarker, StatusBadge } from './StatusBadge';
@@ -10,8 +10,34 @@ const SOURCE_LABELS: Record<string, string> = {
   stale_cache: 'stale cache',
 };
 
+// Runs that did not finish say why, whether or not the backend recorded an error text.
+const UNFINISHED: Partial<Record<ExecutionStatus, { title: string; explanation: string }>> = {
+  interrupted: {
+    title: 'The run was interrupted',
+    explanation: 'The server stopped while this run was in progress, so it has no result. Run it again.',
+  },
+  cancelled: {
+    title: 'The run was cancelled',
+    explanation: 'The caller went away before the run finished, so it stopped and has no result.',
+  },
+};
+
 function levelClass(level: string): string {
   return `log-${level.toLowerCase()}`;
+}
+
+const MISSING_RANGES_SHOWN = 3;
+
+/** `2 expected bars missing: 2025-11-26 → 2025-11-26, …` */
+function missingText(outcome: SymbolOutcome, dataType: string): string {
+  const count = outcome.missing_bars ?? 0;
+  const ranges = outcome.missing_ranges ?? [];
+  const shown = ranges
+    .slice(0, MISSING_RANGES_SHOWN)
+    .map(([start, end]) => `${formatBarTime(start, dataType)} → ${formatBarTime(end, dataType)}`);
+  if (ranges.length > MISSING_RANGES_SHOWN) shown.push(`and ${ranges.length - MISSING_RANGES_SHOWN} more`);
+  const what = count > 0 ? `${formatInteger(count)} expected ${count === 1 ? 'bar' : 'bars'} missing` : 'expected bars missing';
+  return shown.length ? `${what}: ${shown.join(', ')}` : what;
 }
 
 /** One execution: outcome per symbol, signals, logs and where every input bar came from. */
@@ -21,6 +47,7 @@ export function ExecutionDetailView({ execution }: { execution: ExecutionDetail 
     list.map((signal) => ({ symbol, ...signal })),
   );
   const parameters = Object.entries(execution.parameters ?? {});
+  const unfinished = UNFINISHED[execution.status];
 
   return (
     <div className="execution-detail">
@@ -47,10 +74,11 @@ export function ExecutionDetailView({ execution }: { execution: ExecutionDetail 
           </div>
         ))}
       </dl>
-      {execution.error && (
-        <div className="notice notice-error" role="alert">
-          <strong className="notice-title">The run failed</strong>
-          <p className="notice-text">{execution.error}</p>
+      {(execution.error || unfinished) && (
+        <div className="notice notice-error" role="alert" data-testid="execution-error">
+          <strong className="notice-title">{unfinished?.title ?? 'The run failed'}</strong>
+          {unfinished && <p className="notice-text">{unfinished.explanation}</p>}
+          {execution.error && <p className="notice-text">{execution.error}</p>}
         </div>
       )}
 
@@ -59,8 +87,15 @@ export function ExecutionDetailView({ execution }: { execution: ExecutionDetail 
           <h3 className="section-title">Per symbol</h3>
           <ul className="per-symbol">
             {perSymbol.map(([symbol, outcome]) => (
-              <li key={symbol}>
+              <li key={symbol} data-testid={`per-symbol-${symbol}`}>
                 <StatusBadge status={outcome.status} /> <strong>{symbol}</strong> {formatInteger(outcome.bars)} bars
+                {outcome.status === 'partial' && (
+                  <span className="warn-text">
+                    {' — '}
+                    <span aria-hidden="true">⚠ </span>
+                    {missingText(outcome, execution.data_type)}
+                  </span>
+                )}
                 {outcome.error && <span className="error-text"> — {outcome.error}</span>}
               </li>
             ))}

@@ -1,9 +1,8 @@
-import { useEffect } from 'react';
-import { api } from '../api/client';
+import { useEffect, useId } from 'react';
 import { ApiError } from '../api/errors';
 import type { SeriesStats } from '../api/types';
 import { formatBarTime, formatInteger, formatUtc } from '../format';
-import { useApiData } from '../hooks/useApiData';
+import { SERIES_PAGE_LIMIT, useSeriesPages } from '../hooks/useSeriesPages';
 import { BarsTable } from './BarsTable';
 import { CandlestickChart } from './CandlestickChart';
 import { Empty, ErrorNotice, Loading } from './States';
@@ -18,19 +17,17 @@ interface SeriesDetailProps {
   onClose: () => void;
 }
 
-/** One series: chart and bars, limited to the date range of the filters. */
+/** One series: chart and bars, limited to the date range of the filters, loaded a page at a time. */
 export function SeriesDetail({ series, dateFrom, dateTo, version, onClose }: SeriesDetailProps) {
   const { symbol, data_type: dataType, exchange } = series;
-  const { data, error, loading, reload } = useApiData(
-    () =>
-      api.getCachedSeries(symbol, {
-        data_type: dataType,
-        exchange,
-        date_from: dateFrom || undefined,
-        date_to: dateTo || undefined,
-      }),
-    `${symbol}|${exchange}|${dataType}|${dateFrom}|${dateTo}`,
-  );
+  const summaryId = useId();
+  const { page, bars, total, fetchedFrom, fetchedTo, hasMore, loadMore, loadingMore, moreError, error, loading, reload } =
+    useSeriesPages(symbol, {
+      data_type: dataType,
+      exchange,
+      date_from: dateFrom || undefined,
+      date_to: dateTo || undefined,
+    });
 
   useEffect(() => {
     if (version > 0) reload();
@@ -50,34 +47,57 @@ export function SeriesDetail({ series, dateFrom, dateTo, version, onClose }: Ser
           </span>
         </h2>
         <div className="card-header-actions">
-          {data?.expired && <StatusBadge status="expired" label="has expired bars" />}
+          {page?.expired && <StatusBadge status="expired" label="has expired bars" />}
           <button type="button" className="button button-small button-ghost" onClick={onClose} aria-label={`Close ${label}`}>
             Close
           </button>
         </div>
       </div>
-      {data && (
-        <p className="muted small series-summary">
-          {formatInteger(data.count)} bars{range}: {formatBarTime(data.first, dataType)} → {formatBarTime(data.last, dataType)} ·
-          fetched {formatUtc(data.fetched_from)} – {formatUtc(data.fetched_to)}
+      {page && (
+        <p id={summaryId} className="muted small series-summary" data-testid="series-summary">
+          <span data-testid="bars-loaded">
+            {formatInteger(bars.length)} of {formatInteger(total)} bars
+          </span>
+          {range}
+          {bars.length > 0 &&
+            `: ${formatBarTime(bars[0].timestamp, dataType)} → ${formatBarTime(bars[bars.length - 1].timestamp, dataType)}`}{' '}
+          · fetched {formatUtc(fetchedFrom)} – {formatUtc(fetchedTo)}
         </p>
       )}
-      {loading && !data && <Loading>Loading bars of {label}…</Loading>}
+      {loading && !page && <Loading>Loading bars of {label}…</Loading>}
       {notCached && (
         <Empty>
           No bars of {label} are cached{range}.
         </Empty>
       )}
       {error != null && !notCached && <ErrorNotice error={error} title={`Could not load ${label}`} onRetry={reload} />}
-      {data && data.bars.length === 0 && (
+      {page && bars.length === 0 && (
         <Empty>
           No bars of {label} are cached{range}.
         </Empty>
       )}
-      {data && data.bars.length > 0 && (
+      {hasMore && (
+        <div className="load-more">
+          <button
+            type="button"
+            className="button button-small"
+            data-testid="load-more-bars"
+            onClick={() => void loadMore()}
+            disabled={loadingMore}
+            aria-describedby={summaryId}
+          >
+            {loadingMore ? 'Loading…' : 'Load more'}
+          </button>
+          {total > bars.length && (
+            <span className="hint">Next {formatInteger(Math.min(SERIES_PAGE_LIMIT, total - bars.length))} bars</span>
+          )}
+        </div>
+      )}
+      {moreError != null && <ErrorNotice error={moreError} title={`Could not load more bars of ${label}`} />}
+      {bars.length > 0 && (
         <>
-          <CandlestickChart bars={data.bars} dataType={dataType} label={label} />
-          <BarsTable bars={data.bars} dataType={dataType} />
+          <CandlestickChart bars={bars} dataType={dataType} label={label} />
+          <BarsTable bars={bars} dataType={dataType} />
         </>
       )}
     </section>

@@ -1,5 +1,5 @@
-// One colour language for every status in the app: green = good, amber = degraded or in
-// progress, red = failed, grey = neutral.
+// One colour language for every status in the app: green = good, amber = degraded or incomplete,
+// blue = in progress, red = failed, grey = neutral (e.g. stopped on request).
 
 export type Tone = 'good' | 'warn' | 'bad' | 'info' | 'neutral';
 
@@ -15,6 +15,7 @@ const TONES: Record<string, Tone> = {
   mixed: 'warn',
   expired: 'warn',
   degraded: 'warn',
+  interrupted: 'warn',
   queued: 'info',
   pending: 'info',
   running: 'info',
@@ -24,6 +25,9 @@ const TONES: Record<string, Tone> = {
   miss: 'bad',
   unreachable: 'bad',
   disconnected: 'bad',
+  unavailable: 'bad',
+  cancelled: 'neutral',
+  idle: 'neutral',
 };
 
 export function toneOf(status: string): Tone {

@@ -4,7 +4,7 @@ import { beforeEach, describe, expect, it } from 'vitest';
 import { App } from '../App';
 import type { CachedSeries, SeriesBar } from '../api/types';
 import { chartCalls, resetChartCalls } from '../test/fakeChart';
-import { fakeApi, makeConfig, makeSeries, makeStats, reply } from '../test/fakeApi';
+import { fakeApi, makeConfig, makeSeries, makeStats, reply, type RecordedCall } from '../test/fakeApi';
 
 function dailyBar(date: string, close: number): SeriesBar {
   return {
@@ -176,5 +176,77 @@ describe('selected series', () => {
     await userEvent.click(await screen.findByTestId('series-row-NVDA-1d'));
     expect(await screen.findByText('No bars of NVDA 1d are cached.')).toBeInTheDocument();
     expect(screen.queryByTestId('candlestick-chart')).not.toBeInTheDocument();
+  });
+});
+
+describe('series paging', () => {
+  const days = Array.from({ length: 5 }, (_, i) => dailyBar(`2025-11-${String(20 + i).padStart(2, '0')}`, 100 + i));
+  const firstPage = { ...nvdaSeries(days.slice(0, 3)), total: 5, next_cursor: 'after-2025-11-22' };
+  const lastPage = { ...nvdaSeries(days.slice(3)), total: 5, next_cursor: null };
+
+  it('loads the first page, says how many bars of the total it shows, and appends the next page', async () => {
+    const backend = renderCachePage({
+      'GET /api/market-data/cache/NVDA': (call: RecordedCall) => ({
+        body: call.query.get('cursor') === 'after-2025-11-22' ? lastPage : firstPage,
+      }),
+    });
+    const user = userEvent.setup();
+    await user.click(await screen.findByTestId('series-row-NVDA-1d'));
+    expect(await screen.findByTestId('bars-loaded')).toHaveTextContent('3 of 5 bars');
+    const [first] = backend.callsTo('GET', '/api/market-data/cache/NVDA');
+    expect(first.query.get('limit')).toBe('10000');
+    expect(first.query.get('cursor')).toBeNull();
+
+    await user.click(screen.getByRole('button', { name: 'Load more' }));
+    expect(await screen.findByText('5 of 5 bars')).toBeInTheDocument();
+    const next = backend.callsTo('GET', '/api/market-data/cache/NVDA')[1];
+    expect(next.query.get('cursor')).toBe('after-2025-11-22');
+    expect(next.query.get('limit')).toBe('10000');
+    expect(next.query.get('data_type')).toBe('1d');
+    expect(next.query.get('exchange')).toBe('NASDAQ');
+
+    // Chart and table show every loaded bar, in order; there is nothing more to load.
+    const rows = within(screen.getByTestId('bars-table')).getAllByRole('row').slice(1);
+    expect(rows.map((tr) => within(tr).getAllByRole('cell')[0].textContent)).toEqual([
+      '2025-11-24',
+      '2025-11-23',
+      '2025-11-22',
+      '2025-11-21',
+      '2025-11-20',
+    ]);
+    expect(chartCalls.series[0].setData.mock.lastCall?.[0]).toHaveLength(5);
+    expect(screen.queryByRole('button', { name: 'Load more' })).not.toBeInTheDocument();
+  });
+
+  it('keeps the loaded bars when the next page fails, and says why', async () => {
+    renderCachePage({
+      'GET /api/market-data/cache/NVDA': (call: RecordedCall) =>
+        call.query.get('cursor')
+          ? { status: 503, body: { code: 'database_unavailable', detail: 'The database is not answering.' } }
+          : { body: firstPage },
+    });
+    const user = userEvent.setup();
+    await user.click(await screen.findByTestId('series-row-NVDA-1d'));
+    await user.click(await screen.findByRole('button', { name: 'Load more' }));
+    expect(await screen.findByText('The database is not answering.')).toBeInTheDocument();
+    expect(screen.getByTestId('bars-loaded')).toHaveTextContent('3 of 5 bars');
+    expect(within(screen.getByTestId('bars-table')).getAllByRole('row')).toHaveLength(4);
+    expect(screen.getByRole('button', { name: 'Load more' })).toBeEnabled();
+  });
+
+  it('starts again from the first page when the date range changes', async () => {
+    const backend = renderCachePage({
+      'GET /api/market-data/cache/NVDA': (call: RecordedCall) => ({ body: call.query.get('cursor') ? lastPage : firstPage }),
+    });
+    const user = userEvent.setup();
+    await user.click(await screen.findByTestId('series-row-NVDA-1d'));
+    await user.click(await screen.findByRole('button', { name: 'Load more' }));
+    await screen.findByText('5 of 5 bars');
+
+    await user.type(filters().getByLabelText('From (UTC)'), '2025-11-20');
+    expect(await screen.findByText('3 of 5 bars')).toBeInTheDocument();
+    const last = backend.callsTo('GET', '/api/market-data/cache/NVDA').at(-1)!;
+    expect(last.query.get('date_from')).toBe('2025-11-20');
+    expect(last.query.get('cursor')).toBeNull();
   });
 });

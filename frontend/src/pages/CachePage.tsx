@@ -186,11 +186,17 @@ export function CachePage() {
         </section>
 
         <aside className="cache-side" aria-label="Refresh">
-          <RefreshJobsPanel jobs={refresh.jobs} startError={refresh.startError} onDismiss={refresh.dismiss} />
+          <RefreshJobsPanel
+            jobs={refresh.jobs}
+            startError={refresh.startErrorOrigin === 'form' ? null : refresh.startError}
+            onCancel={(jobId) => void refresh.cancel(jobId)}
+            onDismiss={refresh.dismiss}
+          />
           <AddSymbolsForm
             defaultExchange={config?.cache_exchange ?? ''}
             busy={refresh.active}
-            onSubmit={(request) => void refresh.start([request])}
+            error={refresh.startErrorOrigin === 'form' ? refresh.startError : null}
+            onSubmit={(request) => void refresh.start([request], 'form')}
           />
         </aside>
 

@@ -262,3 +262,154 @@ describe('API token', () => {
     expect(screen.queryByTestId('job-status')).not.toBeInTheDocument();
   });
 });
+
+describe('cancelling a job', () => {
+  const request = { symbols: ['NVDA', 'TSLA'], data_type: '1d' };
+  const estimate = { requests: 83, duration_s: 830 };
+  const cancelledJob = job({
+    status: 'cancelled',
+    request,
+    estimate,
+    progress: { done: 2, total: 2 },
+    finished_at: '2025-11-28T14:31:00Z',
+    results: [
+      { symbol: 'NVDA', data_type: '1d', status: 'ok', bars_fetched: 21, bars_cached: 21, error: null },
+      { symbol: 'TSLA', data_type: '1d', status: 'cancelled', bars_fetched: 7, bars_cached: 9, error: null },
+    ],
+  });
+
+  it('shows the plan, cancels a running job with the token, then shows it and its symbols as cancelled', async () => {
+    sessionStorage.setItem('market-data-cache.api-token', 'tok');
+    const { backend, user } = setup(
+      {
+        'POST /api/market-data/cache/refresh': reply(
+          202,
+          job({ status: 'running', request, estimate, progress: { done: 1, total: 2 } }),
+        ),
+        'GET /api/market-data/cache/refresh/job-1': () => new Promise<FakeReply>(() => {}),
+        'DELETE /api/market-data/cache/refresh/job-1': cancelledJob,
+      },
+      makeConfig({ api_token_required: true }),
+    );
+    await user.click(await screen.findByTestId('refresh-button-NVDA-1d'));
+    const panel = await screen.findByTestId('job-status');
+    expect(within(panel).getByTestId('job-estimate')).toHaveTextContent('~83 IBKR requests, ~14 min at the pacing budget');
+    const statsBefore = backend.callsTo('GET', '/api/market-data/cache/stats').length;
+
+    await user.click(within(panel).getByRole('button', { name: 'Cancel refresh of NVDA, TSLA · 1d' }));
+
+    expect(await within(panel).findByText('cancelled', { selector: '[data-testid="job-state"]' })).toBeInTheDocument();
+    const [cancel] = backend.callsTo('DELETE', '/api/market-data/cache/refresh/job-1');
+    expect(cancel.headers.Authorization).toBe('Bearer tok');
+    const results = within(panel).getAllByRole('listitem');
+    expect(results[0]).toHaveTextContent('21 bars fetched, 21 cached');
+    expect(results[1]).toHaveTextContent('cancelled');
+    expect(results[1]).toHaveTextContent('Cancelled: 7 bars fetched before it stopped, 9 cached');
+    expect(within(panel).queryByTestId('job-cancel')).not.toBeInTheDocument();
+    // The bars the job stored before it stopped show in the table, and refreshing is possible again.
+    await waitFor(() => expect(backend.callsTo('GET', '/api/market-data/cache/stats').length).toBeGreaterThan(statsBefore));
+    expect(screen.getByTestId('refresh-button-TSLA-1d')).toBeEnabled();
+  });
+
+  it('waits for a job that is still stopping, then shows it as cancelled', async () => {
+    const polls = heldJobPolls();
+    const running = job({ status: 'running', request, progress: { done: 0, total: 2 } });
+    const { backend, user } = setup({
+      'POST /api/market-data/cache/refresh': reply(202, running),
+      'GET /api/market-data/cache/refresh/job-1': polls.route,
+      'DELETE /api/market-data/cache/refresh/job-1': running,
+    });
+    await user.click(await screen.findByTestId('refresh-button-NVDA-1d'));
+    const panel = await screen.findByTestId('job-status');
+    await user.click(within(panel).getByTestId('job-cancel'));
+
+    await waitFor(() => expect(backend.callsTo('DELETE', '/api/market-data/cache/refresh/job-1')).toHaveLength(1));
+    expect(within(panel).getByTestId('job-cancel')).toHaveTextContent('Cancelling…');
+    expect(within(panel).getByTestId('job-cancel')).toBeDisabled();
+    expect(within(panel).getByTestId('job-state')).toHaveTextContent('running');
+
+    await advance(1000);
+    await polls.answer(cancelledJob);
+    expect(within(panel).getByTestId('job-state')).toHaveTextContent('cancelled');
+    expect(within(panel).queryByTestId('job-cancel')).not.toBeInTheDocument();
+  });
+
+  it('asks for the token when the cancel is refused with 401, then cancels with it', async () => {
+    let attempts = 0;
+    const { backend, user } = setup({
+      'POST /api/market-data/cache/refresh': reply(202, job({ status: 'running', request })),
+      'GET /api/market-data/cache/refresh/job-1': () => new Promise<FakeReply>(() => {}),
+      'DELETE /api/market-data/cache/refresh/job-1': () =>
+        ++attempts === 1
+          ? { status: 401, body: { code: 'unauthorized', detail: 'Missing bearer token' } }
+          : { status: 200, body: cancelledJob },
+    });
+    await user.click(await screen.findByTestId('refresh-button-NVDA-1d'));
+    await user.click(within(await screen.findByTestId('job-status')).getByTestId('job-cancel'));
+
+    const dialog = await screen.findByRole('dialog', { name: 'API token required' });
+    expect(dialog).toHaveTextContent('The backend asked for an API token (Missing bearer token)');
+    await user.type(within(dialog).getByLabelText('API token'), 'tok-2');
+    await user.keyboard('{Enter}');
+
+    expect(await screen.findByText('cancelled', { selector: '[data-testid="job-state"]' })).toBeInTheDocument();
+    const deletes = backend.callsTo('DELETE', '/api/market-data/cache/refresh/job-1');
+    expect(deletes.map((call) => call.headers.Authorization)).toEqual([undefined, 'Bearer tok-2']);
+  });
+
+  it('says why a cancel was not accepted and lets the user try again', async () => {
+    const { user } = setup({
+      'POST /api/market-data/cache/refresh': reply(202, job({ status: 'running', request })),
+      'GET /api/market-data/cache/refresh/job-1': () => new Promise<FakeReply>(() => {}),
+      'DELETE /api/market-data/cache/refresh/job-1': reply(503, {
+        code: 'database_unavailable',
+        detail: 'The database did not answer; try again when it is back.',
+      }),
+    });
+    await user.click(await screen.findByTestId('refresh-button-NVDA-1d'));
+    const panel = await screen.findByTestId('job-status');
+    await user.click(within(panel).getByTestId('job-cancel'));
+    expect(await within(panel).findByRole('alert')).toHaveTextContent(
+      'The job was not cancelled: The database did not answer; try again when it is back.',
+    );
+    expect(within(panel).getByTestId('job-cancel')).toBeEnabled();
+    expect(within(panel).getByTestId('job-state')).toHaveTextContent('running');
+  });
+});
+
+describe('request budget', () => {
+  const refused = reply(422, {
+    code: 'request_budget_exceeded',
+    detail: 'This refresh needs 125550 IBKR historical requests, over the limit of 1440.',
+    estimate: { requests: 125_550, duration_s: 1_255_500, ceiling: 1440 },
+  });
+
+  it('explains a refused request next to the form, with the estimate, and suggests a smaller one', async () => {
+    const { user } = setup({ 'POST /api/market-data/cache/refresh': refused });
+    await screen.findByTestId('series-table');
+    const form = screen.getByRole('form', { name: 'Add symbols to the cache' });
+    await user.type(within(form).getByLabelText('Symbols (comma-separated)'), 'aapl');
+    await user.selectOptions(within(form).getByLabelText('Data type'), '1m');
+    await user.clear(within(form).getByLabelText('Days back'));
+    await user.type(within(form).getByLabelText('Days back'), '3650');
+    await user.click(within(form).getByRole('button', { name: 'Add to cache' }));
+
+    const alert = await within(form).findByRole('alert');
+    expect(alert).toHaveTextContent('This refresh needs 125550 IBKR historical requests, over the limit of 1440.');
+    expect(within(alert).getByTestId('budget-estimate')).toHaveTextContent(
+      "It would send about 125,550 IBKR requests, which take about 349 h at IBKR's pacing budget; the limit is 1,440 requests.",
+    );
+    expect(alert).toHaveTextContent('Ask for a shorter range (fewer days back), fewer symbols or a larger bar size.');
+    expect(within(form).getByLabelText('Symbols (comma-separated)')).toHaveAccessibleDescription(/125,550 IBKR requests/);
+    // Nothing started, so there is no job panel.
+    expect(screen.queryByTestId('job-status')).not.toBeInTheDocument();
+  });
+
+  it('explains a refused refresh of a table row in the job panel', async () => {
+    const { user } = setup({ 'POST /api/market-data/cache/refresh': refused });
+    await user.click(await screen.findByTestId('refresh-button-NVDA-1d'));
+    const panel = await screen.findByTestId('job-status');
+    expect(within(panel).getByTestId('budget-estimate')).toHaveTextContent('the limit is 1,440 requests');
+    expect(within(screen.getByRole('form', { name: 'Add symbols to the cache' })).queryByRole('alert')).toBeNull();
+  });
+});

@@ -1,7 +1,7 @@
 import { render, screen } from '@testing-library/react';
 import { describe, expect, it } from 'vitest';
 import { App } from '../App';
-import { fakeApi, makeConfig, makeSeries, makeStats } from '../test/fakeApi';
+import { fakeApi, makeConfig, makeSeries, makeStats, reply } from '../test/fakeApi';
 
 function setup(stats: ReturnType<typeof makeStats>) {
   window.location.hash = '#/status';
@@ -52,5 +52,43 @@ describe('cache status', () => {
     const health = await screen.findByTestId('health');
     expect(health).toHaveTextContent('degraded');
     expect(health).toHaveTextContent('unreachable');
+  });
+});
+
+describe('outages on the status page', () => {
+  it('shows the database as unavailable when /api/health answers 503, not as unknown', async () => {
+    window.location.hash = '#/status';
+    fakeApi({
+      'GET /api/config': makeConfig(),
+      'GET /api/health': reply(503, { status: 'unavailable', database: 'unreachable', code: 'database_unavailable' }),
+      'GET /api/market-data/cache/stats': reply(503, { code: 'database_unavailable', detail: 'The database is not answering.' }),
+    });
+    render(<App />);
+    const health = await screen.findByTestId('health');
+    expect(health).toHaveTextContent('Service unavailable · database unreachable');
+    expect(screen.queryByText('health unknown')).not.toBeInTheDocument();
+    const notice = await screen.findByText('The database is not answering.');
+    expect(notice.parentElement).toHaveTextContent(/^Database unavailable/);
+    expect(screen.queryByTestId('series-stats-table')).not.toBeInTheDocument();
+  });
+
+  it('shows the gateway state with its last error', async () => {
+    window.location.hash = '#/status';
+    fakeApi({
+      'GET /api/config': makeConfig({
+        gateway: {
+          connected: false,
+          simulated: false,
+          last_error: 'connection to the gateway was lost',
+          last_error_at: '2025-11-28T15:00:00Z',
+        },
+      }),
+      'GET /api/health': { status: 'ok', database: 'ok' },
+      'GET /api/market-data/cache/stats': makeStats([]),
+    });
+    render(<App />);
+    expect(await screen.findByTestId('gateway-health')).toHaveTextContent(
+      'Gateway disconnected last error at 2025-11-28 15:00:00 UTC: connection to the gateway was lost',
+    );
   });
 });

@@ -1,15 +1,25 @@
 import { api } from '../api/client';
+import { describeGateway, describeLastError } from '../components/GatewayStatus';
 import { HitRateSummary } from '../components/HitRateSummary';
 import { Empty, ErrorNotice, Loading } from '../components/States';
 import { StatusBadge } from '../components/StatusBadge';
 import { formatInteger, formatPercent, formatUtc } from '../format';
 import { useApiData } from '../hooks/useApiData';
 import { useConfig } from '../hooks/useConfig';
+import { useHealth } from '../hooks/useHealth';
+
+const GATEWAY_BADGES = {
+  up: { status: 'connected', label: 'connected' },
+  idle: { status: 'idle', label: 'not used (DEBUG MODE)' },
+  down: { status: 'disconnected', label: 'disconnected' },
+  unknown: { status: 'unknown', label: 'unknown' },
+} as const;
 
 export function StatusPage() {
   const { config } = useConfig();
   const stats = useApiData(api.getCacheStats, 'cache-stats');
-  const health = useApiData(api.getHealth, 'health');
+  const health = useHealth();
+  const gateway = config ? describeGateway(config) : null;
   const reload = () => {
     stats.reload();
     health.reload();
@@ -27,12 +37,18 @@ export function StatusPage() {
           </p>
         </div>
         <div className="page-head-actions">
-          {health.data && (
+          {health.health && (
             <span className="health" data-testid="health">
-              Service <StatusBadge status={health.data.status} /> · database <StatusBadge status={health.data.database} />
+              Service <StatusBadge status={health.health.status} /> · database <StatusBadge status={health.health.database} />
             </span>
           )}
           {health.error != null && <StatusBadge status="error" label="health unknown" />}
+          {gateway && (
+            <span className="health" data-testid="gateway-health">
+              Gateway <StatusBadge {...GATEWAY_BADGES[gateway.state]} />
+              {gateway.lastError && <span className="small"> {describeLastError(gateway.lastError)}</span>}
+            </span>
+          )}
           <button type="button" className="button" onClick={reload} disabled={stats.loading}>
             {stats.loading ? 'Loading…' : 'Reload'}
           </button>

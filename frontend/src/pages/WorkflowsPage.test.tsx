@@ -209,3 +209,67 @@ describe('run form', () => {
     expect(within(alert).getByText('make populate-cache SYMBOLS=TSLA')).toHaveClass('command');
   });
 });
+
+describe('runs that did not finish or are incomplete', () => {
+  it.each([
+    ['interrupted', 'The run was interrupted', 'The server stopped while this run was in progress'],
+    ['cancelled', 'The run was cancelled', 'The caller went away before the run finished'],
+  ] as const)('marks a %s run in the list and says why in its detail', async (status, title, explanation) => {
+    const run = { ...EXECUTION, status, result: null, finished_at: null };
+    setup(
+      {
+        'GET /api/workflows/executions': { data: [run], count: 1 },
+        'GET /api/workflows/executions/7': { ...DETAIL, ...run },
+      },
+      '#/workflows/7',
+    );
+    expect(await screen.findByTestId('execution-status')).toHaveTextContent(status);
+    expect(within(screen.getByTestId('execution-row-7')).getByText(status)).toBeInTheDocument();
+    const notice = screen.getByTestId('execution-error');
+    expect(notice).toHaveTextContent(title);
+    expect(notice).toHaveTextContent(explanation);
+  });
+
+  it('shows a symbol served with missing bars as partial, with what is missing, as a warning', async () => {
+    const result = {
+      signals: {},
+      per_symbol: {
+        NVDA: {
+          status: 'partial' as const,
+          bars: 40,
+          missing_bars: 1,
+          missing_ranges: [['2025-11-26T00:00:00Z', '2025-11-26T00:00:00Z'] as [string, string]],
+        },
+        TSLA: { status: 'ok' as const, bars: 41 },
+      },
+    };
+    setup({ 'GET /api/workflows/executions/7': { ...DETAIL, status: 'partial', result } }, '#/workflows/7');
+    const nvda = await screen.findByTestId('per-symbol-NVDA');
+    const badge = within(nvda).getByText('partial');
+    expect(badge).toHaveClass('badge-warn');
+    expect(nvda).toHaveTextContent('NVDA 40 bars — ⚠ 1 expected bar missing: 2025-11-26 → 2025-11-26');
+    expect(
+      within(nvda)
+        .getByText(/expected bar missing/)
+        .closest('.warn-text'),
+    ).not.toBeNull();
+    expect(screen.getByTestId('per-symbol-TSLA')).not.toHaveTextContent('missing');
+    expect(screen.getByTestId('execution-status')).toHaveClass('badge-warn');
+  });
+
+  it('explains a run refused for needing too many IBKR requests', async () => {
+    const { user } = setup({
+      'POST /api/workflows/execute': reply(422, {
+        code: 'request_budget_exceeded',
+        detail: 'This run needs 3000 IBKR historical requests, over the limit of 1440.',
+        estimate: { requests: 3000, duration_s: 30_000, ceiling: 1440 },
+      }),
+    });
+    await user.click(await screen.findByTestId('run-workflow'));
+    const alert = await screen.findByRole('alert');
+    expect(alert).toHaveTextContent('The workflow did not run');
+    expect(within(alert).getByTestId('budget-estimate')).toHaveTextContent(
+      "It would send about 3,000 IBKR requests, which take about 8.3 h at IBKR's pacing budget; the limit is 1,440 requests.",
+    );
+  });
+});
