@@ -6,6 +6,7 @@ Each test sets up through the API what it needs to start from, so tests run in a
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -301,3 +302,76 @@ def test_keyboard_alone_opens_a_series_and_reaches_the_workflows_page(page, live
     page.keyboard.press("Enter")
     expect(page).to_have_url(re.compile(r"#/workflows$"))
     expect(page.get_by_test_id("run-workflow")).to_be_visible()
+
+
+@pytest.fixture
+def own_backend(gateway_process, tmp_path) -> Iterator[BackendProcess]:
+    """A backend with a database and a pacing budget of its own: the job cancelled here must
+    not leave the shared backend's budget spent for the tests after it."""
+    url = f"sqlite:///{tmp_path / 'market_data.db'}"
+    migrate(url)
+    with BackendProcess(app_environment(url, gateway_process), tmp_path / "backend.log") as backend:
+        yield backend
+
+
+def wait_until_sending_pauses(count, quiet_s: float = 4.0, timeout_s: float = 120.0) -> int:
+    """The request count once it has stood still for `quiet_s` (the job waits for pacing)."""
+    deadline = time.monotonic() + timeout_s
+    last, since = count(), time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif last > 0 and time.monotonic() - since >= quiet_s:
+            return last
+    pytest.fail(f"the job never paused for pacing ({last} requests sent)")
+
+
+def test_running_refresh_job_is_cancelled_from_the_job_panel(page, own_backend, gateway_process):
+    # One request per session of 1-minute bars: ~100 requests, more than IBKR's 60 per 10 minutes,
+    # so after its first 60 the job waits minutes for a pacing slot while it shows as running.
+    symbol = "AMD"
+    open_cache_page(page, own_backend)
+    form = page.get_by_role("form", name="Add symbols to the cache")
+    form.get_by_label("Symbols (comma-separated)").fill(symbol)
+    form.get_by_label("Data type").select_option("1m")
+    form.get_by_label("Days back").fill("150")
+    page.get_by_test_id("add-symbols-submit").click()
+
+    job = page.get_by_test_id("job-status")
+    expect(job.get_by_test_id("job-state")).to_have_text("running", timeout=JOB_TIMEOUT_MS)
+    expect(job.get_by_test_id("job-estimate")).to_contain_text(
+        re.compile(r"~[1-9]\d+ IBKR requests, ~\d+ min at the pacing budget")
+    )
+
+    def requests_sent() -> int:
+        return gateway_process.stats()["requests_by_symbol"].get(symbol, 0)
+
+    # Cancel while the job waits for its pacing slot: the cancel must not wait for the slot too.
+    sent = wait_until_sending_pauses(requests_sent)
+    expect(job.get_by_test_id("job-state")).to_have_text("running")
+    cancel = job.get_by_role("button", name=re.compile(rf"^Cancel refresh of {symbol}"))
+    cancel.focus()
+    page.keyboard.press("Enter")
+    expect(job.get_by_test_id("job-state")).to_have_text("cancelled", timeout=JOB_TIMEOUT_MS)
+    expect(job.get_by_test_id("job-cancel")).to_have_count(0)
+    expect(job.locator(".job-result")).to_contain_text(
+        re.compile(rf"{symbol} 1m\s*Cancelled: [1-9][\d,]* bars fetched before it stopped")
+    )
+
+    # Nothing more is sent to the gateway.
+    page.wait_for_timeout(3000)
+    assert requests_sent() == sent
+
+    # The backend agrees, and counts only bars it committed.
+    job_id = job.locator(".job").get_attribute("data-testid").removeprefix("job-")
+    with own_backend.client() as client:
+        stored = client.get(f"/api/market-data/cache/refresh/{job_id}").json()
+        series = client.get(f"/api/market-data/cache/{symbol}", params={"data_type": "1m"}).json()
+    assert stored["status"] == "cancelled", stored
+    result = stored["results"][0]
+    assert result["status"] == "cancelled", stored
+    assert 0 < result["bars_fetched"] <= series["total"], (result, series["total"])
+    expect(job.locator(".job-result")).to_contain_text(f"{result['bars_fetched']:,} bars fetched")
+    screenshot(page, "refresh-job-cancelled")
