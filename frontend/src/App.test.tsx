@@ -144,21 +144,27 @@ describe('database unavailable', () => {
     expect(screen.getByTestId('database-banner')).toBeInTheDocument();
   });
 
-  it('goes away when the database answers again, without a reload of the page', async () => {
+  it('goes away when the database answers again, and the page loads what it could not', async () => {
     vi.useFakeTimers({ shouldAdvanceTime: true });
     let healthy = false;
     fakeApi({
       'GET /api/config': makeConfig(),
       'GET /api/health': () => (healthy ? { status: 200, body: { status: 'ok', database: 'ok' } } : down),
-      'GET /api/market-data/cache/stats': makeStats([]),
+      'GET /api/market-data/cache/stats': () =>
+        healthy
+          ? { status: 200, body: makeStats([]) }
+          : { status: 503, body: { code: 'database_unavailable', detail: 'The database is not answering.' } },
     });
     render(<App />);
     await screen.findByTestId('database-banner');
+    expect(await screen.findByText('The database is not answering.')).toBeInTheDocument();
     healthy = true;
     await act(async () => {
       await vi.advanceTimersByTimeAsync(5000);
     });
     expect(screen.queryByTestId('database-banner')).not.toBeInTheDocument();
+    expect(await screen.findByText(/Nothing is cached yet/)).toBeInTheDocument();
+    expect(screen.queryByText('The database is not answering.')).not.toBeInTheDocument();
   });
 
   it('shows no banner while the database answers', async () => {

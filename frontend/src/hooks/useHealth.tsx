@@ -1,4 +1,4 @@
-import { createContext, useContext, useEffect, type ReactNode } from 'react';
+import { createContext, useContext, useEffect, useRef, useState, type ReactNode } from 'react';
 import { api } from '../api/client';
 import type { Health } from '../api/types';
 import { useApiData } from './useApiData';
@@ -14,9 +14,17 @@ interface HealthState {
   error: unknown;
   loading: boolean;
   reload: () => void;
+  /** How many times the database came back after being unavailable. */
+  recoveries: number;
 }
 
-const HealthContext = createContext<HealthState>({ health: undefined, error: null, loading: true, reload: () => {} });
+const HealthContext = createContext<HealthState>({
+  health: undefined,
+  error: null,
+  loading: true,
+  reload: () => {},
+  recoveries: 0,
+});
 
 export function isDatabaseDown(health: Health | undefined): boolean {
   return health?.database === 'unreachable';
@@ -25,13 +33,31 @@ export function isDatabaseDown(health: Health | undefined): boolean {
 export function HealthProvider({ children }: { children: ReactNode }) {
   const { data, error, loading, reload } = useApiData(api.getHealth, 'health');
   const down = isDatabaseDown(data);
+  const [recoveries, setRecoveries] = useState(0);
+  const wasDown = useRef(false);
 
   useEffect(() => {
     const timer = window.setInterval(reload, down ? HEALTH_POLL_WHILE_DOWN_MS : HEALTH_POLL_MS);
     return () => window.clearInterval(timer);
   }, [reload, down]);
 
-  return <HealthContext.Provider value={{ health: data, error, loading, reload }}>{children}</HealthContext.Provider>;
+  useEffect(() => {
+    if (!data) return;
+    if (wasDown.current && !down) setRecoveries((count) => count + 1);
+    wasDown.current = down;
+  }, [data, down]);
+
+  return <HealthContext.Provider value={{ health: data, error, loading, reload, recoveries }}>{children}</HealthContext.Provider>;
+}
+
+/** Runs `reload` when the database answers again, so sections that failed while it was down fill in. */
+export function useReloadOnRecovery(reload: () => void) {
+  const { recoveries } = useHealth();
+  const reloadRef = useRef(reload);
+  reloadRef.current = reload;
+  useEffect(() => {
+    if (recoveries > 0) reloadRef.current();
+  }, [recoveries]);
 }
 
 export function useHealth(): HealthState {

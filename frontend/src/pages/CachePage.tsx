@@ -12,6 +12,7 @@ import { formatInteger } from '../format';
 import { useApiData } from '../hooks/useApiData';
 import { isCancelled, useApiToken } from '../hooks/useApiToken';
 import { useConfig } from '../hooks/useConfig';
+import { useReloadOnRecovery } from '../hooks/useHealth';
 import { useRefreshJobs } from '../hooks/useRefreshJobs';
 
 function matchesFilters(series: SeriesStats, filters: CacheFilters): boolean {
@@ -71,6 +72,7 @@ export function CachePage() {
     setDetailVersion((version) => version + 1);
   };
   const refresh = useRefreshJobs(cacheChanged);
+  useReloadOnRecovery(cacheChanged);
 
   // The stats also list series whose bars were deleted (their lookup counts live on): not cached.
   const allSeries = useMemo(() => (stats.data?.series ?? []).filter((series) => series.bar_count > 0), [stats.data]);

@@ -6,7 +6,7 @@ import { StatusBadge } from '../components/StatusBadge';
 import { formatInteger, formatPercent, formatUtc } from '../format';
 import { useApiData } from '../hooks/useApiData';
 import { useConfig } from '../hooks/useConfig';
-import { useHealth } from '../hooks/useHealth';
+import { useHealth, useReloadOnRecovery } from '../hooks/useHealth';
 
 const GATEWAY_BADGES = {
   up: { status: 'connected', label: 'connected' },
@@ -20,6 +20,7 @@ export function StatusPage() {
   const stats = useApiData(api.getCacheStats, 'cache-stats');
   const health = useHealth();
   const gateway = config ? describeGateway(config) : null;
+  useReloadOnRecovery(stats.reload);
   const reload = () => {
     stats.reload();
     health.reload();

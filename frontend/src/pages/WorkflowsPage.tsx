@@ -11,6 +11,7 @@ import { useApiData } from '../hooks/useApiData';
 import { isCancelled, useApiToken } from '../hooks/useApiToken';
 import { useConfig } from '../hooks/useConfig';
 import { hrefFor } from '../hooks/useHashRoute';
+import { useReloadOnRecovery } from '../hooks/useHealth';
 
 const EXECUTIONS_PAGE_SIZE = 20;
 
@@ -46,6 +47,10 @@ export function WorkflowsPage({ executionId }: { executionId?: string }) {
   const [runError, setRunError] = useState<unknown>(null);
   const [lastRun, setLastRun] = useState<Execution | null>(null);
   const [detailVersion, setDetailVersion] = useState(0);
+  useReloadOnRecovery(() => {
+    executions.reload();
+    setDetailVersion((version) => version + 1);
+  });
 
   async function run(request: ExecuteRequest) {
     setRunning(true);
