@@ -17,12 +17,11 @@ ROOT = Path(__file__).resolve().parents[1]
 # Run as `python scripts/run_local.py` from the repository root.
 sys.path.insert(0, str(ROOT))
 
-import uvicorn  # noqa: E402
-
 from backend.config.settings import SettingsError, load_settings  # noqa: E402
 from backend.core.db import Database  # noqa: E402
 from backend.models.types import utc_now  # noqa: E402
 from backend.repositories.market_data_cache import MarketDataCacheRepository  # noqa: E402
+from backend.server import serve, uvicorn_config  # noqa: E402
 
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = int(os.environ.get("PORT", "8000"))
@@ -87,7 +86,7 @@ def main() -> int:
             )
         mode = "ON: workflows read only from the cache" if settings.DEBUG_MODE else "off"
         print(f"serving the API and UI at http://{HOST}:{PORT}  (DEBUG_MODE {mode})", flush=True)
-        uvicorn.run("backend.main:app", host=HOST, port=PORT, log_config=None)
+        serve(uvicorn_config(HOST, PORT))
         return 0
     finally:
         if simulator is not None:

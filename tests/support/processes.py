@@ -118,11 +118,15 @@ def migrate(database_url: str) -> None:
 
 @dataclass
 class BackendProcess:
-    """`python -m uvicorn backend.main:app` on a free port; the log goes to a file beside it."""
+    """`python -m backend.server` on a free port; the log goes to a file beside it.
+
+    `server_args` are extra options of backend.server, e.g. ["--http", "h11", "--loop", "asyncio"].
+    """
 
     env: dict[str, str]
     log_path: Path
     port: int = field(default_factory=free_port)
+    server_args: list[str] = field(default_factory=list)
     process: subprocess.Popen | None = None
 
     @property
@@ -133,8 +137,8 @@ class BackendProcess:
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [
-                    sys.executable, "-m", "uvicorn", "backend.main:app",
-                    "--host", "127.0.0.1", "--port", str(self.port),
+                    sys.executable, "-m", "backend.server",
+                    "--host", "127.0.0.1", "--port", str(self.port), *self.server_args,
                 ],
                 cwd=ROOT,
                 env=self.env,
