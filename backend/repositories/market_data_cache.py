@@ -10,15 +10,33 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, case, delete, func, or_, select, text
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from backend.core.db import Database
-from backend.models.market_data import CacheCoverage, CacheSeriesStats, MarketDataCache
+from backend.models.market_data import (
+    OPEN_BAR_PREDICATE,
+    CacheCoverage,
+    CacheSeriesStats,
+    CacheSeriesSummary,
+    MarketDataCache,
+)
 
 BARS = MarketDataCache.__table__
 COVERAGE = CacheCoverage.__table__
 STATS = CacheSeriesStats.__table__
+SUMMARIES = CacheSeriesSummary.__table__
 
 
 @dataclass(frozen=True)
@@ -31,6 +49,16 @@ class SeriesKey:
 # (timestamp, open, high, low, close, volume): the bars strategies and checksums read. Plain tuples,
 # because an object per bar would double the cost of a warm read of a year of 1-minute bars.
 OhlcvBar = tuple[datetime, float, float, float, float, float]
+
+
+@dataclass(frozen=True)
+class SeriesSummary:
+    """What the cache holds for a whole series, from its summary row (no bar is read)."""
+
+    bar_count: int
+    first_bar_at: datetime | None
+    last_bar_at: datetime | None
+    last_fetched_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -107,6 +135,9 @@ READ_BARS = (
     .order_by(BARS.c.timestamp)
 )
 
+# One page of READ_BARS: keyset paging moves `start` past the last bar of the previous page.
+READ_BARS_PAGE = READ_BARS.limit(bindparam("limit"))
+
 READ_OHLCV = (
     select(
         BARS.c.timestamp,
@@ -118,6 +149,19 @@ READ_OHLCV = (
     )
     .where(*_SERIES_RANGE)
     .order_by(BARS.c.timestamp)
+)
+
+
+def _open_bars(dialect: str):
+    """Bars that are not final, as the partial index ix_market_data_cache_open_bars lists them."""
+    return text(OPEN_BAR_PREDICATE[dialect])
+
+
+_SUMMARY_COLUMNS = (
+    SUMMARIES.c.bar_count,
+    SUMMARIES.c.first_bar_at,
+    SUMMARIES.c.last_bar_at,
+    SUMMARIES.c.last_fetched_at,
 )
 
 
@@ -170,18 +214,58 @@ class MarketDataCacheRepository:
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def read_bars(self, series: SeriesKey, start: datetime, end: datetime) -> list[CachedBar]:
-        """Bars in [start, end) in time order; JSON fields are extracted in SQL, not in Python."""
+    def read_bars(
+        self, series: SeriesKey, start: datetime, end: datetime, limit: int | None = None
+    ) -> list[CachedBar]:
+        """Bars in [start, end) in time order, the first `limit` of them when given.
+
+        JSON fields are extracted in SQL, not in Python.
+        """
         params = self._range_params(series, start, end)
+        statement = READ_BARS
+        if limit is not None:
+            statement = READ_BARS_PAGE
+            params["limit"] = limit
         with self.database.read_engine.connect() as connection:
             if connection.dialect.name == "postgresql":
                 # Straight from psycopg, as in read_ohlcv.
-                sql, fixed_params = self._compiled(connection, READ_BARS)
+                sql, fixed_params = self._compiled(connection, statement)
                 cursor = connection.connection.driver_connection.cursor(binary=True)
                 rows = cursor.execute(sql, {**fixed_params, **params}).fetchall()
             else:
-                rows = connection.execute(READ_BARS, params).all()
+                rows = connection.execute(statement, params).all()
         return list(map(CachedBar._make, rows))
+
+    def series_summary(self, series: SeriesKey) -> SeriesSummary | None:
+        """The series' summary row; None when the cache holds none of its bars."""
+        statement = select(*_SUMMARY_COLUMNS).where(*self._summary_key(series))
+        with self.database.read_engine.connect() as connection:
+            row = connection.execute(statement).one_or_none()
+        return None if row is None else SeriesSummary(*row)
+
+    def count_bars(self, series: SeriesKey, start: datetime, end: datetime) -> int:
+        """Bars in [start, end): a range count over the series' unique index."""
+        statement = (
+            select(func.count())
+            .select_from(BARS)
+            .where(*self._range_conditions(series, start, end))
+        )
+        with self.database.read_engine.connect() as connection:
+            return connection.execute(statement).scalar_one()
+
+    def any_expired(self, series: SeriesKey, start: datetime, end: datetime, now: datetime) -> bool:
+        """Whether a bar in [start, end) has expired at `now`; reads only the open bars' index."""
+        statement = select(
+            select(BARS.c.id)
+            .where(
+                _open_bars(self._dialect),
+                *self._range_conditions(series, start, end),
+                BARS.c.expires_at <= now,
+            )
+            .exists()
+        )
+        with self.database.read_engine.connect() as connection:
+            return bool(connection.execute(statement).scalar_one())
 
     def read_ohlcv(self, series: SeriesKey, start: datetime, end: datetime) -> list[OhlcvBar]:
         """OHLCV tuples in [start, end), in time order: the hot path of every warm read."""
@@ -237,11 +321,20 @@ class MarketDataCacheRepository:
     def list_bars(
         self, bar_filter: BarFilter, limit: int, offset: int
     ) -> tuple[list[MarketDataCache], int]:
+        """One page of matching bars and the total that match.
+
+        Without a date filter the total is summed from the series summaries; with one it is a
+        count over the matching range.
+        """
         conditions = self._conditions(bar_filter)
+        if bar_filter.date_from is None and bar_filter.date_to is None:
+            count = select(func.coalesce(func.sum(SUMMARIES.c.bar_count), 0)).where(
+                *self._summary_conditions(bar_filter)
+            )
+        else:
+            count = select(func.count()).select_from(BARS).where(*conditions)
         with self.database.session() as session:
-            total = session.execute(
-                select(func.count()).select_from(BARS).where(*conditions)
-            ).scalar_one()
+            total = session.execute(count).scalar_one()
             rows = (
                 session.execute(
                     select(MarketDataCache)
@@ -263,35 +356,50 @@ class MarketDataCacheRepository:
     def cached_exchanges(self, symbol: str, data_type: str) -> list[str]:
         """Exchanges the cache holds bars of this symbol and bar size for, alphabetically."""
         statement = (
-            select(BARS.c.exchange)
-            .where(BARS.c.symbol == symbol, BARS.c.data_type == data_type)
-            .distinct()
-            .order_by(BARS.c.exchange)
+            select(SUMMARIES.c.exchange)
+            .where(SUMMARIES.c.symbol == symbol, SUMMARIES.c.data_type == data_type)
+            .order_by(SUMMARIES.c.exchange)
         )
         with self.database.read_engine.connect() as connection:
             return list(connection.execute(statement).scalars())
 
     def series_summaries(self, now: datetime) -> list[dict[str, Any]]:
-        """Per series: bar count, first and last bar, last update, and bars expired at `now`."""
-        is_final = BARS.c.metadata["is_final"].as_boolean()
-        expired = case((and_(BARS.c.expires_at <= now, is_final.is_not(True)), 1), else_=0)
-        statement = (
+        """Per series: bar count, first and last bar, last update, and bars expired at `now`.
+
+        Read from the summary rows and the open bars' index: the cost grows with the number of
+        series and of bars not yet final, not with the bars cached.
+        """
+        expired = (
             select(
                 BARS.c.symbol,
                 BARS.c.exchange,
                 BARS.c.data_type,
-                func.count().label("bar_count"),
-                func.min(BARS.c.timestamp).label("first"),
-                func.max(BARS.c.timestamp).label("last"),
-                func.max(BARS.c.fetched_at).label("last_updated"),
-                func.sum(expired).label("expired_count"),
+                func.count().label("expired_count"),
             )
+            .where(_open_bars(self._dialect), BARS.c.expires_at <= now)
             .group_by(BARS.c.symbol, BARS.c.exchange, BARS.c.data_type)
-            .order_by(BARS.c.symbol, BARS.c.data_type)
+            .subquery("expired")
+        )
+        same_series = and_(
+            *(SUMMARIES.c[name] == expired.c[name] for name in ("symbol", "exchange", "data_type"))
+        )
+        # One statement, so the counts and the expiry come from the same snapshot.
+        statement = (
+            select(
+                SUMMARIES.c.symbol,
+                SUMMARIES.c.exchange,
+                SUMMARIES.c.data_type,
+                SUMMARIES.c.bar_count,
+                SUMMARIES.c.first_bar_at.label("first"),
+                SUMMARIES.c.last_bar_at.label("last"),
+                SUMMARIES.c.last_fetched_at.label("last_updated"),
+                func.coalesce(expired.c.expired_count, 0).label("expired_count"),
+            )
+            .select_from(SUMMARIES.outerjoin(expired, same_series))
+            .order_by(SUMMARIES.c.symbol, SUMMARIES.c.data_type, SUMMARIES.c.exchange)
         )
         with self.database.read_engine.connect() as connection:
-            rows = connection.execute(statement).mappings().all()
-        return [{**row, "expired_count": int(row["expired_count"] or 0)} for row in rows]
+            return [dict(row) for row in connection.execute(statement).mappings()]
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -305,9 +413,16 @@ class MarketDataCacheRepository:
         empty_ranges: Sequence[tuple[datetime, datetime]] = (),
         empty_reason: str | None = None,
     ) -> int:
-        """Upsert one fetched chunk and its confirmed-empty ranges in a single transaction."""
+        """Upsert one fetched chunk and its confirmed-empty ranges in a single transaction.
+
+        The series' summary is brought up to date in the same transaction.
+        """
         with self.database.engine.begin() as connection:
-            self._upsert_bars(connection, series, bars, meta, fetched_at, expires_at)
+            if bars:
+                # Locked first: the writers of a series then take turns, so the figures stay exact.
+                summary = self._lock_summary(connection, series)
+                inserted = self._upsert_bars(connection, series, bars, meta, fetched_at, expires_at)
+                self._summarize_upsert(connection, series, summary, bars, inserted, fetched_at)
             if empty_ranges:
                 self._record_empty(connection, series, empty_ranges, empty_reason or "", fetched_at)
             self._bump_stats(connection, series, {"last_refresh_at": fetched_at})
@@ -321,9 +436,8 @@ class MarketDataCacheRepository:
         meta: dict[str, Any],
         fetched_at: datetime,
         expires_at: datetime,
-    ) -> None:
-        if not bars:
-            return
+    ) -> int:
+        """Upsert the bars; return how many were new (the others replaced cached bars)."""
         rows = [
             {
                 "symbol": series.symbol,
@@ -340,8 +454,16 @@ class MarketDataCacheRepository:
             for bar in bars
         ]
         if self._dialect == "postgresql":
-            self._copy_upsert_bars(connection, rows)
-            return
+            return self._copy_upsert_bars(connection, rows)
+        # SQLite has no way to tell an inserted row from an updated one, but its writers take
+        # turns (this transaction holds the write lock since _lock_summary), so the bars in the
+        # chunk's span before and after the upsert differ by exactly the new ones.
+        timestamps = [bar.timestamp for bar in bars]
+        span = [BARS.c.timestamp >= min(timestamps), BARS.c.timestamp <= max(timestamps)]
+        count = (
+            select(func.count()).select_from(BARS).where(*self._series_conditions(series), *span)
+        )
+        before = connection.execute(count).scalar_one()
         insert = self._insert(BARS)
         statement = insert.on_conflict_do_update(
             index_elements=["symbol", "exchange", "data_type", "timestamp"],
@@ -354,13 +476,16 @@ class MarketDataCacheRepository:
             },
         )
         connection.execute(statement, rows)
+        return connection.execute(count).scalar_one() - before
 
     @staticmethod
-    def _copy_upsert_bars(connection: Connection, rows: list[dict[str, Any]]) -> None:
+    def _copy_upsert_bars(connection: Connection, rows: list[dict[str, Any]]) -> int:
         """COPY into a transaction-scoped staging table, then one INSERT ... ON CONFLICT.
 
         A year of 1-minute bars is ~98k rows; row-by-row VALUES upserts take several times as
         long as COPY, while this stays close to it. Runs inside the caller's transaction.
+        Returns the rows inserted: a row the upsert inserted has no xmax, one it updated carries
+        the updating transaction's id there.
         """
         cursor = connection.connection.driver_connection.cursor()
         cursor.execute(
@@ -385,17 +510,123 @@ class MarketDataCacheRepository:
                         row["expires_at"],
                     )
                 )
-        cursor.execute(
-            "INSERT INTO market_data_cache (symbol, exchange, data_type, timestamp, ohlcv_data,"
-            " metadata, fetched_at, expires_at, created_at, updated_at)"
+        inserted = cursor.execute(
+            "WITH upserted AS (INSERT INTO market_data_cache (symbol, exchange, data_type,"
+            " timestamp, ohlcv_data, metadata, fetched_at, expires_at, created_at, updated_at)"
             " SELECT symbol, exchange, data_type, timestamp, ohlcv_data, metadata, fetched_at,"
             " expires_at, fetched_at, fetched_at FROM incoming_bars"
             " ON CONFLICT (symbol, exchange, data_type, timestamp) DO UPDATE SET"
             " ohlcv_data = EXCLUDED.ohlcv_data, metadata = EXCLUDED.metadata,"
             " fetched_at = EXCLUDED.fetched_at, expires_at = EXCLUDED.expires_at,"
             " updated_at = EXCLUDED.updated_at"
-        )
+            " RETURNING xmax = 0 AS inserted)"
+            " SELECT count(*) FILTER (WHERE inserted) FROM upserted"
+        ).fetchone()
         cursor.execute("DROP TABLE incoming_bars")
+        return int(inserted[0])
+
+    # -- series summaries -----------------------------------------------------------------------
+
+    def _lock_summary(self, connection: Connection, series: SeriesKey) -> SeriesSummary:
+        """The series' summary row, created if missing and locked until the transaction ends."""
+        insert = self._insert(SUMMARIES).values(
+            symbol=series.symbol, exchange=series.exchange, data_type=series.data_type, bar_count=0
+        )
+        statement = insert.on_conflict_do_update(
+            index_elements=["symbol", "exchange", "data_type"],
+            set_={"bar_count": SUMMARIES.c.bar_count},
+        ).returning(*_SUMMARY_COLUMNS)
+        return SeriesSummary(*connection.execute(statement).one())
+
+    def _summarize_upsert(
+        self,
+        connection: Connection,
+        series: SeriesKey,
+        summary: SeriesSummary,
+        bars: Sequence[NewBar],
+        inserted: int,
+        fetched_at: datetime,
+    ) -> None:
+        timestamps = [bar.timestamp for bar in bars]
+        first = min(timestamps)
+        last = max(timestamps)
+        last_fetched_at = fetched_at
+        if summary.bar_count:
+            first = min(first, summary.first_bar_at or first)
+            last = max(last, summary.last_bar_at or last)
+            if summary.last_fetched_at is not None and summary.last_fetched_at > fetched_at:
+                # Written with an older fetch time than the series already had (a clock set
+                # back): the bars it replaced may have held the latest one, so look.
+                last_fetched_at = connection.execute(
+                    select(func.max(BARS.c.fetched_at)).where(*self._series_conditions(series))
+                ).scalar_one()
+        connection.execute(
+            update(SUMMARIES)
+            .where(*self._summary_key(series))
+            .values(
+                bar_count=summary.bar_count + inserted,
+                first_bar_at=first,
+                last_bar_at=last,
+                last_fetched_at=last_fetched_at,
+            )
+        )
+
+    def _lock_summaries(self, connection: Connection, bar_filter: BarFilter) -> list[Row]:
+        """Lock the summaries of the series holding bars that match; the same order every time.
+
+        An UPDATE, not a SELECT: on SQLite the first statement of a transaction must write for
+        the transaction to hold the write lock from the start.
+        """
+        statement = (
+            update(SUMMARIES)
+            .where(*self._summary_conditions(bar_filter))
+            .values(bar_count=SUMMARIES.c.bar_count)
+            .returning(
+                SUMMARIES.c.symbol, SUMMARIES.c.exchange, SUMMARIES.c.data_type, *_SUMMARY_COLUMNS
+            )
+        )
+        rows = connection.execute(statement).all()
+        return sorted(rows, key=lambda row: (row.symbol, row.exchange, row.data_type))
+
+    def _delete_series_bars(self, connection: Connection, row: Row, bar_filter: BarFilter) -> int:
+        """Delete one series' matching bars and correct its summary; return the bars deleted."""
+        series = SeriesKey(row.symbol, row.exchange, row.data_type)
+        conditions = self._series_conditions(series) + self._date_conditions(bar_filter)
+        whole_series = (
+            bar_filter.date_from is None or bar_filter.date_from <= row.first_bar_at
+        ) and (bar_filter.date_to is None or bar_filter.date_to >= row.last_bar_at)
+        newest_deleted = None
+        if not whole_series:
+            newest_deleted = connection.execute(
+                select(func.max(BARS.c.fetched_at)).where(*conditions)
+            ).scalar_one()
+        deleted = int(connection.execute(delete(BARS).where(*conditions)).rowcount or 0)
+        if deleted == 0:
+            return 0
+        key = self._summary_key(series)
+        if deleted >= row.bar_count:
+            connection.execute(delete(SUMMARIES).where(*key))
+            return deleted
+        in_series = self._series_conditions(series)
+        # min and max one at a time: each is then one step down the unique index.
+        first = connection.execute(select(func.min(BARS.c.timestamp)).where(*in_series)).scalar()
+        last = connection.execute(select(func.max(BARS.c.timestamp)).where(*in_series)).scalar()
+        last_fetched_at = row.last_fetched_at
+        if newest_deleted is not None and newest_deleted >= row.last_fetched_at:
+            last_fetched_at = connection.execute(
+                select(func.max(BARS.c.fetched_at)).where(*in_series)
+            ).scalar_one()
+        connection.execute(
+            update(SUMMARIES)
+            .where(*key)
+            .values(
+                bar_count=row.bar_count - deleted,
+                first_bar_at=first,
+                last_bar_at=last,
+                last_fetched_at=last_fetched_at,
+            )
+        )
+        return deleted
 
     def _record_empty(
         self,
@@ -431,9 +662,15 @@ class MarketDataCacheRepository:
         )
 
     def delete_bars(self, bar_filter: BarFilter) -> int:
-        """Delete matching bars (and, for whole series, their empty-range records)."""
+        """Delete matching bars (and, for whole series, their empty-range records).
+
+        Series by series, each with its summary corrected in the same transaction.
+        """
         with self.database.engine.begin() as connection:
-            deleted = connection.execute(delete(BARS).where(*self._conditions(bar_filter))).rowcount
+            deleted = sum(
+                self._delete_series_bars(connection, row, bar_filter)
+                for row in self._lock_summaries(connection, bar_filter)
+            )
             if bar_filter.date_from is None and bar_filter.date_to is None:
                 coverage = [
                     getattr(COVERAGE.c, name) == value
@@ -446,6 +683,20 @@ class MarketDataCacheRepository:
                 ]
                 connection.execute(delete(COVERAGE).where(*coverage))
         return int(deleted or 0)
+
+    def matches_every_bar(self, bar_filter: BarFilter) -> bool:
+        """Whether the cache holds bars and the filter matches each one (from the summaries)."""
+        keys = {name: getattr(bar_filter, name) for name in ("symbol", "exchange", "data_type")}
+        inside = [SUMMARIES.c[name] == value for name, value in keys.items() if value is not None]
+        if bar_filter.date_from is not None:
+            inside.append(SUMMARIES.c.first_bar_at >= bar_filter.date_from)
+        if bar_filter.date_to is not None:
+            inside.append(SUMMARIES.c.last_bar_at <= bar_filter.date_to)
+        count = select(func.count()).select_from(SUMMARIES)
+        with self.database.read_engine.connect() as connection:
+            held = connection.execute(count).scalar_one()
+            matched = connection.execute(count.where(*inside)).scalar_one()
+        return held > 0 and matched == held
 
     # -- statistics -----------------------------------------------------------------------------
 
@@ -519,6 +770,49 @@ class MarketDataCacheRepository:
 
     def _insert(self, table):
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
+
+    @staticmethod
+    def _series_conditions(series: SeriesKey) -> list:
+        return [
+            BARS.c.symbol == series.symbol,
+            BARS.c.exchange == series.exchange,
+            BARS.c.data_type == series.data_type,
+        ]
+
+    @staticmethod
+    def _summary_key(series: SeriesKey) -> list:
+        return [
+            SUMMARIES.c.symbol == series.symbol,
+            SUMMARIES.c.exchange == series.exchange,
+            SUMMARIES.c.data_type == series.data_type,
+        ]
+
+    @staticmethod
+    def _summary_conditions(bar_filter: BarFilter) -> list:
+        """Summaries of the series that may hold bars matching the filter."""
+        conditions = [
+            SUMMARIES.c[name] == value
+            for name, value in (
+                ("symbol", bar_filter.symbol),
+                ("exchange", bar_filter.exchange),
+                ("data_type", bar_filter.data_type),
+            )
+            if value is not None
+        ]
+        if bar_filter.date_from is not None:
+            conditions.append(SUMMARIES.c.last_bar_at >= bar_filter.date_from)
+        if bar_filter.date_to is not None:
+            conditions.append(SUMMARIES.c.first_bar_at <= bar_filter.date_to)
+        return conditions
+
+    @staticmethod
+    def _date_conditions(bar_filter: BarFilter) -> list:
+        conditions = []
+        if bar_filter.date_from is not None:
+            conditions.append(BARS.c.timestamp >= bar_filter.date_from)
+        if bar_filter.date_to is not None:
+            conditions.append(BARS.c.timestamp <= bar_filter.date_to)
+        return conditions
 
     @staticmethod
     def _conditions(bar_filter: BarFilter) -> list:

@@ -1,4 +1,4 @@
-"""Cache figures for the UI: per-series contents merged with lookup counts, and hit rates."""
+"""Cache figures for the UI: per-series summaries merged with lookup counts, and hit rates."""
 
 from __future__ import annotations
 

@@ -134,7 +134,7 @@ describe('database unavailable', () => {
     const banner = await screen.findByTestId('database-banner');
     expect(banner).toHaveAttribute('role', 'alert');
     expect(banner).toHaveTextContent(/^Database unavailable — the backend cannot reach its database/);
-    expect(banner).toHaveTextContent('(no answer within 2 s)');
+    expect(banner).toHaveTextContent('until it answers again (no answer within 2 s). Checking again every 5 s.');
 
     const notice = await screen.findByText('The database is not answering; try again when it is back.');
     expect(notice.parentElement).toHaveTextContent(/^Database unavailable/);

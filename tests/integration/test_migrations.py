@@ -1,19 +1,29 @@
 """Migrations on fresh SQLite and PostgreSQL databases: up, down, up again, and no drift."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import func, insert, inspect, select
 from sqlmodel import SQLModel
 
 import backend.models  # noqa: F401  (registers the tables)
 from alembic import command
-from backend.core.db import create_db_engine
+from backend.core.db import Database, create_db_engine
+from backend.models.market_data import MarketDataCache
+from backend.repositories.market_data_cache import SUMMARIES, MarketDataCacheRepository
 from tests.support.migrations import alembic_config
 
-CACHE_TABLES = {"market_data_cache", "market_data_coverage", "market_data_cache_stats"}
+SUMMARY_TABLE = "market_data_series_summary"
+CACHE_TABLES = {
+    "market_data_cache",
+    "market_data_coverage",
+    "market_data_cache_stats",
+    SUMMARY_TABLE,
+}
 PLATFORM_TABLES = {"workflow_executions", "workflow_logs", "lineage_records"}
+OPEN_BARS_INDEX = "ix_market_data_cache_open_bars"
 
 
 def _tables(url: str) -> set[str]:
@@ -27,12 +37,25 @@ def test_upgrade_downgrade_upgrade(database_url):
     config = alembic_config(database_url)
     command.upgrade(config, "head")
     assert _tables(database_url) == CACHE_TABLES | PLATFORM_TABLES
+    assert OPEN_BARS_INDEX in _bar_indexes(database_url)
+    command.downgrade(config, "0002_market_data_cache")
+    assert _tables(database_url) == CACHE_TABLES - {SUMMARY_TABLE} | PLATFORM_TABLES
+    assert OPEN_BARS_INDEX not in _bar_indexes(database_url)
     command.downgrade(config, "0001_baseline")
     assert _tables(database_url) == PLATFORM_TABLES
     command.downgrade(config, "base")
     assert _tables(database_url) == set()
     command.upgrade(config, "head")
     assert _tables(database_url) == CACHE_TABLES | PLATFORM_TABLES
+    assert OPEN_BARS_INDEX in _bar_indexes(database_url)
+    command.check(config)
+
+
+def _bar_indexes(url: str) -> set[str]:
+    engine = create_db_engine(url)
+    names = {index["name"] for index in inspect(engine).get_indexes("market_data_cache")}
+    engine.dispose()
+    return names
 
 
 def test_models_and_migrations_do_not_drift(database_url):
@@ -50,6 +73,84 @@ def test_drift_check_sees_missing_tables(database_url):
     engine.dispose()
     added = {diff[1].name for diff in diffs if diff[0] == "add_table"}
     assert added == CACHE_TABLES
+
+
+def test_drift_check_sees_the_missing_summaries_and_open_bars_index(database_url):
+    command.upgrade(alembic_config(database_url), "0002_market_data_cache")
+    engine = create_db_engine(database_url)
+    with engine.connect() as connection:
+        diffs = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
+    engine.dispose()
+    assert {diff[1].name for diff in diffs if diff[0] == "add_table"} == {SUMMARY_TABLE}
+    assert {diff[1].name for diff in diffs if diff[0] == "add_index"} == {OPEN_BARS_INDEX}
+
+
+NOW = datetime(2025, 12, 1, 22, 0, tzinfo=UTC)
+
+
+def _bar(symbol: str, exchange: str, data_type: str, day: int, **fields) -> dict:
+    fetched_at = fields.pop("fetched_at", NOW - timedelta(days=30 - day))
+    return {
+        "symbol": symbol,
+        "exchange": exchange,
+        "data_type": data_type,
+        "timestamp": datetime(2025, 11, day, 15, 30, tzinfo=UTC),
+        "ohlcv_data": {"open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 10.0},
+        "metadata": {"source": "ibkr", "is_final": fields.pop("is_final", True)},
+        "fetched_at": fetched_at,
+        "expires_at": fields.pop("expires_at", fetched_at + timedelta(hours=24)),
+        "created_at": fetched_at,
+        "updated_at": fetched_at,
+    }
+
+
+def test_bars_cached_before_the_migration_get_their_summaries(database_url):
+    config = alembic_config(database_url)
+    command.upgrade(config, "0002_market_data_cache")
+    bars = [_bar("NVDA", "NASDAQ", "1d", day) for day in (3, 4, 5, 6)]
+    bars += [_bar("NVDA", "NASDAQ", "1m", day) for day in (10, 11)]
+    bars += [_bar("IBM", "NYSE", "1d", day) for day in (20, 21)]
+    # Two bars of a session still open when fetched: one has expired by NOW, one has not.
+    bars.append(_bar("IBM", "NYSE", "1d", 28, is_final=False, expires_at=NOW - timedelta(hours=1)))
+    bars.append(_bar("IBM", "NYSE", "1d", 29, is_final=False, expires_at=NOW + timedelta(hours=1)))
+    engine = create_db_engine(database_url)
+    with engine.begin() as connection:
+        connection.execute(insert(MarketDataCache.__table__), bars)
+    engine.dispose()
+
+    command.upgrade(config, "head")
+
+    database = Database(database_url)
+    summaries = {
+        (row["symbol"], row["exchange"], row["data_type"]): row
+        for row in MarketDataCacheRepository(database).series_summaries(NOW)
+    }
+    with database.engine.connect() as connection:
+        summary_rows = connection.execute(select(func.count()).select_from(SUMMARIES)).scalar()
+    database.dispose()
+    assert summary_rows == 3
+    expected = {}
+    for bar in bars:
+        key = (bar["symbol"], bar["exchange"], bar["data_type"])
+        expected.setdefault(key, []).append(bar)
+    for key, series_bars in expected.items():
+        stamps = [bar["timestamp"] for bar in series_bars]
+        expired = [
+            bar
+            for bar in series_bars
+            if not bar["metadata"]["is_final"] and bar["expires_at"] <= NOW
+        ]
+        assert summaries[key] == {
+            "symbol": key[0],
+            "exchange": key[1],
+            "data_type": key[2],
+            "bar_count": len(series_bars),
+            "first": min(stamps),
+            "last": max(stamps),
+            "last_updated": max(bar["fetched_at"] for bar in series_bars),
+            "expired_count": len(expired),
+        }
+    assert summaries["IBM", "NYSE", "1d"]["expired_count"] == 1
 
 
 def test_migration_scripts_import_nothing_from_sqlmodel():

@@ -9,8 +9,8 @@ export function DatabaseBanner() {
   return (
     <div className="outage-banner" role="alert" data-testid="database-banner">
       <strong>Database unavailable</strong> — the backend cannot reach its database, so cached bars, refresh jobs and workflow
-      runs can be neither read nor saved until it answers again.
-      {detail && <span className="outage-detail"> ({detail})</span>} Checking again every {HEALTH_POLL_WHILE_DOWN_MS / 1000} s.
+      runs can be neither read nor saved until it answers again{detail && ` (${detail})`}. Checking again every{' '}
+      {HEALTH_POLL_WHILE_DOWN_MS / 1000} s.
     </div>
   );
 }

@@ -1,0 +1,145 @@
+"""/stats answers from the series summaries: the work the database does does not grow with bars."""
+
+import json
+import sqlite3
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+
+from backend.repositories.market_data_cache import NewBar, SeriesKey
+from tests.support.cache_api import api_client
+from tests.support.gateway import FIXED_NOW
+
+STATS = "/api/market-data/cache/stats"
+NVDA = SeriesKey("NVDA", "NASDAQ", "1d")
+IBM = SeriesKey("IBM", "NYSE", "1h")
+
+
+def store(container, series, first, count, step, is_final=True, fetched_at=FIXED_NOW, ttl=None):
+    bars = [
+        NewBar(first + step * i, {"open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5}, is_final)
+        for i in range(count)
+    ]
+    expires_at = fetched_at + (ttl or timedelta(hours=24))
+    container.market_data_repository().store_chunk(
+        series, bars, {"source": "ibkr"}, fetched_at, expires_at
+    )
+
+
+@contextmanager
+def statements_of(container):
+    """Every SQL statement the app sends while the block runs, with its parameters."""
+    seen: list[tuple[str, object]] = []
+
+    def record(_conn, _cursor, statement, parameters, _context, _executemany):
+        seen.append((statement, parameters))
+
+    engine = container.database().engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def work_on_bars(database_url: str, statements) -> int:
+    """How much of the bars table the statements read, as the database itself reports it.
+
+    PostgreSQL: rows its plans read from market_data_cache (EXPLAIN ANALYZE). SQLite: virtual
+    machine steps of the whole statements, which grow with every row a statement visits.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        connection = sqlite3.connect(url.database)
+        steps = 0
+
+        def count_step() -> int:
+            nonlocal steps
+            steps += 1
+            return 0
+
+        connection.set_progress_handler(count_step, 1)
+        for statement, parameters in statements:
+            connection.execute(statement, parameters).fetchall()
+        connection.close()
+        return steps
+    dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    rows = 0
+    with psycopg.connect(dsn, options="-c timezone=UTC", autocommit=True) as connection:
+        # What autovacuum does on a live database: without statistics the planner may read a
+        # small table whole rather than use an index, whatever the query.
+        connection.execute("VACUUM ANALYZE market_data_cache")
+        for statement, parameters in statements:
+            plan = connection.execute(
+                "EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters
+            ).fetchone()[0]
+            rows += _rows_read(plan[0]["Plan"])
+    return rows
+
+
+def _rows_read(node: dict) -> int:
+    rows = 0
+    if node.get("Relation Name") == "market_data_cache":
+        rows += (node["Actual Rows"] + node.get("Rows Removed by Filter", 0)) * node["Actual Loops"]
+        rows += node.get("Heap Fetches", 0)
+    return rows + sum(_rows_read(child) for child in node.get("Plans", []))
+
+
+def test_stats_read_no_more_of_the_bars_when_the_cache_grows(migrated_database_url):
+    with api_client(migrated_database_url) as (client, container):
+        store(container, NVDA, datetime(2024, 11, 3, tzinfo=UTC), 370, timedelta(days=1))
+        store(container, IBM, datetime(2025, 11, 18, 14, tzinfo=UTC), 240, timedelta(hours=1))
+        # Today's open session: two bars that expired an hour ago, one still fresh.
+        today = datetime(2025, 12, 1, 14, 30, tzinfo=UTC)
+        store(
+            container,
+            IBM,
+            today,
+            2,
+            timedelta(hours=1),
+            is_final=False,
+            fetched_at=FIXED_NOW - timedelta(hours=3),
+            ttl=timedelta(hours=2),
+        )
+        store(container, IBM, today + timedelta(hours=2), 1, timedelta(hours=1), is_final=False)
+
+        with statements_of(container) as small_statements:
+            small = client.get(STATS).json()
+        small_work = work_on_bars(migrated_database_url, small_statements)
+
+        # Years more of final bars in the same two series.
+        store(container, NVDA, datetime(2014, 1, 2, tzinfo=UTC), 3000, timedelta(days=1))
+        store(container, IBM, datetime(2025, 5, 2, 13, tzinfo=UTC), 4000, timedelta(hours=1))
+
+        with statements_of(container) as large_statements:
+            large = client.get(STATS).json()
+        large_work = work_on_bars(migrated_database_url, large_statements)
+
+    counts = {
+        row["symbol"]: (row["bar_count"], row["expired_count"], row["first"], row["last"])
+        for row in large["series"]
+    }
+    assert counts == {
+        "IBM": (240 + 3 + 4000, 2, "2025-05-02T13:00:00Z", "2025-12-01T16:30:00Z"),
+        "NVDA": (370 + 3000, 0, "2014-01-02T00:00:00Z", "2025-11-07T00:00:00Z"),
+    }
+    small_counts = {row["symbol"]: row["bar_count"] for row in small["series"]}
+    assert small_counts == {"IBM": 243, "NVDA": 370}
+    assert len(large_statements) == len(small_statements)
+    # The bars added are final: /stats reads the summaries and only the open bars' index.
+    assert large_work == small_work, (small_work, large_work)
+
+
+def test_stats_statements_are_few_and_fixed(migrated_database_url):
+    # Not one query per series: a cache of many series costs the same number of round trips.
+    with api_client(migrated_database_url) as (client, container):
+        for number in range(12):
+            series = SeriesKey(f"S{number}", "NASDAQ", "1d")
+            store(container, series, datetime(2025, 11, 3, tzinfo=UTC), 3, timedelta(days=1))
+        with statements_of(container) as statements:
+            body = client.get(STATS).json()
+    assert len(body["series"]) == 12
+    assert len(statements) <= 2, json.dumps([statement for statement, _ in statements])
