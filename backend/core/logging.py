@@ -34,6 +34,9 @@ def configure_logging(level: str = "INFO") -> None:
         std_logger = logging.getLogger(name)
         std_logger.handlers = [InterceptHandler()]
         std_logger.propagate = False
+        # Never TRACE: at that level uvicorn wraps the app in a middleware that logs every ASGI
+        # message, which costs more than a health check itself.
+        std_logger.setLevel(logging.DEBUG if level in ("TRACE", "DEBUG") else logging.INFO)
     # ib_insync logs every wire message at INFO; its warnings and errors are what matter here.
     logging.getLogger("ib_insync").setLevel(logging.WARNING)
     # Its client logs every refused connection at ERROR; IBConnection reports those once, with

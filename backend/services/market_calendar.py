@@ -59,22 +59,48 @@ def calendar_for(exchange: str) -> xcals.ExchangeCalendar:
     return _calendar(code)
 
 
+@dataclass(frozen=True)
+class _Schedule:
+    """A calendar's sessions as plain Python values, built once: pandas lookups per call cost
+    milliseconds, which many concurrent coverage checks cannot afford."""
+
+    sessions: list[Session]
+    close_seconds: np.ndarray  # each session's close, epoch seconds, ascending
+    open_seconds: np.ndarray
+
+
+@lru_cache(maxsize=8)
+def _schedule(code: str) -> _Schedule:
+    calendar = _calendar(code)
+    schedule = calendar.schedule
+    sessions = [
+        Session(label.date(), open_at.to_pydatetime(), close_at.to_pydatetime())
+        for label, open_at, close_at in zip(
+            schedule.index, schedule["open"], schedule["close"], strict=True
+        )
+    ]
+    return _Schedule(
+        sessions,
+        np.array([int(s.close_at.timestamp()) for s in sessions], dtype=np.int64),
+        np.array([int(s.open_at.timestamp()) for s in sessions], dtype=np.int64),
+    )
+
+
+def warm_up() -> None:
+    """Build every calendar now: the first use of one takes a few hundred milliseconds of CPU,
+    which must not land on the event loop inside somebody's request."""
+    for code in set(EXCHANGE_CALENDARS.values()):
+        _schedule(code)
+
+
 def sessions_between(exchange: str, start: datetime, end: datetime) -> list[Session]:
     """Sessions whose regular hours overlap [start, end)."""
-    calendar = calendar_for(exchange)
-    first = max(pd.Timestamp(start.date()), calendar.first_session)
-    last = min(pd.Timestamp(end.date()), calendar.last_session)
-    if first > last:
-        return []
-    labels = calendar.sessions_in_range(first, last)
-    opens = calendar.schedule.loc[labels, "open"]
-    closes = calendar.schedule.loc[labels, "close"]
-    sessions = []
-    for label, open_at, close_at in zip(labels, opens, closes, strict=True):
-        session = Session(label.date(), open_at.to_pydatetime(), close_at.to_pydatetime())
-        if session.close_at > start and session.open_at < end:
-            sessions.append(session)
-    return sessions
+    calendar_for(exchange)  # raises UnsupportedExchange
+    schedule = _schedule(EXCHANGE_CALENDARS[exchange.upper()])
+    # Overlap means close > start and open < end; both columns ascend.
+    first = int(np.searchsorted(schedule.close_seconds, start.timestamp(), side="right"))
+    last = int(np.searchsorted(schedule.open_seconds, end.timestamp(), side="left"))
+    return schedule.sessions[first:last]
 
 
 def daily_bar_timestamp(day: date) -> datetime:

@@ -18,22 +18,28 @@ from loguru import logger
 
 from backend.models.market_data import BarSize
 from backend.models.market_data_api import DEFAULT_DAYS_BACK, RefreshRequest
+from backend.repositories.market_data_cache import SeriesKey
 from backend.services import market_calendar
 from backend.services.errors import GatewayUnavailable, MarketDataError
 from backend.services.ib_connection import IBConnection
-from backend.services.ibkr_service import CacheOutcome, IBKRService
+from backend.services.ibkr_service import CacheOutcome, FetchProgress, IBKRService
+from backend.services.request_budget import RequestEstimate, RequestPlanner
 
-JobStatus = Literal["queued", "running", "completed", "partial", "failed"]
-FINISHED: tuple[JobStatus, ...] = ("completed", "partial", "failed")
+JobStatus = Literal["queued", "running", "completed", "partial", "failed", "cancelled"]
+FINISHED: tuple[JobStatus, ...] = ("completed", "partial", "failed", "cancelled")
 
 
 @dataclass
 class SymbolRefresh:
-    """How one symbol's refresh ended. `error` is the typed error the API maps to a status."""
+    """How one symbol's refresh ended. `error` is the typed error the API maps to a status.
+
+    Both counts come from the database: bars_fetched is what this job committed for the symbol
+    (also when it then failed or was cancelled), bars_cached what the cache holds for the range.
+    """
 
     symbol: str
     data_type: BarSize
-    status: Literal["ok", "error"]
+    status: Literal["ok", "error", "cancelled"]
     bars_fetched: int = 0
     bars_cached: int = 0
     error: Exception | None = None
@@ -50,6 +56,7 @@ class RefreshJob:
     force: bool
     start: datetime
     end: datetime
+    estimate: RequestEstimate
     status: JobStatus = "queued"
     finished_at: datetime | None = None
     results: list[SymbolRefresh] = field(default_factory=list)
@@ -67,33 +74,47 @@ class RefreshJobs:
         self,
         service: IBKRService,
         connection: IBConnection,
+        planner: RequestPlanner,
         clock: Callable[[], datetime],
         default_exchange: str,
         keep_finished: int = 100,
     ) -> None:
         self.service = service
         self.connection = connection
+        self.planner = planner
         self.clock = clock
         self.default_exchange = default_exchange
         self.keep_finished = keep_finished
         self._jobs: dict[str, RefreshJob] = {}
 
-    def submit(self, request: RefreshRequest) -> RefreshJob:
-        """Queue a job for the request; raise UnsupportedExchange before queuing anything."""
+    async def submit(self, request: RefreshRequest) -> RefreshJob:
+        """Plan and queue a job; raise UnsupportedExchange or RequestBudgetExceeded first."""
         exchange = request.exchange or self.default_exchange
         market_calendar.calendar_for(exchange)
         days_back = request.days_back or DEFAULT_DAYS_BACK[request.data_type]
+        symbols = list(dict.fromkeys(request.symbols))
         now = self.clock()
+        start, end = now - timedelta(days=days_back), now
+        estimate = await self.planner.check(
+            symbols,
+            exchange,
+            request.data_type,
+            start,
+            end,
+            force=request.force,
+            what="this refresh",
+        )
         job = RefreshJob(
             job_id=uuid.uuid4().hex,
             created_at=now,
-            symbols=list(dict.fromkeys(request.symbols)),
+            symbols=symbols,
             exchange=exchange,
             data_type=request.data_type,
             days_back=days_back,
             force=request.force,
-            start=now - timedelta(days=days_back),
-            end=now,
+            start=start,
+            end=end,
+            estimate=estimate,
         )
         self._jobs[job.job_id] = job
         job.task = asyncio.get_running_loop().create_task(self._run(job))
@@ -103,10 +124,23 @@ class RefreshJobs:
     def get(self, job_id: str) -> RefreshJob | None:
         return self._jobs.get(job_id)
 
+    def jobs(self) -> list[RefreshJob]:
+        return list(self._jobs.values())
+
     async def wait(self, job: RefreshJob, timeout_s: float) -> RefreshJob:
         """Wait up to timeout_s for the job to finish; the job keeps running if it does not."""
         if job.task is not None and not job.finished:
             await asyncio.wait([job.task], timeout=timeout_s)
+        return job
+
+    async def cancel(self, job_id: str) -> RefreshJob | None:
+        """Stop a job: no request is sent after the one in flight. A finished job stays as is."""
+        job = self._jobs.get(job_id)
+        if job is None or job.finished or job.task is None:
+            return job
+        job.task.cancel()
+        # The task ends at its next await; committing a chunk in progress finishes first.
+        await asyncio.wait([job.task])
         return job
 
     async def cancel_running(self) -> None:
@@ -119,19 +153,32 @@ class RefreshJobs:
     async def _run(self, job: RefreshJob) -> None:
         job.status = "running"
         log = logger.bind(job_id=job.job_id, data_type=job.data_type.value)
-        log.info("refresh job started: {} symbols on {}", len(job.symbols), job.exchange)
+        log.info(
+            "refresh job started: {} symbols on {}, ~{} requests",
+            len(job.symbols),
+            job.exchange,
+            job.estimate.requests,
+        )
         try:
-            # Checked once up front: with the gateway down every symbol fails the same way, and
-            # finding that out per symbol would first plan each one's whole range for nothing.
-            await self.connection.ensure_connected()
-        except GatewayUnavailable as exc:
-            log.warning("refresh job cannot start: {}", exc)
-            job.results = [
-                SymbolRefresh(symbol, job.data_type, "error", error=exc) for symbol in job.symbols
-            ]
-        else:
-            for symbol in job.symbols:
-                job.results.append(await self._refresh_one(job, symbol))
+            try:
+                # Checked once up front: with the gateway down every symbol fails the same way,
+                # and finding that out per symbol would first plan each one's range for nothing.
+                await self.connection.ensure_connected()
+            except GatewayUnavailable as exc:
+                log.warning("refresh job cannot start: {}", exc)
+                for symbol in job.symbols:
+                    job.results.append(
+                        await self._ended(job, symbol, "error", FetchProgress(), exc)
+                    )
+            else:
+                for symbol in job.symbols:
+                    job.results.append(await self._refresh_one(job, symbol))
+        except asyncio.CancelledError:
+            await self._record_cancelled(job)
+            log.info(
+                "refresh job cancelled after {} of {} symbols", len(job.results), len(job.symbols)
+            )
+            return
         succeeded = sum(result.status == "ok" for result in job.results)
         if succeeded == len(job.results):
             job.status = "completed"
@@ -143,17 +190,27 @@ class RefreshJobs:
 
     async def _refresh_one(self, job: RefreshJob, symbol: str) -> SymbolRefresh:
         log = logger.bind(job_id=job.job_id, symbol=symbol, data_type=job.data_type.value)
+        progress = FetchProgress()
         try:
             result = await self.service.get_or_fetch_market_data(
-                symbol, job.exchange, job.data_type, job.start, job.end, force_refresh=job.force
+                symbol,
+                job.exchange,
+                job.data_type,
+                job.start,
+                job.end,
+                force_refresh=job.force,
+                progress=progress,
             )
         except MarketDataError as exc:
             log.warning("refresh failed: {}", exc)
-            return SymbolRefresh(symbol, job.data_type, "error", error=exc)
+            return await self._ended(job, symbol, "error", progress, exc)
+        except asyncio.CancelledError:
+            job.results.append(await self._ended(job, symbol, "cancelled", progress))
+            raise
         except Exception as exc:
             # A bug must not end the job silently or hide the other symbols' results.
             log.opt(exception=exc).error("refresh failed unexpectedly")
-            return SymbolRefresh(symbol, job.data_type, "error", error=exc)
+            return await self._ended(job, symbol, "error", progress, exc)
         if result.outcome is CacheOutcome.STALE:
             # stale-if-error serves readers, but a refresh that reached nothing did not refresh.
             error = GatewayUnavailable(
@@ -161,10 +218,40 @@ class RefreshJobs:
                 self.connection.port,
                 f"nothing could be fetched; the cache keeps its {len(result.bars)} older bars",
             )
-            return SymbolRefresh(
-                symbol, job.data_type, "error", result.bars_fetched, len(result.bars), error
+            return await self._ended(job, symbol, "error", progress, error)
+        return await self._ended(job, symbol, "ok", progress)
+
+    async def _ended(
+        self,
+        job: RefreshJob,
+        symbol: str,
+        status: Literal["ok", "error", "cancelled"],
+        progress: FetchProgress,
+        error: Exception | None = None,
+    ) -> SymbolRefresh:
+        series = SeriesKey(symbol, job.exchange, job.data_type.value)
+        repository = self.service.repository
+        try:
+            summary = await repository.database.run(
+                repository.summarize, series, job.start, job.end, None
             )
-        return SymbolRefresh(symbol, job.data_type, "ok", result.bars_fetched, len(result.bars))
+            cached = summary.bars
+        except Exception as exc:
+            # The database failing now must not turn a finished symbol into a crashed job.
+            logger.bind(job_id=job.job_id, symbol=symbol).warning(
+                "cannot count cached bars: {}", exc
+            )
+            cached = 0
+        return SymbolRefresh(symbol, job.data_type, status, progress.bars_committed, cached, error)
+
+    async def _record_cancelled(self, job: RefreshJob) -> None:
+        done = {result.symbol for result in job.results}
+        for symbol in job.symbols:
+            if symbol not in done:
+                job.results.append(await self._ended(job, symbol, "cancelled", FetchProgress()))
+        job.status = "cancelled"
+        job.finished_at = self.clock()
+        self._forget_old_jobs()
 
     def _forget_old_jobs(self) -> None:
         finished = [job_id for job_id, job in self._jobs.items() if job.finished]

@@ -141,10 +141,19 @@ async def test_range_before_first_trade_is_confirmed_empty_not_an_error(client):
     assert chunks[0].confirmed_empty == [(chunks[0].plan.start, chunks[0].plan.end)]
 
 
-async def test_no_data_inside_the_listing_is_an_error_not_an_empty_answer(client, sim):
+async def test_one_no_data_answer_is_asked_again(client, sim):
+    """IBKR now and then answers "no data" for a range it serves on the next try."""
     sim.arm_fault("no_data", count=1)
+    bars = await client.fetch_bars("AMD", "NASDAQ", BarSize.D1, WEEK_START, WEEK_END)
+    assert len(bars) == 5
+    assert sim.stats()["historical_requests"] == 2
+
+
+async def test_no_data_twice_inside_the_listing_is_an_error_not_an_empty_answer(client, sim):
+    sim.arm_fault("no_data", count=2)
     with pytest.raises(NoDataReturned, match="no data"):
         await client.fetch_bars("AMD", "NASDAQ", BarSize.D1, WEEK_START, WEEK_END)
+    assert sim.stats()["historical_requests"] == 2
 
 
 async def test_invalid_duration_is_a_typed_error(client):

@@ -1,0 +1,112 @@
+"""The cost of a refresh or workflow in IBKR requests, planned before any request is sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from backend.models.market_data import BarSize
+from backend.repositories.market_data_cache import SeriesKey
+from backend.services.errors import MarketDataError
+from backend.services.ibkr_client import IBKRClient
+from backend.services.ibkr_service import IBKRService
+from backend.services.pacing import PacingLimits
+
+
+@dataclass(frozen=True)
+class RequestEstimate:
+    """Historical requests some work needs at most, and how long IBKR's pacing makes them take."""
+
+    requests: int
+    duration_s: float
+
+    def to_json(self) -> dict[str, float | int]:
+        return {"requests": self.requests, "duration_s": round(self.duration_s, 1)}
+
+
+class RequestBudgetExceeded(MarketDataError):
+    code = "request_budget_exceeded"
+
+    def __init__(self, estimate: RequestEstimate, ceiling: int, what: str) -> None:
+        self.estimate, self.ceiling = estimate, ceiling
+        hours = estimate.duration_s / 3600
+        super().__init__(
+            f"{what} needs about {estimate.requests} IBKR historical requests (~{hours:.1f} h "
+            f"at IBKR's pacing budget); the limit per request is {ceiling} (REQUEST_CEILING). "
+            "Ask for fewer symbols, fewer days or a larger bar size, or fill the cache in "
+            "batches with make populate-cache."
+        )
+
+
+class RequestPlanner:
+    """Estimates from the cache's gaps and the calendar's chunking, and refuses what is too big.
+
+    The estimate is what the fetch itself would plan: the chunks of the ranges the cache does
+    not hold fresh (all of the range when forced). Counting stops as soon as the ceiling is
+    passed, and the symbols not looked at then count as wholly missing, so refusing a huge
+    request costs one symbol's coverage check, not fifty.
+    """
+
+    def __init__(
+        self,
+        service: IBKRService,
+        client: IBKRClient,
+        limits: PacingLimits,
+        ceiling: int,
+    ) -> None:
+        self.service = service
+        self.client = client
+        self.limits = limits
+        self.ceiling = ceiling
+
+    def duration_s(self, requests: int) -> float:
+        # Beyond a burst of one window's worth, IBKR allows one request per window / max.
+        return requests * self.limits.global_window_s / self.limits.global_max
+
+    async def estimate(
+        self,
+        symbols: list[str],
+        exchange: str,
+        bar_size: BarSize,
+        start: datetime,
+        end: datetime,
+        *,
+        force: bool = False,
+        stop_above: int | None = None,
+    ) -> RequestEstimate:
+        run = self.service.repository.database.run
+        per_symbol = await run(self.client.count_chunks, exchange, bar_size, [(start, end)])
+        if force:
+            return self._estimate(per_symbol * len(symbols))
+        requests = 0
+        for index, symbol in enumerate(symbols):
+            series = SeriesKey(symbol, exchange, bar_size.value)
+            coverage = await run(self.service.find_gaps, series, bar_size, start, end)
+            requests += await run(self.client.count_chunks, exchange, bar_size, coverage.missing)
+            if stop_above is not None and requests > stop_above:
+                # Past the ceiling already; the symbols not looked at count at most per_symbol.
+                unchecked = len(symbols) - index - 1
+                return self._estimate(requests + unchecked * per_symbol)
+        return self._estimate(requests)
+
+    async def check(
+        self,
+        symbols: list[str],
+        exchange: str,
+        bar_size: BarSize,
+        start: datetime,
+        end: datetime,
+        *,
+        force: bool = False,
+        what: str = "this request",
+    ) -> RequestEstimate:
+        """The estimate, or RequestBudgetExceeded when it is above the ceiling."""
+        estimate = await self.estimate(
+            symbols, exchange, bar_size, start, end, force=force, stop_above=self.ceiling
+        )
+        if estimate.requests > self.ceiling:
+            raise RequestBudgetExceeded(estimate, self.ceiling, what)
+        return estimate
+
+    def _estimate(self, requests: int) -> RequestEstimate:
+        return RequestEstimate(requests, self.duration_s(requests))

@@ -1,0 +1,156 @@
+"""Many real refreshes at once against a backend process: none deadlocks, health stays fast.
+
+A backend process on SQLite and on PostgreSQL, the simulated gateway as a process with 200 extra
+instruments, pacing windows shrunk alike in both. Refreshes go in as real HTTP requests that wait
+for their job (wait=true), all at once, while a thread measures /api/health the whole time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.processes import (
+    BackendProcess,
+    app_environment,
+    migrate,
+    start_simulator_process,
+)
+
+# IBKR's windows shrunk 200-fold: 60 requests per 3 s, so 200 requests take seconds, not hours.
+PACING_SCALE = 0.005
+LOAD_SYMBOLS = [f"LOAD{index:03d}" for index in range(200)]
+REFRESH = "/api/market-data/cache/refresh"
+HEALTH_P99_LIMIT_S = 0.100
+
+
+@pytest.fixture(scope="module")
+def load_simulator(tmp_path_factory):
+    """The simulator with NVDA plus 200 synthetic stocks, each its own series."""
+    bundled = json.loads(
+        (Path(__file__).parents[2] / "backend/ibkr_simulator/instruments.json").read_text()
+    )
+    nvda = next(item for item in bundled if item["symbol"] == "NVDA")
+    synthetic = [
+        {
+            **nvda,
+            "symbol": symbol,
+            "con_id": 9_000_000 + index,
+            "long_name": f"LOAD TEST {index}",
+        }
+        for index, symbol in enumerate(LOAD_SYMBOLS)
+    ]
+    path = tmp_path_factory.mktemp("instruments") / "instruments.json"
+    path.write_text(json.dumps([nvda, *synthetic]))
+    simulator = start_simulator_process(PACING_SCALE, instruments=path)
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def backend(database_url, load_simulator, tmp_path):
+    migrate(database_url)
+    env = app_environment(
+        database_url, load_simulator, IB_PACING_SCALE=str(PACING_SCALE), LOG_LEVEL="WARNING"
+    )
+    with BackendProcess(env, tmp_path / "backend.log") as process:
+        yield process
+
+
+class HealthProbe:
+    """Asks /api/health back to back in a thread of its own and keeps every latency."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.latencies: list[float] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> HealthProbe:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        with httpx.Client(base_url=self.url, timeout=10) as client:
+            while not self._stop.is_set():
+                started = time.perf_counter()
+                try:
+                    status = client.get("/api/health").status_code
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                else:
+                    if status != 200:
+                        self.failures.append(f"status {status}")
+                self.latencies.append(time.perf_counter() - started)
+                time.sleep(0.01)
+
+    def summary(self) -> str:
+        ordered = sorted(self.latencies)
+        picks = {q: ordered[min(len(ordered) - 1, int(len(ordered) * q))] for q in (0.5, 0.9, 0.99)}
+        shown = ", ".join(f"p{int(q * 100)} {value * 1000:.0f} ms" for q, value in picks.items())
+        return f"{len(ordered)} health requests: {shown}, max {ordered[-1] * 1000:.0f} ms"
+
+    def p99(self) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+async def refresh_all(url: str, bodies: list[dict]) -> list[httpx.Response]:
+    limits = httpx.Limits(max_connections=len(bodies), max_keepalive_connections=len(bodies))
+    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+        return await asyncio.gather(
+            *(client.post(REFRESH, params={"wait": "true"}, json=body) for body in bodies)
+        )
+
+
+def test_fifty_refreshes_of_one_series_share_one_fetch(backend, load_simulator):
+    before = load_simulator.stats()["historical_requests"]
+    bodies = [{"symbols": ["NVDA"], "data_type": "1d", "days_back": 30}] * 50
+    with HealthProbe(backend.url) as probe:
+        responses = asyncio.run(refresh_all(backend.url, bodies))
+
+    jobs = [response.json() for response in responses]
+    assert [response.status_code for response in responses] == [200] * 50, jobs[:3]
+    assert {job["status"] for job in jobs} == {"completed"}
+    cached = {job["results"][0]["bars_cached"] for job in jobs}
+    assert len(cached) == 1 and cached.pop() >= 19
+    # One job fetched the series; the other 49 waited their turn and found it cached.
+    assert sum(job["results"][0]["bars_fetched"] > 0 for job in jobs) == 1
+    assert load_simulator.stats()["historical_requests"] - before == 1
+    assert not probe.failures
+    assert len(probe.latencies) > 20
+    assert probe.p99() < HEALTH_P99_LIMIT_S, probe.summary()
+
+
+def test_two_hundred_refreshes_of_different_series_all_finish(backend, load_simulator):
+    before = load_simulator.stats()
+    bodies = [{"symbols": [symbol], "data_type": "1d", "days_back": 10} for symbol in LOAD_SYMBOLS]
+    with HealthProbe(backend.url) as probe:
+        responses = asyncio.run(refresh_all(backend.url, bodies))
+
+    jobs = [response.json() for response in responses]
+    assert [response.status_code for response in responses] == [200] * 200, jobs[:3]
+    assert {job["status"] for job in jobs} == {"completed"}, [
+        job["results"] for job in jobs if job["status"] != "completed"
+    ][:3]
+    for job in jobs:
+        result = job["results"][0]
+        # What the job says it stored is what the database holds for the range.
+        assert result["bars_fetched"] == result["bars_cached"] > 0
+    # Each series was fetched once (a request IBKR paced is asked again, and counted apart).
+    after = load_simulator.stats()
+    paced = after["pacing_violations"] - before["pacing_violations"]
+    assert after["historical_requests"] - paced - before["historical_requests"] == 200, after
+    assert not probe.failures
+    assert probe.p99() < HEALTH_P99_LIMIT_S, probe.summary()
