@@ -126,6 +126,7 @@ class Container(containers.DeclarativeContainer):
         exchange=config.CACHE_EXCHANGE,
         debug_mode=config.DEBUG_MODE,
         clock=clock,
+        workflow_deadline_s=config.WORKFLOW_DEADLINE_S,
     )
 
 

@@ -42,6 +42,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         # In DEBUG_MODE nothing connects at start-up; only an explicit refresh opens the gateway.
         if policy != DataSourcePolicy.CACHE_ONLY:
             connection.start_keeping_connected()
+        # Executions a stopped process left running can never finish now: say so once.
+        await container.strategy_executor().interrupt_unfinished()
         yield
         await container.refresh_jobs().cancel_running()
         await connection.close()

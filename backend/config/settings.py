@@ -52,6 +52,8 @@ class Settings(BaseSettings):
         default_factory=lambda: ["http://127.0.0.1:5173", "http://localhost:5173"]
     )
     LOG_LEVEL: str = "INFO"
+    # Longest one workflow execution may run; symbols not done by then end as errors.
+    WORKFLOW_DEADLINE_S: float = Field(default=900.0, gt=0)
 
     @field_validator("CACHE_SYMBOLS", mode="before")
     @classmethod

@@ -16,6 +16,13 @@ class ExecutionStatus(StrEnum):
     COMPLETED = "completed"
     PARTIAL = "partial"
     FAILED = "failed"
+    # The backend process stopped while the execution ran; set at the next start-up.
+    INTERRUPTED = "interrupted"
+    # The caller went away (the HTTP client disconnected) before the run finished.
+    CANCELLED = "cancelled"
+
+
+UNFINISHED_STATUSES = (ExecutionStatus.PENDING, ExecutionStatus.RUNNING)
 
 
 class WorkflowExecution(SQLModel, table=True):

@@ -8,7 +8,13 @@ from typing import Any
 from sqlalchemy import func, select, update
 
 from backend.core.db import Database
-from backend.models.workflow import ExecutionStatus, LineageRecord, WorkflowExecution, WorkflowLog
+from backend.models.workflow import (
+    UNFINISHED_STATUSES,
+    ExecutionStatus,
+    LineageRecord,
+    WorkflowExecution,
+    WorkflowLog,
+)
 
 
 class WorkflowRepository:
@@ -69,6 +75,44 @@ class WorkflowRepository:
             session.commit()
             session.refresh(execution)
         return execution
+
+    def interrupt_unfinished(self, step: str, error: str, finished_at: datetime) -> list[int]:
+        """Mark every pending or running execution interrupted, with a log line each.
+
+        Returns their ids. One transaction, so a second start-up finds nothing left to mark.
+        """
+        unfinished = [status.value for status in UNFINISHED_STATUSES]
+        with self.database.session() as session:
+            ids = list(
+                session.execute(
+                    select(WorkflowExecution.id)
+                    .where(WorkflowExecution.status.in_(unfinished))
+                    .order_by(WorkflowExecution.id)
+                ).scalars()
+            )
+            if not ids:
+                return []
+            session.execute(
+                update(WorkflowExecution)
+                .where(WorkflowExecution.id.in_(ids), WorkflowExecution.status.in_(unfinished))
+                .values(
+                    status=ExecutionStatus.INTERRUPTED.value,
+                    error=error,
+                    finished_at=finished_at,
+                )
+            )
+            session.add_all(
+                WorkflowLog(
+                    execution_id=execution_id,
+                    step=step,
+                    level="ERROR",
+                    message=error,
+                    created_at=finished_at,
+                )
+                for execution_id in ids
+            )
+            session.commit()
+        return ids
 
     def get_execution(self, execution_id: int) -> WorkflowExecution | None:
         with self.database.session() as session:

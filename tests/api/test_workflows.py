@@ -3,8 +3,12 @@
 import pytest
 from fastapi.testclient import TestClient
 
+from backend.core.db import Database
 from backend.main import create_app
+from backend.models.workflow import ExecutionStatus
+from backend.repositories.workflow import WorkflowRepository
 from tests.support.app import make_container, make_settings
+from tests.support.cache_api import LOCAL_URL
 from tests.support.gateway import FakeClock, free_port
 from tests.support.migrations import migrate_to_head
 
@@ -32,7 +36,7 @@ EXECUTION_KEYS = {
 
 def client_for(database_url, gateway_port, clock, **overrides):
     settings = make_settings(database_url, gateway_port, **overrides)
-    return TestClient(create_app(settings, make_container(settings, clock)))
+    return TestClient(create_app(settings, make_container(settings, clock)), base_url=LOCAL_URL)
 
 
 def test_strategies_list_their_parameter_specs(sqlite_url):
@@ -188,3 +192,41 @@ def test_running_a_workflow_needs_the_token_when_one_is_set(sqlite_url):
         listing = client.get("/api/workflows/executions").json()
     assert (missing.status_code, wrong.status_code, right.status_code) == (401, 403, 200)
     assert listing["count"] == 1
+
+
+def test_executions_a_stopped_process_left_running_are_interrupted_at_start_up(
+    migrated_database_url,
+):
+    clock = FakeClock()
+    repository = WorkflowRepository(Database(migrated_database_url))
+    left = []
+    for status in (ExecutionStatus.PENDING, ExecutionStatus.RUNNING, ExecutionStatus.COMPLETED):
+        execution = repository.create_execution(
+            "sma_crossover", ["NVDA"], "1d", {"fast": 5, "slow": 20}, False, clock()
+        )
+        repository.set_status(execution.id, status)
+        left.append(execution.id)
+    running = left[1]
+
+    clock.advance(hours=1)
+    with client_for(migrated_database_url, free_port(), clock, DEBUG_MODE=True) as client:
+        details = [client.get(f"/api/workflows/executions/{i}").json() for i in left]
+    # A second start finds nothing left to mark.
+    clock.advance(hours=1)
+    with client_for(migrated_database_url, free_port(), clock, DEBUG_MODE=True) as client:
+        again = client.get(f"/api/workflows/executions/{running}").json()
+
+    for detail in details[:2]:
+        assert detail["status"] == "interrupted"
+        assert detail["finished_at"].startswith("2025-12-01T23:00:00")
+        assert detail["error"].startswith("interrupted: the backend process stopped")
+        assert "Run it again" in detail["error"]
+        assert (detail["logs"][-1]["level"], detail["logs"][-1]["message"]) == (
+            "ERROR",
+            detail["error"],
+        )
+    assert details[2]["status"] == "completed"
+    assert details[2]["error"] is None and details[2]["logs"] == []
+    assert again["finished_at"] == details[1]["finished_at"]
+    assert len(again["logs"]) == 1
+

@@ -4,9 +4,12 @@ import pytest
 from dependency_injector import providers
 
 from backend.models.workflow import ExecutionStatus
+from backend.repositories.market_data_cache import BarFilter, SeriesKey
 from backend.repositories.workflow import WorkflowRepository
+from backend.services.strategy_executor import analysis_range
 from tests.support.gateway import FakeClock, free_port
 from tests.support.migrations import migrate_to_head
+from tests.workflows.gaps import drop_bar_as_ibkr_did
 
 pytestmark = [pytest.mark.workflow, pytest.mark.workflow_mode("debug")]
 
@@ -142,3 +145,60 @@ async def test_a_crash_mid_run_still_ends_the_execution(sqlite_url, build_contai
     assert execution.finished_at is not None
     stored = debug.workflow_repository().get_execution(execution.id)
     assert stored.status == ExecutionStatus.FAILED
+
+
+async def test_a_bar_ibkr_left_out_is_served_as_partial_in_debug_mode(
+    migrated_database_url, sim, build_container
+):
+    await fill_cache(build_container, migrated_database_url, sim, ["NVDA", "TSLA"])
+    debug = build_container(migrated_database_url, sim.port, FakeClock(), DEBUG_MODE=True)
+    left_out = drop_bar_as_ibkr_did(debug, "NVDA", LOOKBACK_DAYS)
+
+    execution = await debug.strategy_executor().execute(
+        STRATEGY, ["NVDA", "TSLA"], "1d", LOOKBACK_DAYS, PARAMS
+    )
+
+    assert execution.status == ExecutionStatus.PARTIAL
+    per_symbol = execution.result["per_symbol"]
+    tsla_bars = per_symbol["TSLA"]["bars"]
+    assert per_symbol["TSLA"] == {"status": "ok", "bars": tsla_bars}
+    assert per_symbol["NVDA"] == {
+        "status": "partial",
+        "bars": tsla_bars - 1,
+        "missing_bars": 1,
+        "missing_ranges": [[stamp.isoformat() for stamp in left_out]],
+    }
+    warnings = [
+        log.message
+        for log in debug.workflow_repository().logs_for(execution.id)
+        if log.level == "WARNING"
+    ]
+    assert warnings[0].startswith(
+        f"DEBUG MODE: NVDA: 1 of {tsla_bars} expected bars are missing "
+        f"({left_out[0].isoformat()} to {left_out[1].isoformat()})"
+    )
+    assert warnings[-1] == "finished partial: 1 of 2 symbols ok"
+
+
+async def test_a_bar_deleted_from_the_cache_is_a_debug_miss_naming_it(
+    sqlite_url, sim, build_container
+):
+    migrate_to_head(sqlite_url)
+    await fill_cache(build_container, sqlite_url, sim, ["NVDA"])
+    debug = build_container(sqlite_url, sim.port, FakeClock(), DEBUG_MODE=True)
+    start, end = analysis_range("NASDAQ", FakeClock()(), LOOKBACK_DAYS)
+    series = SeriesKey("NVDA", "NASDAQ", "1d")
+    stamp = debug.market_data_repository().read_ohlcv(series, start, end)[10][0]
+    debug.market_data_repository().delete_bars(
+        BarFilter("NVDA", "NASDAQ", "1d", date_from=stamp, date_to=stamp)
+    )
+
+    execution = await debug.strategy_executor().execute(
+        STRATEGY, ["NVDA"], "1d", LOOKBACK_DAYS, PARAMS
+    )
+
+    # Not known to be empty, so the cache is missing it: an error that says how to fill it.
+    assert execution.status == ExecutionStatus.FAILED
+    error = execution.result["per_symbol"]["NVDA"]["error"]
+    assert f"missing {stamp.isoformat()} to " in error
+    assert "make populate-cache SYMBOLS=NVDA" in error

@@ -5,10 +5,13 @@ import time
 import pytest
 from dependency_injector import providers
 
+from backend.models.market_data import BarSize
 from backend.models.workflow import ExecutionStatus
-from backend.services.strategy_executor import StrategyExecutor
+from backend.services import market_calendar
+from backend.services.strategy_executor import StrategyExecutor, analysis_range
 from tests.support.gateway import FakeClock, free_port
 from tests.support.migrations import migrate_to_head
+from tests.workflows.gaps import drop_bar_as_ibkr_did
 
 pytestmark = [pytest.mark.workflow, pytest.mark.workflow_mode("live")]
 
@@ -129,3 +132,104 @@ async def test_a_slow_symbol_is_cut_off_at_its_deadline(sqlite_url, sim, build_c
     assert execution.status == ExecutionStatus.PARTIAL
     assert execution.result["per_symbol"]["NVDA"]["status"] == "ok"
     assert execution.result["per_symbol"]["TSLA"]["error"].startswith("no data within 0.5 s")
+
+
+async def test_the_run_deadline_ends_the_symbols_left_and_the_run(sqlite_url, sim, build_container):
+    migrate_to_head(sqlite_url)
+    container = build_container(sqlite_url, sim.port, FakeClock(), WORKFLOW_DEADLINE_S=1.5)
+    sim.arm_fault("delay", count=1, symbol="TSLA", seconds=5)
+
+    started = time.perf_counter()
+    execution = await container.strategy_executor().execute(
+        "sma_crossover", ["NVDA", "TSLA", "AAPL"], "1d", 30
+    )
+    elapsed = time.perf_counter() - started
+
+    # Cut at 1.5 s, not at the symbol deadline (300 s) nor when the delayed answer comes (5 s).
+    assert elapsed < 3
+    assert execution.status == ExecutionStatus.PARTIAL
+    assert execution.finished_at is not None
+    per_symbol = execution.result["per_symbol"]
+    assert per_symbol["NVDA"]["status"] == "ok"
+    assert per_symbol["TSLA"]["status"] == "error"
+    assert per_symbol["TSLA"]["error"].startswith(
+        "stopped: the execution's deadline of 1.5 s (WORKFLOW_DEADLINE_S) passed while fetching"
+    )
+    assert per_symbol["AAPL"] == {
+        "status": "error",
+        "bars": 0,
+        "error": "not run: the execution's deadline of 1.5 s (WORKFLOW_DEADLINE_S) passed "
+        "first. Fill the cache first (make populate-cache), run fewer symbols at a time, "
+        "or raise WORKFLOW_DEADLINE_S.",
+    }
+    assert "AAPL" not in sim.stats()["requests_by_symbol"]
+    errors = [
+        log.message
+        for log in container.workflow_repository().logs_for(execution.id)
+        if log.level == "ERROR"
+    ]
+    assert [message.split(":")[0] for message in errors] == ["TSLA", "AAPL"]
+
+
+async def test_stale_bars_served_short_of_the_range_are_partial(
+    migrated_database_url, sim, build_container
+):
+    clock = FakeClock()
+    container = build_container(migrated_database_url, sim.port, clock)
+    executor = container.strategy_executor()
+    filled = await executor.execute("sma_crossover", ["NVDA", "TSLA"], "1d", 60)
+    assert filled.status == ExecutionStatus.COMPLETED
+    cached = filled.result["per_symbol"]["NVDA"]["bars"]
+
+    # A longer lookback needs older NVDA bars, and IBKR keeps refusing them: the cache's 60 days
+    # are served (stale-if-error) without the rest of the range.
+    sim.arm_fault("pacing", count=20, symbol="NVDA")
+    execution = await executor.execute("sma_crossover", ["NVDA", "TSLA"], "1d", 90)
+
+    start, end = analysis_range("NASDAQ", clock(), 90)
+    expected = market_calendar.expected_bar_count("NASDAQ", BarSize.D1, start, end)
+    assert execution.status == ExecutionStatus.PARTIAL
+    nvda = execution.result["per_symbol"]["NVDA"]
+    assert nvda["status"] == "partial"
+    assert nvda["bars"] == cached
+    assert nvda["missing_bars"] == expected - cached > 0
+    assert len(nvda["missing_ranges"]) == 1
+    assert (
+        nvda["missing_ranges"][0][0]
+        == market_calendar.expected_bar_timestamps("NASDAQ", BarSize.D1, start, end)[0].isoformat()
+    )
+    assert execution.result["per_symbol"]["TSLA"] == {"status": "ok", "bars": expected}
+    assert execution.error.startswith("1 of 2 symbols have missing bars. NVDA: ")
+
+    logs = container.workflow_repository().logs_for(execution.id)
+    warnings = [
+        log.message for log in logs if log.level == "WARNING" and log.step == "fetch_market_data"
+    ]
+    assert len(warnings) == 1
+    assert warnings[0].startswith(
+        f"NVDA: {expected - cached} of {expected} expected bars are missing"
+    )
+    assert (logs[-1].level, logs[-1].message) == ("WARNING", "finished partial: 1 of 2 symbols ok")
+
+
+async def test_a_bar_ibkr_left_out_makes_the_symbol_partial_not_ok(
+    migrated_database_url, sim, build_container
+):
+    clock = FakeClock()
+    container = build_container(migrated_database_url, sim.port, clock)
+    executor = container.strategy_executor()
+    await executor.execute("sma_crossover", ["NVDA"], "1d", 60)
+    left_out = drop_bar_as_ibkr_did(container, "NVDA", 60)
+    requests = sim.stats()["historical_requests"]
+
+    execution = await executor.execute("sma_crossover", ["NVDA"], "1d", 60)
+
+    # Confirmed empty, so not asked again; the run says which bar its signals went without.
+    assert sim.stats()["historical_requests"] == requests
+    assert execution.status == ExecutionStatus.PARTIAL
+    nvda = execution.result["per_symbol"]["NVDA"]
+    assert nvda["status"] == "partial"
+    assert nvda["missing_bars"] == 1
+    assert nvda["missing_ranges"] == [[stamp.isoformat() for stamp in left_out]]
+    lineage = container.workflow_repository().lineage_for(execution.id)
+    assert lineage[0].meta["bar_count"] == nvda["bars"]

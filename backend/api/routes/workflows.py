@@ -1,11 +1,13 @@
 """Strategy workflows: run one (synchronously), list executions, show one with logs and lineage."""
 
+import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
 from dependency_injector.wiring import Provide, inject
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from loguru import logger
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 from backend.api.errors import ErrorPublic
@@ -24,6 +26,9 @@ Symbol = Annotated[str, AfterValidator(normalize_symbol)]
 # Ids and offsets beyond a 32-bit integer cannot exist (PostgreSQL's INTEGER), and would overflow
 # the database driver instead of matching nothing.
 MAX_ID = 2**31 - 1
+# How often a running workflow checks that its HTTP client is still there.
+DISCONNECT_POLL_S = 0.25
+CLIENT_CLOSED_REQUEST = 499
 
 
 class ExecuteRequest(BaseModel):
@@ -98,29 +103,62 @@ class ExecutionDetailPublic(ExecutionPublic):
 @inject
 async def execute_workflow(
     request: ExecuteRequest,
+    http_request: Request,
     executor: Annotated[StrategyExecutor, Depends(Provide[Container.strategy_executor])],
-) -> ExecutionPublic:
+) -> ExecutionPublic | Response:
     """Run a strategy over the symbols and return the finished execution.
 
-    Synchronous: the response comes when the run has ended (completed, partial or failed). In
-    DEBUG_MODE it reads only the cache and is quick; in live mode it waits for IBKR's answers.
-    A symbol that fails does not fail the request: see the execution's status and per_symbol.
+    Synchronous: the response comes when the run has ended (completed, partial or failed), by
+    WORKFLOW_DEADLINE_S at the latest. In DEBUG_MODE it reads only the cache and is quick; in
+    live mode it waits for IBKR's answers. A symbol that fails does not fail the request: see
+    the execution's status and per_symbol. A client that disconnects cancels the run: nothing
+    more is asked of IBKR and the execution is recorded as cancelled.
     """
-    try:
-        execution = await executor.execute(
+    run = asyncio.ensure_future(
+        executor.execute(
             request.strategy,
             request.symbols,
             request.data_type.value,
             request.lookback_days,
             request.params,
         )
+    )
+    try:
+        execution = await _unless_disconnected(run, http_request)
     except StrategyInputError as exc:
         # Same 422 body as any other invalid field, naming e.g. "strategy" or "params.fast".
         location = ("body", *exc.field.split("."))
         raise RequestValidationError(
             [{"loc": location, "msg": str(exc), "type": "value_error"}]
         ) from None
+    if execution is None:
+        # Nobody is left to read an answer; 499 is what the access log shows for it.
+        return Response(status_code=CLIENT_CLOSED_REQUEST)
     return _execution_public(execution)
+
+
+async def _unless_disconnected(
+    run: asyncio.Future[WorkflowExecution], http_request: Request
+) -> WorkflowExecution | None:
+    """The run's execution; None once the client went away and the run has been cancelled.
+
+    The server does not cancel a handler whose client left, so this polls for the disconnect.
+    """
+    try:
+        while True:
+            done, _ = await asyncio.wait({run}, timeout=DISCONNECT_POLL_S)
+            if done:
+                return run.result()
+            if await http_request.is_disconnected():
+                logger.warning("workflow client disconnected; cancelling the run")
+                run.cancel()
+                # The executor records the execution as cancelled before it ends.
+                await asyncio.wait({run})
+                return None
+    finally:
+        # Cancelled itself (e.g. at shutdown): the run must not go on without its caller.
+        if not run.done():
+            run.cancel()
 
 
 @router.get("/executions", response_model=ExecutionsPublic)

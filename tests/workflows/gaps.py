@@ -1,0 +1,28 @@
+"""Edits to a filled cache that reproduce what IBKR's answers sometimes lack."""
+
+from backend.models.market_data import BarSize
+from backend.repositories.market_data_cache import BarFilter, SeriesKey
+from backend.services import market_calendar
+from backend.services.strategy_executor import analysis_range
+
+
+def drop_bar_as_ibkr_did(container, symbol: str, lookback_days: int) -> tuple:
+    """Make the cache look as if IBKR's answer had lacked one bar in the middle of the range.
+
+    The bar is deleted and its slot recorded as confirmed empty, as the client records a bar
+    missing from an answer. Returns the bar's [start, end).
+    """
+    repository = container.market_data_repository()
+    series = SeriesKey(symbol, "NASDAQ", BarSize.D1.value)
+    start, end = analysis_range("NASDAQ", container.clock()(), lookback_days)
+    bars = repository.read_ohlcv(series, start, end)
+    stamp = bars[len(bars) // 2][0]
+    repository.delete_bars(
+        BarFilter(symbol, "NASDAQ", BarSize.D1.value, date_from=stamp, date_to=stamp)
+    )
+    slot = (stamp, market_calendar.bar_end("NASDAQ", BarSize.D1, stamp))
+    fetched_at = container.clock()()
+    repository.store_chunk(
+        series, [], {"source": "ibkr"}, fetched_at, fetched_at, [slot], "not in IBKR's answer"
+    )
+    return slot
