@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from datetime import UTC, date, datetime, time
 from typing import Annotated, Any, Literal
@@ -150,18 +152,79 @@ class SeriesBarPublic(BaseModel):
     is_final: bool
 
 
-class SeriesPublic(BaseModel):
-    """One symbol's bars in time order, with when they were fetched and whether any expired."""
+# Bars per page of the series route: a page of 1-minute bars is about 2 MB of JSON at the most.
+SERIES_PAGE_SIZE = 10_000
+MAX_SERIES_PAGE_SIZE = 50_000
+_MAX_CURSOR_LENGTH = 200
+_BAD_CURSOR = (
+    "is not a cursor this API gave out: pass next_cursor from the previous page unchanged, "
+    "or leave cursor out for the first page"
+)
+
+
+class SeriesCursor(BaseModel):
+    """Where the next page of a series starts: after the bar at `after` of this series."""
+
+    model_config = ConfigDict(frozen=True)
 
     symbol: str
     exchange: str
     data_type: BarSize
-    count: int
+    after: datetime
+
+    def encode(self) -> str:
+        raw = json.dumps([self.symbol, self.exchange, self.data_type.value, self.after.isoformat()])
+        return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def parse_cursor(value: str) -> SeriesCursor:
+    """A cursor from next_cursor; anything else is refused (the string is opaque to callers)."""
+    if len(value) > _MAX_CURSOR_LENGTH:
+        raise ValueError(_BAD_CURSOR)
+    try:
+        parts = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        if not (isinstance(parts, list) and len(parts) == 4):
+            raise ValueError(_BAD_CURSOR)
+        if not all(isinstance(part, str) for part in parts):
+            raise ValueError(_BAD_CURSOR)
+        symbol, exchange, data_type, after = parts
+        cursor = SeriesCursor(
+            symbol=parse_symbol(symbol),
+            exchange=parse_exchange(exchange),
+            data_type=BarSize(data_type),
+            after=datetime.fromisoformat(after),
+        )
+    except ValueError:
+        raise ValueError(_BAD_CURSOR) from None
+    if cursor.after.tzinfo is None:
+        raise ValueError(_BAD_CURSOR)
+    return cursor
+
+
+Cursor = Annotated[str, AfterValidator(parse_cursor), WithJsonSchema({"type": "string"})]
+
+
+class SeriesPublic(BaseModel):
+    """One page of a symbol's bars in time order, with when they were fetched.
+
+    count, first, last, fetched_from and fetched_to describe the bars of this page; total and
+    expired the whole requested range. Follow next_cursor for the next page; it is null on the
+    last one.
+    """
+
+    symbol: str
+    exchange: str
+    data_type: BarSize
+    count: int = Field(description="Bars in this page")
     first: datetime
     last: datetime
     fetched_from: datetime
     fetched_to: datetime
-    expired: bool
+    expired: bool = Field(description="Whether any bar in the requested range has expired")
+    total: int = Field(description="Bars in the whole requested range, over every page")
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
     bars: list[SeriesBarPublic]
 
 

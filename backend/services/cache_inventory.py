@@ -9,9 +9,11 @@ from backend.models.market_data import BarSize, MarketDataCache
 from backend.models.market_data_api import (
     DEFAULT_DAYS_BACK,
     MAX_DAYS_BACK,
+    SERIES_PAGE_SIZE,
     CachedBarPublic,
     CachedBarsPublic,
     SeriesBarPublic,
+    SeriesCursor,
     SeriesPublic,
 )
 from backend.repositories.market_data_cache import (
@@ -59,29 +61,74 @@ class CacheInventory:
         exchange: str | None,
         date_from: datetime | None,
         date_to: datetime | None,
+        limit: int = SERIES_PAGE_SIZE,
+        cursor: SeriesCursor | None = None,
     ) -> SeriesPublic:
-        """One series in time order; raise NotCached, with the command that fills it, if empty.
+        """One page of a series in time order: at most `limit` bars, after the cursor's bar.
 
-        Without an exchange, CACHE_EXCHANGE is tried first, then any exchange the symbol is
-        cached for (a symbol refreshed with exchange=NYSE is still found).
+        Raise NotCached, with the command that fills it, if the range holds no bars. Without an
+        exchange, CACHE_EXCHANGE is tried first, then any exchange the symbol is cached for (a
+        symbol refreshed with exchange=NYSE is still found); a cursor keeps the exchange of the
+        page it came from.
         """
         start = date_from or EARLIEST
         end = _exclusive_end(date_to) if date_to else LATEST
+        page_start = start
+        if cursor is not None:
+            exchange = cursor.exchange
+            # Keyset paging: timestamps are stored to the microsecond.
+            page_start = max(start, cursor.after + timedelta(microseconds=1))
         chosen = exchange or self.default_exchange
-        bars = self.repository.read_bars(SeriesKey(symbol, chosen, data_type.value), start, end)
-        if not bars and exchange is None:
-            for other in self.repository.cached_exchanges(symbol, data_type.value):
-                if other == chosen:
-                    continue
-                bars = self.repository.read_bars(
-                    SeriesKey(symbol, other, data_type.value), start, end
-                )
-                if bars:
-                    chosen = other
-                    break
-        if not bars:
+        candidates = [chosen]
+        if exchange is None:
+            candidates += [
+                other
+                for other in self.repository.cached_exchanges(symbol, data_type.value)
+                if other != chosen
+            ]
+        for candidate in candidates:
+            series = SeriesKey(symbol, candidate, data_type.value)
+            # One bar more than the page tells whether another page follows.
+            bars = self.repository.read_bars(series, page_start, end, limit + 1)
+            if bars:
+                break
+        else:
             raise NotCached(symbol, chosen, data_type.value, self._days_back(data_type, date_from))
-        return _series_public(symbol, chosen, data_type, bars, self.clock())
+        next_cursor = None
+        if len(bars) > limit:
+            del bars[limit:]
+            next_cursor = SeriesCursor(
+                symbol=symbol,
+                exchange=series.exchange,
+                data_type=data_type,
+                after=bars[-1].timestamp,
+            ).encode()
+        return _series_public(
+            series,
+            data_type,
+            bars,
+            total=self._total(series, date_from, date_to, start, end),
+            expired=self.repository.any_expired(series, start, end, self.clock()),
+            next_cursor=next_cursor,
+        )
+
+    def _total(
+        self,
+        series: SeriesKey,
+        date_from: datetime | None,
+        date_to: datetime | None,
+        start: datetime,
+        end: datetime,
+    ) -> int:
+        """Bars in the requested range: the summary's count when the range spans the series."""
+        summary = self.repository.series_summary(series)
+        if summary is None or summary.first_bar_at is None or summary.last_bar_at is None:
+            return 0
+        if (date_from is None or date_from <= summary.first_bar_at) and (
+            date_to is None or date_to >= summary.last_bar_at
+        ):
+            return summary.bar_count
+        return self.repository.count_bars(series, start, end)
 
     def _days_back(self, data_type: BarSize, date_from: datetime | None) -> int:
         if date_from is None:
@@ -116,19 +163,26 @@ def _bar_public(row: MarketDataCache, now: datetime) -> CachedBarPublic:
 
 
 def _series_public(
-    symbol: str, exchange: str, data_type: BarSize, bars: list[CachedBar], now: datetime
+    series: SeriesKey,
+    data_type: BarSize,
+    bars: list[CachedBar],
+    total: int,
+    expired: bool,
+    next_cursor: str | None,
 ) -> SeriesPublic:
     fetched = [bar.fetched_at for bar in bars]
     return SeriesPublic(
-        symbol=symbol,
-        exchange=exchange,
+        symbol=series.symbol,
+        exchange=series.exchange,
         data_type=data_type,
         count=len(bars),
         first=bars[0].timestamp,
         last=bars[-1].timestamp,
         fetched_from=min(fetched),
         fetched_to=max(fetched),
-        expired=any(is_expired(bool(bar.is_final), bar.expires_at, now) for bar in bars),
+        expired=expired,
+        total=total,
+        next_cursor=next_cursor,
         bars=[
             SeriesBarPublic(
                 timestamp=bar.timestamp,

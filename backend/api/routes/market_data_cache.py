@@ -16,8 +16,11 @@ from backend.models.market_data import BarSize
 from backend.models.market_data_api import (
     MAX_OFFSET,
     MAX_PAGE_SIZE,
+    MAX_SERIES_PAGE_SIZE,
+    SERIES_PAGE_SIZE,
     CachedBarsPublic,
     CacheStatsPublic,
+    Cursor,
     DateFrom,
     DateTo,
     DeletedPublic,
@@ -28,6 +31,7 @@ from backend.models.market_data_api import (
     RefreshProgress,
     RefreshRequest,
     RefreshResultPublic,
+    SeriesCursor,
     SeriesPublic,
     Symbol,
 )
@@ -216,10 +220,29 @@ def cached_series(
     ] = None,
     date_from: DateFromQuery = None,
     date_to: DateToQuery = None,
+    limit: Annotated[
+        int,
+        Query(
+            ge=1,
+            le=MAX_SERIES_PAGE_SIZE,
+            description=f"Bars per page, at most {MAX_SERIES_PAGE_SIZE}.",
+        ),
+    ] = SERIES_PAGE_SIZE,
+    cursor: Annotated[
+        Cursor | None,
+        Query(description="next_cursor of the previous page; omit for the first page."),
+    ] = None,
 ) -> Response:
-    """One symbol's cached bars in time order. Reads the cache only, never IBKR."""
+    """One symbol's cached bars in time order, a page at a time. Reads the cache only, never IBKR.
+
+    A page holds up to `limit` bars (default 10000, at most 50000). While more bars follow,
+    `next_cursor` is set: pass it back as `cursor`, with the same filters, for the next page.
+    `total` counts the bars of the whole range.
+    """
     check_date_order(date_from, date_to)
-    series = inventory.series(symbol, data_type, exchange, date_from, date_to)
+    if cursor is not None:
+        check_cursor(cursor, symbol, data_type, exchange)
+    series = inventory.series(symbol, data_type, exchange, date_from, date_to, limit, cursor)
     # The hot path of charts: the model is already valid, so it is dumped once, straight to JSON,
     # instead of FastAPI validating a year of bars again against response_model.
     return Response(series.model_dump_json(), media_type="application/json")
@@ -253,6 +276,26 @@ def clear_cache(
             ]
         )
     return DeletedPublic(deleted=inventory.delete_bars(filters))
+
+
+def check_cursor(
+    cursor: SeriesCursor, symbol: str, data_type: BarSize, exchange: str | None
+) -> None:
+    if (cursor.symbol, cursor.data_type) != (symbol, data_type) or exchange not in (
+        None,
+        cursor.exchange,
+    ):
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "cursor"),
+                    "msg": f"belongs to {cursor.symbol} {cursor.data_type.value} on "
+                    f"{cursor.exchange}, not to this request: pass the next_cursor of this "
+                    "series' previous page, or leave cursor out for the first page",
+                    "type": "value_error",
+                }
+            ]
+        )
 
 
 def job_public(job: RefreshJob) -> RefreshJobPublic:
