@@ -87,6 +87,8 @@ class StrategyExecutor:
         self.exchange = exchange
         self.debug_mode = debug_mode
         self.clock = clock
+        # Database work runs on the database's own bounded threads, never the default executor.
+        self._db = repository.database.run
         self.symbol_deadline_s = symbol_deadline_s
         self.workflow_deadline_s = workflow_deadline_s
         # Deadlines are durations: a monotonic timer, not the wall clock, measures them.
@@ -133,7 +135,7 @@ class StrategyExecutor:
             )
 
         creating = asyncio.ensure_future(
-            asyncio.to_thread(
+            self._db(
                 self.repository.create_execution,
                 chosen.name,
                 symbols,
@@ -156,9 +158,7 @@ class StrategyExecutor:
         per_symbol: dict[str, dict[str, Any]] = {}
         signals: dict[str, list[dict[str, Any]]] = {}
         try:
-            await asyncio.to_thread(
-                self.repository.set_status, execution_id, ExecutionStatus.RUNNING
-            )
+            await self._db(self.repository.set_status, execution_id, ExecutionStatus.RUNNING)
             await self._log(
                 execution_id,
                 STEP_START,
@@ -209,7 +209,7 @@ class StrategyExecutor:
         One backend process per database runs workflows, so any such execution is an orphan.
         """
         try:
-            ids = await asyncio.to_thread(
+            ids = await self._db(
                 self.repository.interrupt_unfinished, STEP_FINISH, INTERRUPTED_ERROR, self.clock()
             )
         except Exception as exc:
@@ -243,7 +243,7 @@ class StrategyExecutor:
         if status is ExecutionStatus.CANCELLED:
             message += "; the caller went away, so the remaining symbols were not run"
         await self._log(execution_id, STEP_FINISH, level.get(status.value, "ERROR"), message)
-        return await asyncio.to_thread(
+        return await self._db(
             self.repository.finish_execution, execution_id, status, result, error, self.clock()
         )
 
@@ -357,7 +357,7 @@ class StrategyExecutor:
             timeout,
         )
         meta = lineage_metadata(result, self.debug_mode)
-        await asyncio.to_thread(
+        await self._db(
             self.repository.add_lineage,
             execution_id,
             STEP_FETCH,
@@ -465,9 +465,7 @@ class StrategyExecutor:
         logger.bind(execution_id=execution_id, step=step, debug_mode=self.debug_mode).log(
             level, message
         )
-        await asyncio.to_thread(
-            self.repository.add_log, execution_id, step, level, message, self.clock()
-        )
+        await self._db(self.repository.add_log, execution_id, step, level, message, self.clock())
 
 
 def _bar_size(data_type: str) -> BarSize:
