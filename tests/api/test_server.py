@@ -139,6 +139,27 @@ def test_a_slow_but_complete_request_is_served_and_the_next_one_gets_its_own_dea
     assert_closed_on_time(time.monotonic() - started)
 
 
+def test_an_answer_that_takes_longer_than_the_timeout_is_not_cut(backend, gateway_process):
+    # The deadline is on receiving the request; a slow answer (here a gateway that takes longer
+    # than the timeout to send its bars) is delivered in full.
+    slow_s = TIMEOUT_S + 1
+    httpx.post(
+        f"{gateway_process.control_url}/faults",
+        json={"kind": "delay", "symbol": "AAPL", "seconds": slow_s},
+        timeout=5,
+    ).raise_for_status()
+    started = time.monotonic()
+    response = httpx.post(
+        f"{backend.url}/api/market-data/cache/refresh",
+        params={"wait": "true"},
+        json={"symbols": ["AAPL"], "data_type": "1d", "days_back": 10},
+        timeout=60,
+    )
+    assert time.monotonic() - started >= slow_s
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "completed", response.json()
+
+
 def test_many_stalled_sockets_do_not_stop_health(backend):
     stalled = [connect(backend, HALF_SENT_HEAD[: 5 + index]) for index in range(50)]
     started = time.monotonic()
