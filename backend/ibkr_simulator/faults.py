@@ -23,6 +23,8 @@ class Fault:
     count: int = 1
     symbol: str | None = None
     seconds: float | None = None
+    # Matching requests served normally before the fault applies: a failure mid-way through.
+    after: int = 0
 
     @classmethod
     def from_json(cls, data: Any) -> Fault:
@@ -41,13 +43,16 @@ class Fault:
         if seconds is not None and (
                 not isinstance(seconds, int | float) or isinstance(seconds, bool) or seconds < 0):
             raise InvalidFault("seconds", "seconds must be a non-negative number")
+        after = data.get("after", 0)
+        if not isinstance(after, int) or isinstance(after, bool) or after < 0:
+            raise InvalidFault("after", "after must be a non-negative integer")
         if kind == "delay" and seconds is None:
             seconds = DEFAULT_DELAY_SECONDS
-        unknown = set(data) - {"kind", "count", "symbol", "seconds"}
+        unknown = set(data) - {"kind", "count", "symbol", "seconds", "after"}
         if unknown:
             field = sorted(unknown)[0]
             raise InvalidFault(field, f"unknown field {field!r}")
-        return cls(kind, count, symbol.upper() if symbol else None, seconds)
+        return cls(kind, count, symbol.upper() if symbol else None, seconds, after)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -64,6 +69,9 @@ class FaultBoard:
         """The first armed fault matching `symbol`, using up one of its count."""
         for fault in self._faults:
             if fault.symbol is None or fault.symbol == symbol.upper():
+                if fault.after > 0:
+                    fault.after -= 1
+                    return None
                 fault.count -= 1
                 if fault.count == 0:
                     self._faults.remove(fault)

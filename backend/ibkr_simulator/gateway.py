@@ -103,8 +103,9 @@ class SimulatedGateway:
         return self._on_loop(self.stats_json)
 
     def arm_fault(self, kind: str, count: int = 1, symbol: str | None = None,
-                  seconds: float | None = None) -> list[dict]:
-        data = {"kind": kind, "count": count, "symbol": symbol, "seconds": seconds}
+                  seconds: float | None = None, after: int = 0) -> list[dict]:
+        data = {"kind": kind, "count": count, "symbol": symbol, "seconds": seconds,
+                "after": after}
         return self._on_loop(lambda: self.arm_fault_json(
             {k: v for k, v in data.items() if v is not None}))
 

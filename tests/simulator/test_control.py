@@ -85,7 +85,8 @@ async def test_reset_clears_counters_and_faults(gw, client):
 
 async def test_disconnect_fault_closes_the_client_socket(gw, client):
     assert arm(gw, kind="disconnect") == {
-        "faults": [{"kind": "disconnect", "count": 1, "symbol": None, "seconds": None}]}
+        "faults": [{"kind": "disconnect", "count": 1, "symbol": None, "seconds": None,
+                    "after": 0}]}
     with pytest.raises(ConnectionError):
         await fetch(client)
     await asyncio.sleep(0.1)
@@ -133,10 +134,20 @@ async def test_timeout_fault_never_answers(gw, client):
     assert len(await fetch(client)) == 7
 
 
+async def test_a_fault_after_n_requests_lets_them_through_first(gw, client):
+    arm(gw, kind="no_data", count=1, after=2)
+    for _ in range(2):
+        assert len(await fetch(client)) == 7
+    with pytest.raises(RequestError):
+        await fetch(client)
+    assert len(await fetch(client)) == 7
+
+
 async def test_faults_match_symbol_and_count(gw, client):
     arm(gw, kind="no_data", symbol="tsla", count=2)
     assert control(gw, "GET", "/faults")[1] == {
-        "faults": [{"kind": "no_data", "count": 2, "symbol": "TSLA", "seconds": None}]}
+        "faults": [{"kind": "no_data", "count": 2, "symbol": "TSLA", "seconds": None,
+                    "after": 0}]}
     assert len(await fetch(client, "NVDA")) == 7
     for _ in range(2):
         with pytest.raises(RequestError):
@@ -153,6 +164,7 @@ async def test_faults_match_symbol_and_count(gw, client):
     ({"kind": "delay", "seconds": -1}, "seconds"),
     ({"kind": "no_data", "symbol": 5}, "symbol"),
     ({"kind": "no_data", "colour": "red"}, "colour"),
+    ({"kind": "no_data", "after": -1}, "after"),
     (["disconnect"], "body"),
 ])
 def test_bad_fault_is_400_naming_the_field(gw, body, field):
@@ -176,7 +188,7 @@ def test_unknown_route_and_method(gw):
 def test_in_process_helpers_mirror_the_http_api(gw):
     gw.reset()
     assert gw.arm_fault("delay", count=2, seconds=0.1) == [
-        {"kind": "delay", "count": 2, "symbol": None, "seconds": 0.1}]
+        {"kind": "delay", "count": 2, "symbol": None, "seconds": 0.1, "after": 0}]
     assert control(gw, "GET", "/faults")[1]["faults"][0]["count"] == 2
     gw.reset()
     assert set(gw.get_stats()) == STATS_KEYS
