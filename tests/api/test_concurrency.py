@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -63,37 +65,59 @@ def backend(database_url, load_simulator, tmp_path):
         yield process
 
 
-class HealthProbe:
-    """Asks /api/health back to back in a thread of its own and keeps every latency."""
+PROBE_SCRIPT = """
+import sys, time, httpx
+url, latencies = sys.argv[1], []
+with httpx.Client(base_url=url, timeout=10) as client:
+    while sys.stdin.readline().strip() == "":  # an empty line per probe; "stop" ends it
+        started = time.perf_counter()
+        try:
+            status = client.get("/api/health").status_code
+        except httpx.HTTPError as exc:
+            status = repr(exc)
+        print(time.perf_counter() - started, status, flush=True)
+"""
 
-    def __init__(self, url: str) -> None:
+
+class HealthProbe:
+    """Asks /api/health back to back from a process of its own, so the load this test itself
+    generates does not slow the measurement, and keeps every latency."""
+
+    def __init__(self, url: str, interval_s: float = 0.01) -> None:
         self.url = url
+        self.interval_s = interval_s
         self.latencies: list[float] = []
         self.failures: list[str] = []
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread = threading.Thread(target=self._drive, daemon=True)
 
     def __enter__(self) -> HealthProbe:
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", PROBE_SCRIPT, self.url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         self._thread.start()
         return self
 
     def __exit__(self, *_exc) -> None:
         self._stop.set()
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=30)
+        self._process.wait(timeout=30)
 
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.url, timeout=10) as client:
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                try:
-                    status = client.get("/api/health").status_code
-                except httpx.HTTPError as exc:
-                    self.failures.append(repr(exc))
-                else:
-                    if status != 200:
-                        self.failures.append(f"status {status}")
-                self.latencies.append(time.perf_counter() - started)
-                time.sleep(0.01)
+    def _drive(self) -> None:
+        assert self._process.stdin and self._process.stdout
+        while not self._stop.is_set():
+            self._process.stdin.write("\n")
+            self._process.stdin.flush()
+            seconds, status = self._process.stdout.readline().split(" ", 1)
+            self.latencies.append(float(seconds))
+            if status.strip() != "200":
+                self.failures.append(status.strip())
+            time.sleep(self.interval_s)
+        self._process.stdin.write("stop\n")
+        self._process.stdin.flush()
 
     def summary(self) -> str:
         ordered = sorted(self.latencies)
