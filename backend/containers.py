@@ -4,6 +4,7 @@ from dependency_injector import containers, providers
 
 from backend.config.settings import Settings
 from backend.core.db import Database
+from backend.core.health import DatabaseProbe
 from backend.models.types import utc_now
 from backend.repositories.market_data_cache import MarketDataCacheRepository
 from backend.repositories.workflow import WorkflowRepository
@@ -36,6 +37,8 @@ class Container(containers.DeclarativeContainer):
 
     database = providers.Singleton(Database, database_url=config.DATABASE_URL)
     market_data_repository = providers.Singleton(MarketDataCacheRepository, database=database)
+    # Readiness: its own connection and thread, so health stays fast however busy the pool is.
+    database_probe = providers.Singleton(DatabaseProbe, database_url=config.DATABASE_URL)
 
     # One connection and one pacing budget per process, shared by every path that reaches IBKR.
     pacing = providers.Singleton(PacingScheduler)

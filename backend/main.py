@@ -10,6 +10,7 @@ from fastapi.staticfiles import StaticFiles
 from loguru import logger
 
 from backend.api.errors import install_error_handlers
+from backend.api.middleware import HeadMiddleware, RequestMetricsMiddleware, TrustedHostMiddleware
 from backend.api.routes import market_data_cache, strategies, system, workflows
 from backend.config.settings import Settings, load_settings
 from backend.containers import Container, build_container
@@ -19,7 +20,11 @@ from backend.services.ibkr_service import DataSourcePolicy
 FRONTEND_DIST = Path(__file__).resolve().parents[1] / "frontend" / "dist"
 
 
-def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    container: Container | None = None,
+    frontend_dist: Path = FRONTEND_DIST,
+) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.LOG_LEVEL)
     container = container or build_container(settings)
@@ -48,6 +53,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         await container.refresh_jobs().cancel_running()
         await connection.close()
         container.database().dispose()
+        container.database_probe().close()
 
     app = FastAPI(title="Market data cache", version="0.1.0", lifespan=lifespan)
     app.state.container = container
@@ -57,21 +63,26 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         allow_methods=["GET", "POST", "DELETE"],
         allow_headers=["Authorization", "Content-Type"],
     )
+    # Added last is outermost: metrics see every request, the Host check comes before any route.
+    app.add_middleware(HeadMiddleware)
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.ALLOWED_HOSTS)
+    app.add_middleware(RequestMetricsMiddleware)
     install_error_handlers(app)
     app.include_router(system.router)
+    app.include_router(system.metrics_router)
     app.include_router(market_data_cache.router)
     app.include_router(workflows.router)
     app.include_router(strategies.router)
-    _serve_frontend(app)
+    _serve_frontend(app, frontend_dist)
     return app
 
 
-def _serve_frontend(app: FastAPI) -> None:
+def _serve_frontend(app: FastAPI, frontend_dist: Path) -> None:
     """Serve the built UI at / so one port carries both the API and the UI."""
-    if (FRONTEND_DIST / "index.html").is_file():
-        app.mount("/", StaticFiles(directory=FRONTEND_DIST, html=True), name="frontend")
+    if (frontend_dist / "index.html").is_file():
+        app.mount("/", StaticFiles(directory=frontend_dist, html=True), name="frontend")
     else:
-        logger.info("no built UI at {}; run `npm run build` in frontend/", FRONTEND_DIST)
+        logger.info("no built UI at {}; run `npm run build` in frontend/", frontend_dist)
 
 
 def _module_app() -> FastAPI:

@@ -1,12 +1,16 @@
 """Maps typed errors to HTTP once; every error body is {"detail": ..., "code": ...}."""
 
+import sqlite3
 from typing import Any, Literal
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from loguru import logger
 from pydantic import BaseModel
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.services.errors import (
@@ -57,6 +61,51 @@ def error_body(detail: object, code: str) -> dict:
     return {"detail": detail, "code": code}
 
 
+# The drivers' own "cannot reach / lost the connection" errors (PEP 249 OperationalError and
+# InterfaceError), for code that uses a driver connection directly (PostgreSQL's COPY).
+DRIVER_CONNECTION_ERRORS = (
+    sqlite3.OperationalError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+DATABASE_ERRORS = (DBAPIError, PoolTimeout, *DRIVER_CONNECTION_ERRORS)
+# How long a client should wait before retrying when every pooled connection is busy.
+DATABASE_BUSY_RETRY_AFTER_S = 2
+DATABASE_UNAVAILABLE = (
+    "the database does not answer; retry shortly. If it persists, check that the database "
+    "server is running and DATABASE_URL points at it (the server log has the driver's message)"
+)
+DATABASE_NOT_MIGRATED = (
+    "the database has no cache tables; run the migrations (make migrate, or "
+    "alembic -c alembic/alembic.ini upgrade head)"
+)
+
+
+def database_error_response(exc: Exception) -> JSONResponse | None:
+    """503 for a database that is down, busy or not migrated; None for any other error."""
+    # SQLAlchemy wraps the driver's error; code that talks to the driver directly gets it bare.
+    driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
+    message = str(driver_error)
+    sqlite_error = isinstance(driver_error, sqlite3.OperationalError)
+    if isinstance(exc, PoolTimeout) or (sqlite_error and "database is locked" in message):
+        return JSONResponse(
+            error_body("every database connection is busy; retry after a moment", "database_busy"),
+            status_code=503,
+            headers={"Retry-After": str(DATABASE_BUSY_RETRY_AFTER_S)},
+        )
+    undefined_table = getattr(driver_error, "sqlstate", None) == "42P01"
+    if undefined_table or (sqlite_error and message.startswith("no such table")):
+        return JSONResponse(error_body(DATABASE_NOT_MIGRATED, "database_unavailable"), 503)
+    unreachable = (
+        isinstance(exc, OperationalError | InterfaceError)
+        or isinstance(driver_error, DRIVER_CONNECTION_ERRORS)
+        or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    )
+    if unreachable:
+        return JSONResponse(error_body(DATABASE_UNAVAILABLE, "database_unavailable"), 503)
+    return None
+
+
 def status_for(error: MarketDataError) -> int:
     for error_type, status in STATUS_BY_ERROR:
         if isinstance(error, error_type):
@@ -80,8 +129,30 @@ def install_error_handlers(app: FastAPI) -> None:
     async def unsupported_exchange(_request: Request, exc: UnsupportedExchange) -> JSONResponse:
         return JSONResponse(error_body(str(exc), "validation_error"), status_code=422)
 
+    async def database_error(_request: Request, exc: Exception) -> JSONResponse:
+        response = database_error_response(exc)
+        if response is None:
+            return internal_error_response(exc)
+        logger.warning("database error answered with 503: {}", _first_line(exc))
+        return response
+
+    for error_type in DATABASE_ERRORS:
+        app.add_exception_handler(error_type, database_error)
+
     @app.exception_handler(RequestValidationError)
     async def validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        unreadable = next((e for e in exc.errors() if e["type"] == "json_invalid"), None)
+        if unreadable is not None:
+            position = unreadable["loc"][-1]
+            reason = unreadable.get("ctx", {}).get("error", "not JSON")
+            return JSONResponse(
+                error_body(
+                    f"the body is not valid JSON: {reason} at character {position}; send a "
+                    "complete JSON object with Content-Type: application/json",
+                    "invalid_json",
+                ),
+                status_code=400,
+            )
         details = [
             {
                 "field": ".".join(str(part) for part in error["loc"] if part != "body"),
@@ -109,9 +180,17 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_request: Request, exc: Exception) -> JSONResponse:
-        # Last resort: log the traceback, answer with the shared shape rather than a bare 500 page.
-        logger.opt(exception=exc).error("unhandled error")
-        return JSONResponse(error_body("internal error; see the server log", "internal_error"), 500)
+        return internal_error_response(exc)
+
+
+def internal_error_response(exc: Exception) -> JSONResponse:
+    # Last resort: log the traceback, answer with the shared shape rather than a bare 500 page.
+    logger.opt(exception=exc).error("unhandled error")
+    return JSONResponse(error_body("internal error; see the server log", "internal_error"), 500)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _document_error_responses(app: FastAPI) -> None:
@@ -150,6 +229,18 @@ def _document_error_responses(app: FastAPI) -> None:
                             },
                         },
                     )
+                _also_validation_error(operation)
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _also_validation_error(operation: dict[str, Any]) -> None:
+    """A route that documents its own 422 (e.g. request_budget_exceeded) can still answer the
+    shared validation error for a bad field: document both."""
+    validation = {"$ref": "#/components/schemas/HTTPValidationError"}
+    content = operation.get("responses", {}).get("422", {}).get("content", {})
+    body = content.get("application/json")
+    if body is None or body.get("schema") in (None, validation):
+        return
+    body["schema"] = {"anyOf": [body["schema"], validation]}

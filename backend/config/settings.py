@@ -1,5 +1,6 @@
 """Application settings, read once from the environment and an optional .env file."""
 
+import ipaddress
 import json
 import re
 from pathlib import Path
@@ -24,6 +25,27 @@ def normalize_symbol(raw: str) -> str:
             "a letter first, then letters, digits or '.'"
         )
     return symbol
+
+
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+_HOST_NAME = re.compile(r"^(\*|(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?)$")
+
+
+def normalize_host(raw: str) -> str:
+    """Lower-case one allowed host; an IPv6 address gets the brackets a Host header gives it."""
+    host = raw.strip().lower().rstrip(".")
+    address = host.removeprefix("[").removesuffix("]")
+    if ":" in address:
+        try:
+            return f"[{ipaddress.IPv6Address(address)}]"
+        except ValueError:
+            pass
+    elif _HOST_NAME.fullmatch(host):
+        return host
+    raise ValueError(
+        f"invalid host {raw!r}: use a name or address without scheme or port, "
+        "e.g. localhost, 127.0.0.1, ::1, backend or *.example.com"
+    )
 
 
 class Settings(BaseSettings):
@@ -51,6 +73,11 @@ class Settings(BaseSettings):
     CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["http://127.0.0.1:5173", "http://localhost:5173"]
     )
+    # Host header values the API answers; anything else gets 400, so a page on another site
+    # cannot reach the API through DNS rebinding. "*" accepts any host, "*.example.com" a domain.
+    ALLOWED_HOSTS: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(LOOPBACK_HOSTS)
+    )
     LOG_LEVEL: str = "INFO"
     # Longest one workflow execution may run; symbols not done by then end as errors.
     WORKFLOW_DEADLINE_S: float = Field(default=900.0, gt=0)
@@ -67,6 +94,14 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_origins(cls, value: object) -> list[str]:
         return _split_list(value)
+
+    @field_validator("ALLOWED_HOSTS", mode="before")
+    @classmethod
+    def _parse_hosts(cls, value: object) -> list[str]:
+        hosts = [normalize_host(item) for item in _split_list(value)]
+        if not hosts:
+            raise ValueError("must name at least one host, e.g. localhost,127.0.0.1 (or * for any)")
+        return hosts
 
     @field_validator("API_TOKEN", "IB_SIMULATOR_CONTROL_URL", mode="before")
     @classmethod

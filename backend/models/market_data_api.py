@@ -14,6 +14,8 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
+    StrictStr,
     WithJsonSchema,
 )
 
@@ -37,6 +39,8 @@ DEFAULT_DAYS_BACK = {
 }
 
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
+# A date, alone or followed by the time ("T" or a space).
+_ISO_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ])")
 
 
 # -- input types ------------------------------------------------------------------------------
@@ -67,8 +71,14 @@ def _as_utc(value: datetime) -> datetime:
 
 def _date_bound(end_of_day: bool):
     def parse(value: object) -> object:
+        # ISO-8601 only: pydantic would read a bare number ("0", "-1", 1700000000) as Unix time.
+        if not isinstance(value, str) or not _ISO_DATE_START.match(value):
+            raise ValueError(
+                f"{value!r} is not an ISO-8601 date or datetime: use e.g. 2025-11-03 or "
+                "2025-11-03T14:30:00Z (Unix times are not accepted)"
+            )
         # A date alone covers its whole day: from its first instant, or up to its last.
-        if isinstance(value, str) and _DATE_ONLY.fullmatch(value):
+        if _DATE_ONLY.fullmatch(value):
             day = date.fromisoformat(value)
             return datetime.combine(day, time.max if end_of_day else time.min, tzinfo=UTC)
         return value
@@ -91,8 +101,19 @@ DateTo = Annotated[
     AfterValidator(_as_utc),
     WithJsonSchema(_DATE_BOUND_SCHEMA),
 ]
+def _number_not_text(value: object) -> object:
+    # A JSON number only: "10" and true are not days. 10.0 is (JSON Schema counts it an integer).
+    if isinstance(value, str | bool):
+        raise ValueError("must be a JSON number, e.g. 30, not a string or true/false")
+    return value
+
+
+# Days before now, as a JSON number: a refresh's days_back and a workflow's lookback_days.
+# (The bounds go before the validator, or pydantic leaves them out of the JSON schema.)
+DaysBack = Annotated[int, Field(ge=1, le=MAX_DAYS_BACK), BeforeValidator(_number_not_text)]
+# The one symbol rule of every route (query, path and body): exactly as written, no trimming.
 Symbol = Annotated[
-    str,
+    StrictStr,
     AfterValidator(parse_symbol),
     WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z][A-Za-z0-9.]{0,11}$"}),
 ]
@@ -300,16 +321,14 @@ class RefreshRequest(BaseModel):
         default=None, description="Primary exchange; CACHE_EXCHANGE when omitted."
     )
     data_type: BarSize = Field(default=BarSize.D1, description="Bar size.")
-    days_back: int | None = Field(
+    days_back: DaysBack | None = Field(
         default=None,
-        ge=1,
-        le=MAX_DAYS_BACK,
         description=(
             "Days before now to start from. Default 365 for 1d, 30 for 1h and 30m, 10 for 15m, "
             "5 for 5m, 2 for 1m."
         ),
     )
-    force: bool = Field(
+    force: StrictBool = Field(
         default=False, description="Fetch again even bars the cache holds fresh (force_refresh)."
     )
 

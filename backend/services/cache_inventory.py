@@ -54,6 +54,9 @@ class CacheInventory:
     def delete_bars(self, bar_filter: BarFilter) -> int:
         return self.repository.delete_bars(bar_filter)
 
+    def matches_every_bar(self, bar_filter: BarFilter) -> bool:
+        return self.repository.matches_every_bar(bar_filter)
+
     def series(
         self,
         symbol: str,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from datetime import datetime
 
 from ib_insync import IB
 from loguru import logger
 
+from backend.models.types import utc_now
 from backend.services.errors import ClientIdInUse, GatewayUnavailable
 
 CLIENT_ID_IN_USE = 326
@@ -16,7 +19,14 @@ CLIENT_ID_IN_USE = 326
 class IBConnection:
     """Owns one ib_insync IB instance. Connects on demand and can keep itself connected."""
 
-    def __init__(self, host: str, port: int, client_id: int, connect_timeout: float) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        client_id: int,
+        connect_timeout: float,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.host = host
         self.port = port
         self.client_id = client_id
@@ -26,7 +36,14 @@ class IBConnection:
         self.ib.RaiseRequestErrors = True
         self._lock: asyncio.Lock | None = None
         self._keeper: asyncio.Task | None = None
+        self._clock = clock
+        # The latest failure (a refused connect or a dropped link), kept after a reconnect.
         self.last_error: str | None = None
+        self.last_error_at: datetime | None = None
+        # True from a successful connect until the link ends; a disconnect we asked for clears
+        # it first, so only a drop counts as an error.
+        self._established = False
+        self.ib.disconnectedEvent += self._on_disconnected
 
     @property
     def connected(self) -> bool:
@@ -60,12 +77,12 @@ class IBConnection:
                 timeout=self.connect_timeout,
                 readonly=True,
             )
-            self.last_error = None
+            self._established = True
             logger.bind(host=self.host, port=self.port, client_id=self.client_id).info(
                 "connected to IB gateway"
             )
         except (OSError, TimeoutError, ConnectionError) as exc:
-            self.ib.disconnect()
+            self._disconnect()
             if refused_client_id:
                 error: GatewayUnavailable = ClientIdInUse(self.host, self.port, self.client_id)
             elif isinstance(exc, TimeoutError | asyncio.TimeoutError):
@@ -74,7 +91,7 @@ class IBConnection:
                 )
             else:
                 error = GatewayUnavailable(self.host, self.port, _describe(exc))
-            self.last_error = str(error)
+            self._record_error(str(error))
             raise error from None
         finally:
             self.ib.errorEvent -= on_error
@@ -104,7 +121,23 @@ class IBConnection:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
             self._keeper = None
+        self._disconnect()
+
+    def _disconnect(self) -> None:
+        self._established = False
         self.ib.disconnect()
+
+    def _on_disconnected(self) -> None:
+        if not self._established:
+            return
+        self._established = False
+        error = GatewayUnavailable(self.host, self.port, "the connection dropped")
+        logger.warning("{}", error)
+        self._record_error(str(error))
+
+    def _record_error(self, message: str) -> None:
+        self.last_error = message
+        self.last_error_at = self._clock()
 
 
 def _describe(exc: BaseException) -> str:

@@ -19,6 +19,7 @@ from tenacity import (
     wait_exponential,
 )
 
+from backend.core import metrics
 from backend.models.market_data import BarSize
 from backend.models.types import utc_now
 from backend.services import market_calendar
@@ -132,6 +133,7 @@ class IBKRClient:
             return self._contracts[key]
         ib = await self.connection.ensure_connected()
         contract = Stock(symbol, "SMART", "USD", primaryExchange=exchange)
+        metrics.GATEWAY_REQUESTS.labels("contract_details").inc()
         try:
             qualified = await asyncio.wait_for(
                 ib.qualifyContractsAsync(contract), self.request_timeout_s
@@ -154,6 +156,7 @@ class IBKRClient:
             return self._head_timestamps[contract.conId]
         ib = await self.connection.ensure_connected()
         await self.pacing.acquire(self._contract_key(contract), f"head:{contract.conId}")
+        metrics.GATEWAY_REQUESTS.labels("head_timestamp").inc()
         try:
             raw = await asyncio.wait_for(
                 ib.reqHeadTimeStampAsync(contract, WHAT_TO_SHOW, USE_RTH, formatDate=2),
@@ -268,6 +271,7 @@ class IBKRClient:
         }
         request_key = f"{contract.conId}|{request['end_date_time']}|{plan.duration}|{bar_size}"
         await self.pacing.acquire(self._contract_key(contract), request_key)
+        metrics.GATEWAY_REQUESTS.labels("historical").inc()
         try:
             # timeout=0: ib_insync's own timeout returns [] silently; ours raises instead.
             raw = await asyncio.wait_for(

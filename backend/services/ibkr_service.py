@@ -373,6 +373,9 @@ class IBKRService:
         )
 
     def _log(self, result: MarketDataResult, seconds: float) -> None:
+        from backend.core.metrics import CACHE_LOOKUPS
+
+        CACHE_LOOKUPS.labels(result.outcome.value).inc()
         logger.bind(
             symbol=result.symbol,
             data_type=result.data_type,

@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from backend.core import metrics
+
 
 @dataclass(frozen=True)
 class PacingLimits:
@@ -116,6 +118,9 @@ class PacingScheduler:
                 waited += wait
             self.stats.current_wait_s = 0.0
             self.stats.waited_s += waited
+            if waited > 0:
+                metrics.PACING_WAITS.inc()
+                metrics.PACING_WAIT_SECONDS.inc(waited)
             self.stats.requests += 1
             self._sent.append(now)
             self._sent_by_contract.setdefault(contract_key, deque()).append(now)

@@ -14,6 +14,8 @@ from backend.repositories.market_data_cache import NewBar, SeriesKey
 from tests.support.app import make_container, make_settings
 from tests.support.gateway import FIXED_NOW, FakeClock
 
+# The base URL of TestClients: a Host the default ALLOWED_HOSTS accepts.
+LOCAL_URL = "http://127.0.0.1"
 # Port 1 has nothing listening: anything that reaches for the gateway fails at once.
 DEAD_GATEWAY_PORT = 1
 
@@ -28,7 +30,8 @@ def api_client(
     """A TestClient with the lifespan running, and the container behind it."""
     settings = make_settings(database_url, gateway_port, **overrides)
     container = make_container(settings, clock or FakeClock())
-    with TestClient(create_app(settings, container)) as client:
+    # A loopback Host, as a local browser sends: the app answers only ALLOWED_HOSTS.
+    with TestClient(create_app(settings, container), base_url=LOCAL_URL) as client:
         yield client, container
 
 

@@ -260,16 +260,21 @@ def clear_cache(
     inventory: Annotated[CacheInventory, Depends(Provide[Container.cache_inventory])],
     delete_all: Annotated[
         bool,
-        Query(alias="all", description="Required to delete every bar when no filter is given."),
+        Query(
+            alias="all",
+            description="Required to delete every bar: with no filter, or with a filter that "
+            "matches every cached bar.",
+        ),
     ] = False,
 ) -> DeletedPublic:
-    """Delete the cached bars matching the filters; with no filter, only with all=true."""
-    if filters.is_empty and not delete_all:
+    """Delete the cached bars matching the filters; deleting every bar needs all=true."""
+    if not delete_all and (filters.is_empty or inventory.matches_every_bar(filters)):
+        given = "no filter given" if filters.is_empty else "this filter matches every cached bar"
         raise RequestValidationError(
             [
                 {
                     "loc": ("query", "all"),
-                    "msg": "no filter given: pass all=true to delete every cached bar, "
+                    "msg": f"{given}: pass all=true to delete every cached bar, "
                     "or filter by symbol, exchange, data_type, date_from or date_to",
                     "type": "value_error",
                 }

@@ -1,28 +1,54 @@
-"""Health and public configuration of the running service."""
+"""Health, public configuration and metrics of the running service."""
 
-from typing import Annotated
+from collections import Counter
+from datetime import datetime
+from typing import Annotated, Literal
 
 from dependency_injector.wiring import Provide, inject
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from backend.config.settings import Settings
 from backend.containers import Container
+from backend.core import metrics
 from backend.core.db import Database
+from backend.core.health import DatabaseProbe
 from backend.services.ib_connection import IBConnection
+from backend.services.refresh_jobs import RefreshJobs
 
 router = APIRouter(prefix="/api", tags=["system"])
+# At the root, where Prometheus looks by default. Unauthenticated, behind the Host check.
+metrics_router = APIRouter(tags=["system"])
 
 
 class HealthPublic(BaseModel):
-    status: str
-    database: str
+    status: Literal["ok"]
+    database: Literal["ok"]
+
+
+class HealthUnavailablePublic(BaseModel):
+    """503: the database did not answer. Data routes answer 503 database_unavailable too."""
+
+    status: Literal["unavailable"]
+    database: Literal["unreachable"]
+    detail: str
+    code: Literal["database_unavailable"]
+
+
+class LivenessPublic(BaseModel):
+    status: Literal["ok"]
 
 
 class GatewayStatus(BaseModel):
+    """last_error: the latest failure to connect or drop of the link, kept after a reconnect
+    so that a brief outage stays visible; `connected` says how things stand now."""
+
     connected: bool
     simulated: bool
     last_error: str | None
+    last_error_at: datetime | None
 
 
 class ConfigPublic(BaseModel):
@@ -37,14 +63,40 @@ class ConfigPublic(BaseModel):
     gateway: GatewayStatus
 
 
-@router.get("/health", response_model=HealthPublic)
+@router.get(
+    "/health",
+    response_model=HealthPublic,
+    responses={503: {"model": HealthUnavailablePublic, "description": "The database is down"}},
+)
 @inject
-def health(database: Annotated[Database, Depends(Provide[Container.database])]) -> HealthPublic:
-    """Whether the service is up and its database answers."""
-    reachable = database.is_reachable()
-    return HealthPublic(
-        status="ok" if reachable else "degraded", database="ok" if reachable else "unreachable"
+async def health(
+    probe: Annotated[DatabaseProbe, Depends(Provide[Container.database_probe])],
+) -> HealthPublic | JSONResponse:
+    """Readiness: 200 when the database answers, else 503. Point a load balancer here.
+
+    Cheap under any load: concurrent calls share one SELECT 1 on a connection of its own, and
+    wait for it at most a couple of seconds.
+    """
+    problem = await probe.problem()
+    if problem is None:
+        return HealthPublic(status="ok", database="ok")
+    body = HealthUnavailablePublic(
+        status="unavailable",
+        database="unreachable",
+        detail=f"the database does not answer: {problem}",
+        code="database_unavailable",
     )
+    return JSONResponse(body.model_dump(), status_code=503)
+
+
+@router.get("/health/live", response_model=LivenessPublic)
+async def liveness() -> LivenessPublic:
+    """Liveness: 200 whenever the process serves requests; never looks at the database.
+
+    For a supervisor deciding whether to restart the process: a database outage is not
+    cured by restarting, so it does not fail this check.
+    """
+    return LivenessPublic(status="ok")
 
 
 @router.get("/config", response_model=ConfigPublic)
@@ -67,5 +119,26 @@ def config(
             connected=connection.connected,
             simulated=settings.IB_SIMULATOR_CONTROL_URL is not None,
             last_error=connection.last_error,
+            last_error_at=connection.last_error_at,
         ),
     )
+
+
+@metrics_router.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+)
+@inject
+async def prometheus_metrics(
+    database: Annotated[Database, Depends(Provide[Container.database])],
+    jobs: Annotated[RefreshJobs, Depends(Provide[Container.refresh_jobs])],
+) -> Response:
+    """Prometheus text format: requests, latency, cache lookups, gateway, pacing, pool, jobs."""
+    body = metrics.render(database.connections_in_use(), _jobs_by_state(jobs))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+
+def _jobs_by_state(jobs: RefreshJobs) -> dict[str, int]:
+    # Read on the event loop, where jobs change state, so the snapshot is consistent.
+    return dict(Counter(job.status for job in jobs.jobs()))

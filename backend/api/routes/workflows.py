@@ -8,21 +8,20 @@ from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from loguru import logger
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 from backend.api.errors import ErrorPublic
 from backend.api.routes.market_data_cache import GUARDED, require_api_token
-from backend.config.settings import normalize_symbol
 from backend.containers import Container
 from backend.models.market_data import BarSize
+from backend.models.market_data_api import DaysBack, Symbol
 from backend.models.workflow import LineageRecord, WorkflowExecution, WorkflowLog
 from backend.repositories.workflow import WorkflowRepository
 from backend.services.strategies import StrategyInputError
-from backend.services.strategy_executor import MAX_LOOKBACK_DAYS, StrategyExecutor
+from backend.services.strategy_executor import StrategyExecutor
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 
-Symbol = Annotated[str, AfterValidator(normalize_symbol)]
 # Ids and offsets beyond a 32-bit integer cannot exist (PostgreSQL's INTEGER), and would overflow
 # the database driver instead of matching nothing.
 MAX_ID = 2**31 - 1
@@ -34,10 +33,11 @@ CLIENT_CLOSED_REQUEST = 499
 class ExecuteRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    strategy: str = Field(min_length=1, max_length=64)
+    strategy: StrictStr = Field(min_length=1, max_length=64)
+    # The same symbol rule as the cache routes: exactly as written, lower case upper-cased.
     symbols: list[Symbol] = Field(min_length=1, max_length=50)
     data_type: BarSize = BarSize.D1
-    lookback_days: int = Field(default=30, ge=1, le=MAX_LOOKBACK_DAYS)
+    lookback_days: DaysBack = 30
     params: dict[str, StrictInt | StrictFloat] = Field(default_factory=dict)
 
 
