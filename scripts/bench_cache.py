@@ -11,6 +11,11 @@ Figures:
                         rows into an empty table of the same shape and indexes (target <= 2)
   upsert_conflict_ratio the same upsert when every row already exists (a refresh), divided by COPY
   daily_warm_read_ms    one year of daily bars, read warm, median of 50
+  stats_ms_100k         the /stats service over a cache of 100k 1-minute bars in 100 series, beside
+                        the full-scan GROUP BY /stats used to run on the same cache (baseline)
+  stats_ms_10m          the same over 10M bars (the same series, with years more history)
+  stats_ratio           stats_ms_10m / stats_ms_100k (target <= 1.5); the detail has the ratio of
+                        the old full scan
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from backend.containers import build_container  # noqa: E402
 from backend.core.logging import configure_logging  # noqa: E402
 from backend.ibkr_simulator import SimulatedGateway  # noqa: E402
 from backend.repositories.market_data_cache import NewBar, SeriesKey  # noqa: E402
+from backend.services.cache_stats import CacheStatsService  # noqa: E402
 from backend.services.pacing import PacingLimits, PacingScheduler  # noqa: E402
 
 NOW = datetime(2025, 12, 1, 22, 0, tzinfo=UTC)
@@ -109,6 +115,9 @@ async def main() -> None:
         with throwaway_database() as url:
             migrate(url)
             await run(url, gateway)
+        with throwaway_database() as url:
+            migrate(url)
+            stats_figures(url)
     finally:
         await gateway.stop()
 
@@ -237,6 +246,142 @@ async def run(url: str, gateway: SimulatedGateway) -> None:
         p90_ms=round(sorted(daily)[44] * 1000, 3),
     )
     await container.ib_connection().close()
+    container.database().dispose()
+
+
+STATS_SERIES = 100
+STATS_SMALL_BARS = 100_000
+STATS_LARGE_BARS = 10_000_000
+# The last session of ten series is still open: 390 bars each, not final, half of them expired.
+OPEN_SERIES = 10
+OPEN_BARS = 390
+
+# Bars minutes [lo, hi) before NOW, for series S000..S099, straight into the table in SQL.
+FILL_BARS = """
+INSERT INTO market_data_cache (symbol, exchange, data_type, timestamp, ohlcv_data, metadata,
+    fetched_at, expires_at, created_at, updated_at)
+SELECT 'S' || lpad(s::text, 3, '0'), 'NASDAQ', '1m', %(now)s - k * interval '1 minute',
+    '{"open": 101.25, "high": 101.5, "low": 101.0, "close": 101.4, "volume": 1200.0,
+      "wap": 101.3, "bar_count": 12}'::jsonb,
+    jsonb_build_object('source', 'ibkr', 'what_to_show', 'TRADES', 'use_rth', true,
+        'is_final', NOT (s < %(open_series)s AND k < %(open_bars)s)),
+    %(now)s - interval '1 hour',
+    %(now)s - interval '1 hour' + CASE WHEN k %% 2 = 0 THEN interval '30 minutes'
+        ELSE interval '2 hours' END,
+    %(now)s - interval '1 hour', %(now)s - interval '1 hour'
+FROM generate_series(%(first_series)s::int, %(last_series)s::int) AS s,
+    generate_series(%(lo)s::int, %(hi)s::int - 1) AS k
+"""
+
+# The summaries the repository keeps, for bars written around it: the migration's backfill.
+REFRESH_SUMMARIES = """
+DELETE FROM market_data_series_summary;
+INSERT INTO market_data_series_summary
+    (symbol, exchange, data_type, bar_count, first_bar_at, last_bar_at, last_fetched_at)
+SELECT symbol, exchange, data_type, count(*), min(timestamp), max(timestamp), max(fetched_at)
+FROM market_data_cache GROUP BY symbol, exchange, data_type
+"""
+
+# What /stats ran before the summaries: every bar, grouped by series.
+OLD_STATS = """
+SELECT symbol, exchange, data_type, count(*), min(timestamp), max(timestamp), max(fetched_at),
+    sum(CASE WHEN expires_at <= %(now)s AND (metadata ->> 'is_final')::boolean IS NOT true
+        THEN 1 ELSE 0 END)
+FROM market_data_cache GROUP BY symbol, exchange, data_type ORDER BY symbol, data_type
+"""
+
+
+def fill(connection, lo: int, hi: int) -> None:
+    """Bars lo..hi-1 minutes old in every series, ten series per statement."""
+    for first in range(0, STATS_SERIES, 10):
+        connection.execute(
+            FILL_BARS,
+            {
+                "now": NOW,
+                "open_series": OPEN_SERIES,
+                "open_bars": OPEN_BARS,
+                "first_series": first,
+                "last_series": first + 9,
+                "lo": lo,
+                "hi": hi,
+            },
+        )
+    connection.execute(REFRESH_SUMMARIES)
+    # What autovacuum does on a live database after a load of this size.
+    connection.execute("VACUUM ANALYZE market_data_cache, market_data_series_summary")
+
+
+def time_stats(service: CacheStatsService, rounds: int) -> tuple[float, int, int]:
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        result = service.stats()
+        samples.append(time.perf_counter() - started)
+    bars = sum(series.bar_count for series in result.series)
+    expired = sum(series.expired_count for series in result.series)
+    return statistics.median(samples), bars, expired
+
+
+def time_old_stats(connection, rounds: int) -> tuple[float, int, int]:
+    samples = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        rows = connection.execute(OLD_STATS, {"now": NOW}).fetchall()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples), sum(row[3] for row in rows), sum(row[7] for row in rows)
+
+
+def stats_figures(url: str) -> None:
+    """/stats at 100k and at 10M bars, each beside the full scan it replaced."""
+    settings = load_settings(DATABASE_URL=url, LOG_LEVEL="WARNING")
+    container = build_container(settings)
+    container.clock.override(providers.Object(lambda: NOW))
+    service = container.cache_stats_service()
+    per_series_small = STATS_SMALL_BARS // STATS_SERIES
+    per_series_large = STATS_LARGE_BARS // STATS_SERIES
+    figures = {}
+    with psycopg.connect(psycopg_dsn(url), autocommit=True, options="-c timezone=UTC") as db:
+        for size, lo, hi in (
+            ("100k", 0, per_series_small),
+            # Years of older history in the same series; the open session stays the same.
+            ("10m", per_series_small, per_series_large),
+        ):
+            started = time.perf_counter()
+            fill(db, lo, hi)
+            fill_s = time.perf_counter() - started
+            new_s, bars, expired = time_stats(service, rounds=21)
+            old_s, old_bars, old_expired = time_old_stats(db, rounds=3 if size == "10m" else 9)
+            # Both answer the same.
+            assert (bars, expired) == (old_bars, old_expired), (
+                bars,
+                expired,
+                old_bars,
+                old_expired,
+            )
+            figures[size] = (new_s, old_s, bars, expired)
+            emit(
+                f"stats_ms_{size}",
+                new_s * 1000,
+                "ms",
+                round(old_s * 1000, 1),
+                bars=bars,
+                series=STATS_SERIES,
+                expired_bars=expired,
+                full_scan_ms=round(old_s * 1000, 1),
+                fill_s=round(fill_s, 1),
+            )
+    (small_s, small_old_s, *_), (large_s, large_old_s, *_) = figures["100k"], figures["10m"]
+    emit(
+        "stats_ratio",
+        large_s / small_s,
+        "ratio",
+        1.5,
+        stats_ms_100k=round(small_s * 1000, 3),
+        stats_ms_10m=round(large_s * 1000, 3),
+        full_scan_ratio=round(large_old_s / small_old_s, 1),
+        full_scan_ms_100k=round(small_old_s * 1000, 1),
+        full_scan_ms_10m=round(large_old_s * 1000, 1),
+    )
     container.database().dispose()
 
 

@@ -165,6 +165,8 @@ def test_symbol_series_in_time_order(seeded):
     }
     assert (body["first"], body["last"]) == ("2025-11-06T00:00:00Z", "2025-11-11T00:00:00Z")
     assert body["fetched_from"] == body["fetched_to"] == "2025-12-01T22:00:00Z"
+    # One page holds the whole range: no next page.
+    assert (body["total"], body["next_cursor"]) == (4, None)
     assert [bar["timestamp"][:10] for bar in body["bars"]] == [
         "2025-11-06",
         "2025-11-07",
