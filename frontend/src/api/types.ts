@@ -218,8 +218,10 @@ export interface SymbolOutcome {
   bars: number;
   error?: string;
   missing_bars?: number;
-  /** [start, end] of each run of missing bars. */
+  /** [start, end) of each run of missing bars: end is where the last missing bar ends. */
   missing_ranges?: [IsoDateTime, IsoDateTime][];
+  /** Set when there were more ranges than the entry lists. */
+  missing_ranges_total?: number;
 }
 
 export interface ExecutionResult {

@@ -1,5 +1,5 @@
 import type { ExecutionDetail, ExecutionStatus, SymbolOutcome } from '../api/types';
-import { formatBarTime, formatInteger, formatPrice, formatUtc, shortChecksum } from '../format';
+import { formatBarTime, formatDate, formatInteger, formatPrice, formatUtc, shortChecksum } from '../format';
 import { Empty } from './States';
 import { DebugMarker, StatusBadge } from './StatusBadge';
 
@@ -28,14 +28,21 @@ function levelClass(level: string): string {
 
 const MISSING_RANGES_SHOWN = 3;
 
-/** `2 expected bars missing: 2025-11-26 → 2025-11-26, …` */
+/** A [start, end) range of missing bars: the days of daily bars, else the span of time. */
+function describeRange([start, end]: [string, string], dataType: string): string {
+  if (dataType !== '1d') return `${formatUtc(start)} – ${formatUtc(end)}`;
+  const first = formatDate(start);
+  const last = formatDate(new Date(Date.parse(end) - 1).toISOString());
+  return first === last ? first : `${first} – ${last}`;
+}
+
+/** `2 expected bars missing: 2025-11-26, 2025-12-01 – 2025-12-02` */
 function missingText(outcome: SymbolOutcome, dataType: string): string {
   const count = outcome.missing_bars ?? 0;
   const ranges = outcome.missing_ranges ?? [];
-  const shown = ranges
-    .slice(0, MISSING_RANGES_SHOWN)
-    .map(([start, end]) => `${formatBarTime(start, dataType)} → ${formatBarTime(end, dataType)}`);
-  if (ranges.length > MISSING_RANGES_SHOWN) shown.push(`and ${ranges.length - MISSING_RANGES_SHOWN} more`);
+  const rangeCount = Math.max(outcome.missing_ranges_total ?? 0, ranges.length);
+  const shown = ranges.slice(0, MISSING_RANGES_SHOWN).map((range) => describeRange(range, dataType));
+  if (rangeCount > MISSING_RANGES_SHOWN) shown.push(`and ${formatInteger(rangeCount - MISSING_RANGES_SHOWN)} more ranges`);
   const what = count > 0 ? `${formatInteger(count)} expected ${count === 1 ? 'bar' : 'bars'} missing` : 'expected bars missing';
   return shown.length ? `${what}: ${shown.join(', ')}` : what;
 }

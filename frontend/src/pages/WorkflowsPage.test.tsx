@@ -237,8 +237,11 @@ describe('runs that did not finish or are incomplete', () => {
         NVDA: {
           status: 'partial' as const,
           bars: 40,
-          missing_bars: 1,
-          missing_ranges: [['2025-11-26T00:00:00Z', '2025-11-26T00:00:00Z'] as [string, string]],
+          missing_bars: 3,
+          missing_ranges: [
+            ['2025-11-26T00:00:00Z', '2025-11-27T00:00:00Z'],
+            ['2025-12-01T00:00:00Z', '2025-12-03T00:00:00Z'],
+          ] as [string, string][],
         },
         TSLA: { status: 'ok' as const, bars: 41 },
       },
@@ -247,10 +250,10 @@ describe('runs that did not finish or are incomplete', () => {
     const nvda = await screen.findByTestId('per-symbol-NVDA');
     const badge = within(nvda).getByText('partial');
     expect(badge).toHaveClass('badge-warn');
-    expect(nvda).toHaveTextContent('NVDA 40 bars — ⚠ 1 expected bar missing: 2025-11-26 → 2025-11-26');
+    expect(nvda).toHaveTextContent('NVDA 40 bars — ⚠ 3 expected bars missing: 2025-11-26, 2025-12-01 – 2025-12-02');
     expect(
       within(nvda)
-        .getByText(/expected bar missing/)
+        .getByText(/expected bars missing/)
         .closest('.warn-text'),
     ).not.toBeNull();
     expect(screen.getByTestId('per-symbol-TSLA')).not.toHaveTextContent('missing');
