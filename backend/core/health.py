@@ -45,7 +45,7 @@ class DatabaseProbe:
         except Exception as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             logger.warning("database probe failed: {}", reason)
-            return "it refused the connection or the query"
+            return "the connection or the query failed (the server log has the driver's message)"
         return None
 
     def _select_one(self) -> None:
