@@ -52,7 +52,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_market_data_cache_open_bars",
         "market_data_cache",
-        ["symbol", "exchange", "data_type", "expires_at"],
+        ["symbol", "exchange", "data_type", "timestamp", "expires_at"],
         postgresql_where=sa.text(OPEN_BAR_PREDICATE["postgresql"]),
         sqlite_where=sa.text(OPEN_BAR_PREDICATE["sqlite"]),
     )

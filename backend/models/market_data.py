@@ -56,6 +56,7 @@ class MarketDataCache(MarketData, table=True):
             "symbol",
             "exchange",
             "data_type",
+            "timestamp",
             "expires_at",
             postgresql_where=text(OPEN_BAR_PREDICATE["postgresql"]),
             sqlite_where=text(OPEN_BAR_PREDICATE["sqlite"]),

@@ -10,9 +10,11 @@ from backend.repositories.market_data_cache import NewBar, SeriesKey
 from tests.support.cache_api import api_client
 from tests.support.gateway import FIXED_NOW
 from tests.support.migrations import migrate_to_head
+from tests.support.sql_work import statements_of, work_on_bars
 
 CACHE = "/api/market-data/cache"
 START = datetime(2025, 6, 2, 13, 30, tzinfo=UTC)
+OHLCV = {"open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 10.0}
 
 
 def seed(container, symbol: str, count: int, exchange: str = "NASDAQ", data_type: str = "1m"):
@@ -166,3 +168,32 @@ def test_the_openapi_description_documents_the_page_size(cached):
     assert (limit["schema"]["default"], limit["schema"]["maximum"]) == (10_000, 50_000)
     assert "cursor" in {p["name"] for p in route["parameters"]}
     assert "next_cursor" in route["description"]
+
+
+def test_a_page_reads_no_more_of_the_cache_when_the_series_grows(migrated_database_url):
+    # On PostgreSQL the page's bars are read through psycopg directly, which this does not see;
+    # their LIMIT bounds them. Seen: the summary, the total and the expiry check.
+    series = SeriesKey("NVDA", "NASDAQ", "1m")
+    with api_client(migrated_database_url) as (client, container):
+        repository = container.market_data_repository()
+
+        def store(first: datetime, count: int, is_final: bool = True) -> None:
+            bars = [NewBar(first + timedelta(minutes=i), OHLCV, is_final) for i in range(count)]
+            expires_at = FIXED_NOW - timedelta(minutes=1)
+            repository.store_chunk(series, bars, {"source": "ibkr"}, FIXED_NOW, expires_at)
+
+        store(START, 400)
+        store(START + timedelta(minutes=400), 3, is_final=False)
+
+        def page() -> tuple[dict, int]:
+            with statements_of(container) as statements:
+                body = client.get(f"{CACHE}/NVDA", params={"data_type": "1m", "limit": 10}).json()
+            return body, work_on_bars(migrated_database_url, statements)
+
+        small, small_work = page()
+        store(START - timedelta(days=30), 6000)
+        large, large_work = page()
+
+    assert (small["total"], small["count"], small["expired"]) == (403, 10, True)
+    assert (large["total"], large["count"], large["expired"]) == (6403, 10, True)
+    assert large_work == small_work, (small_work, large_work)
