@@ -63,9 +63,10 @@ def create_app(
         allow_methods=["GET", "POST", "DELETE"],
         allow_headers=["Authorization", "Content-Type"],
     )
-    # Added last is outermost: metrics see every request, the Host check comes before any route.
-    app.add_middleware(HeadMiddleware)
+    # Added last is outermost: metrics see every request, HEAD drops the body of any answer
+    # (a refused host's too), and the Host check comes before any route.
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.ALLOWED_HOSTS)
+    app.add_middleware(HeadMiddleware)
     app.add_middleware(RequestMetricsMiddleware)
     install_error_handlers(app)
     app.include_router(system.router)

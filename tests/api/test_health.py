@@ -1,13 +1,16 @@
 """Readiness and data routes when the database goes away and comes back, on both databases."""
 
 import asyncio
+import json
 import time
 from contextlib import ExitStack
 from pathlib import Path
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from backend.api.errors import DATABASE_BUSY_RETRY_AFTER_S, database_error_response
 from backend.core.health import DatabaseProbe
 from tests.support import databases
 from tests.support.cache_api import api_client, seed_daily_bars
@@ -133,3 +136,22 @@ async def test_a_database_that_does_not_answer_in_time_is_unavailable():
         server.close()
     assert problem == "no answer within 0.3 s"
     assert elapsed < 1.0
+
+
+def test_an_exhausted_pool_is_503_database_busy_with_retry_after():
+    response = database_error_response(
+        PoolTimeout("QueuePool limit of size 10 overflow 10 reached")
+    )
+    assert response is not None
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == str(DATABASE_BUSY_RETRY_AFTER_S)
+    assert json.loads(response.body)["code"] == "database_busy"
+
+
+def test_an_unmigrated_database_is_503_naming_the_migrations(sqlite_url):
+    # A database that answers but holds no tables: data routes say what to run.
+    with api_client(sqlite_url) as (client, _):
+        response = client.get(CACHE)
+    assert response.status_code == 503
+    assert response.json()["code"] == "database_unavailable"
+    assert "make migrate" in response.json()["detail"]
