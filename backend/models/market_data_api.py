@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import re
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -209,17 +209,21 @@ def parse_cursor(value: str) -> SeriesCursor:
         if not all(isinstance(part, str) for part in parts):
             raise ValueError(_BAD_CURSOR)
         symbol, exchange, data_type, after = parts
-        cursor = SeriesCursor(
+        after_at = datetime.fromisoformat(after)
+        if after_at.tzinfo is None:
+            raise ValueError(_BAD_CURSOR)
+        after_at = after_at.astimezone(UTC)
+        # The next page starts a microsecond later; a forged cursor may leave no room for that.
+        if after_at >= datetime.max.replace(tzinfo=UTC) - timedelta(microseconds=1):
+            raise ValueError(_BAD_CURSOR)
+        return SeriesCursor(
             symbol=parse_symbol(symbol),
             exchange=parse_exchange(exchange),
             data_type=BarSize(data_type),
-            after=datetime.fromisoformat(after),
+            after=after_at,
         )
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ValueError(_BAD_CURSOR) from None
-    if cursor.after.tzinfo is None:
-        raise ValueError(_BAD_CURSOR)
-    return cursor
 
 
 Cursor = Annotated[str, AfterValidator(parse_cursor), WithJsonSchema({"type": "string"})]

@@ -133,6 +133,16 @@ def _forged(parts) -> str:
             "next_cursor",
         ),
         ({"cursor": _forged({"a": 1})}, "query.cursor", "next_cursor"),
+        (
+            {"cursor": _forged(["NVDA", "NASDAQ", "1m", "9999-12-31T23:59:59.999999+00:00"])},
+            "query.cursor",
+            "next_cursor",
+        ),
+        (
+            {"cursor": _forged(["NVDA", "NASDAQ", "1m", "9999-12-31T23:00:00-05:00"])},
+            "query.cursor",
+            "next_cursor",
+        ),
         ({"cursor": _forged(["NVDA", "NASDAQ", "1w", 3])}, "query.cursor", "next_cursor"),
     ],
 )

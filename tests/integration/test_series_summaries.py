@@ -61,18 +61,13 @@ def recount(repository: MarketDataCacheRepository, now: datetime) -> dict:
                 "bar_count": count,
                 "first": first,
                 "last": last,
-                "last_updated": _utc(last_updated),
+                "last_updated": last_updated,
                 "expired_count": int(expired_count),
             }
             for symbol, exchange, data_type, count, first, last, last_updated, expired_count in (
                 connection.execute(statement)
             )
         }
-
-
-def _utc(value: datetime) -> datetime:
-    # func.max over a column loses the column type on SQLite: the value comes back naive.
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def summaries(repository: MarketDataCacheRepository, now: datetime) -> dict:
