@@ -572,7 +572,7 @@ class MarketDataCacheRepository:
         )
 
     def _lock_summaries(self, connection: Connection, bar_filter: BarFilter) -> list[Row]:
-        """Lock the summaries of the series holding bars that match; the same order every time.
+        """Lock the summaries of the series that may hold matching bars; returned in key order.
 
         An UPDATE, not a SELECT: on SQLite the first statement of a transaction must write for
         the transaction to hold the write lock from the start.
