@@ -7,6 +7,7 @@ from backend.core.db import Database
 from backend.core.health import DatabaseProbe
 from backend.models.types import utc_now
 from backend.repositories.market_data_cache import MarketDataCacheRepository
+from backend.repositories.series_lock import SeriesLocks
 from backend.repositories.workflow import WorkflowRepository
 from backend.services.cache_inventory import CacheInventory
 from backend.services.cache_population import CachePopulationService
@@ -14,8 +15,9 @@ from backend.services.cache_stats import CacheStatsService
 from backend.services.ib_connection import IBConnection
 from backend.services.ibkr_client import IBKRClient
 from backend.services.ibkr_service import DataSourcePolicy, IBKRService
-from backend.services.pacing import PacingScheduler
+from backend.services.pacing import PacingScheduler, limits_scaled
 from backend.services.refresh_jobs import RefreshJobs
+from backend.services.request_budget import RequestPlanner
 from backend.services.strategies import default_registry
 from backend.services.strategy_executor import StrategyExecutor
 
@@ -35,13 +37,24 @@ class Container(containers.DeclarativeContainer):
     # Injected everywhere time matters, so tests move time instead of sleeping.
     clock = providers.Object(utc_now)
 
-    database = providers.Singleton(Database, database_url=config.DATABASE_URL)
+    database = providers.Singleton(
+        Database,
+        database_url=config.DATABASE_URL,
+        pool_size=config.DB_POOL_SIZE,
+        lock_connections=config.FETCH_CONCURRENCY,
+    )
     market_data_repository = providers.Singleton(MarketDataCacheRepository, database=database)
     # Readiness: its own connection and thread, so health stays fast however busy the pool is.
     database_probe = providers.Singleton(DatabaseProbe, database_url=config.DATABASE_URL)
+    # One per process: every path that fetches a series queues on the same per-series lock.
+    series_locks = providers.Singleton(
+        SeriesLocks, database=database, fetch_slots=config.FETCH_CONCURRENCY
+    )
 
     # One connection and one pacing budget per process, shared by every path that reaches IBKR.
-    pacing = providers.Singleton(PacingScheduler)
+    pacing = providers.Singleton(
+        PacingScheduler, limits=providers.Callable(limits_scaled, config.IB_PACING_SCALE)
+    )
     ib_connection = providers.Singleton(
         IBConnection,
         host=config.IB_HOST,
@@ -62,6 +75,7 @@ class Container(containers.DeclarativeContainer):
         client=ibkr_client,
         ttl_hours=config.CACHE_TTL_HOURS,
         clock=clock,
+        locks=series_locks,
     )
 
     # The path workflows read through. In DEBUG_MODE it is built without any IBKR client.
@@ -83,12 +97,22 @@ class Container(containers.DeclarativeContainer):
             client=ibkr_client,
             ttl_hours=config.CACHE_TTL_HOURS,
             clock=clock,
+            locks=series_locks,
         ),
     )
 
     # The explicit way to fill the cache (API refresh, CLI); allowed in DEBUG_MODE too. The same
     # instance as live mode's read-through, so a refresh and a workflow share one fetch.
     cache_refresh_service = read_through_service
+
+    # Every refresh and live workflow is costed in IBKR requests before anything is sent.
+    request_planner = providers.Singleton(
+        RequestPlanner,
+        service=read_through_service,
+        client=ibkr_client,
+        limits=pacing.provided.limits,
+        ceiling=config.REQUEST_CEILING,
+    )
 
     # Cache management API: reads and clears the cache (never IBKR), statistics, refresh jobs.
     cache_inventory = providers.Singleton(
@@ -105,6 +129,7 @@ class Container(containers.DeclarativeContainer):
         RefreshJobs,
         service=cache_refresh_service,
         connection=ib_connection,
+        planner=request_planner,
         clock=clock,
         default_exchange=config.CACHE_EXCHANGE,
     )
@@ -130,6 +155,13 @@ class Container(containers.DeclarativeContainer):
         debug_mode=config.DEBUG_MODE,
         clock=clock,
         workflow_deadline_s=config.WORKFLOW_DEADLINE_S,
+        # DEBUG_MODE sends nothing to IBKR: nothing to cost, and no client to cost it with.
+        request_planner=providers.Selector(
+            data_source_policy,
+            cache_only=providers.Object(None),
+            read_through=request_planner,
+            live=request_planner,
+        ),
     )
 
 

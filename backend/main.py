@@ -4,6 +4,7 @@ import asyncio
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+from anyio import to_thread
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.staticfiles import StaticFiles
@@ -15,6 +16,7 @@ from backend.api.routes import market_data_cache, strategies, system, workflows
 from backend.config.settings import Settings, load_settings
 from backend.containers import Container, build_container
 from backend.core.logging import configure_logging
+from backend.services import market_calendar
 from backend.services.ibkr_service import DataSourcePolicy
 
 FRONTEND_DIST = Path(__file__).resolve().parents[1] / "frontend" / "dist"
@@ -33,6 +35,12 @@ def create_app(
     async def lifespan(_app: FastAPI):
         # ib_insync looks the loop up through get_event_loop(); under uvicorn that must be this one.
         asyncio.set_event_loop(asyncio.get_running_loop())
+        # Sync routes run on anyio's threads, each holding at most one pooled connection: capped
+        # at what the pool has left after the database threads, a burst of requests queues for
+        # a thread instead of timing out on the pool.
+        to_thread.current_default_thread_limiter().total_tokens = container.database().route_threads
+        await asyncio.to_thread(market_calendar.warm_up)
+        _build_routes_now(_app)
         policy = container.data_source_policy()
         logger.info(
             "starting: debug_mode={} cache_enabled={} policy={} database={} gateway={}:{}",
@@ -76,6 +84,15 @@ def create_app(
     app.include_router(strategies.router)
     _serve_frontend(app, frontend_dist)
     return app
+
+
+def _build_routes_now(app: FastAPI) -> None:
+    """FastAPI builds each included router's validators on its first request, ~100 ms of CPU on
+    the event loop that would stall every request in flight then; build them before serving."""
+    for route in app.router.routes:
+        for build in ("effective_candidates", "effective_low_priority_routes"):
+            if callable(getattr(route, build, None)):
+                getattr(route, build)()
 
 
 def _serve_frontend(app: FastAPI, frontend_dist: Path) -> None:

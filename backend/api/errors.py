@@ -25,6 +25,7 @@ from backend.services.errors import (
     UnknownContract,
 )
 from backend.services.market_calendar import UnsupportedExchange
+from backend.services.request_budget import RequestBudgetExceeded
 
 STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (CacheMissInDebugMode, 409),
@@ -35,6 +36,7 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (NoDataReturned, 502),
     (InvalidBar, 502),
     (InvalidHistoricalRequest, 422),
+    (RequestBudgetExceeded, 422),
 ]
 
 
@@ -123,6 +125,8 @@ def install_error_handlers(app: FastAPI) -> None:
             body["populate_command"] = exc.populate_command
         if isinstance(exc, CacheMissInDebugMode):
             body["missing"] = [[a.isoformat(), b.isoformat()] for a, b in exc.missing]
+        if isinstance(exc, RequestBudgetExceeded):
+            body["estimate"] = {**exc.estimate.to_json(), "ceiling": exc.ceiling}
         return JSONResponse(body, status_code=status_for(exc))
 
     @app.exception_handler(UnsupportedExchange)

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     CACHE_TTL_HOURS: int = Field(default=24, gt=0)
 
     DATABASE_URL: str = f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    # Pooled connections per process: DB_POOL_SIZE, plus as many again when busy.
+    DB_POOL_SIZE: int = Field(default=10, ge=2, le=100)
 
     IB_HOST: str = "127.0.0.1"
     IB_PORT: int = Field(default=4002, ge=1, le=65535)
@@ -68,6 +70,14 @@ class Settings(BaseSettings):
     IB_CONNECT_TIMEOUT: float = Field(default=5.0, gt=0)
     # Set when the gateway at IB_HOST:IB_PORT is the bundled simulator (make run does this).
     IB_SIMULATOR_CONTROL_URL: str | None = None
+    # Shrinks IBKR's pacing windows for a simulated gateway started with the same --pacing-scale
+    # (tests, demos). Against a real gateway it must stay 1.
+    IB_PACING_SCALE: float = Field(default=1.0, gt=0, le=1)
+    # Series fetched from IBKR at once; more wait their turn (holding no connection or thread).
+    FETCH_CONCURRENCY: int = Field(default=8, ge=1, le=50)
+    # Most historical requests one refresh or workflow may plan; 1440 is four hours of IBKR's
+    # budget of 60 requests per 10 minutes. Larger fills belong to `make populate-cache`.
+    REQUEST_CEILING: int = Field(default=1440, ge=1)
 
     API_TOKEN: str | None = None
     CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(

@@ -21,7 +21,11 @@ T = TypeVar("T")
 DEFAULT_POOL_SIZE = 10
 # Threads for async code's database work. Each holds at most one pooled connection, so this many
 # can never exhaust the pool; the sync routes' thread limit takes the rest (see route_threads).
-DEFAULT_BLOCKING_WORKERS = 6
+# Few on purpose: the calls are short, and every extra busy thread competes with the event loop
+# for the GIL, which is what a health check's tail latency is made of under load.
+DEFAULT_BLOCKING_WORKERS = 3
+# Advisory-lock sessions held at once: one per series being fetched (FETCH_CONCURRENCY).
+DEFAULT_LOCK_CONNECTIONS = 8
 
 
 def create_db_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
@@ -65,6 +69,7 @@ class Database:
         database_url: str,
         pool_size: int = DEFAULT_POOL_SIZE,
         blocking_workers: int = DEFAULT_BLOCKING_WORKERS,
+        lock_connections: int = DEFAULT_LOCK_CONNECTIONS,
     ) -> None:
         self.url = database_url
         self.pool_size = pool_size
@@ -72,7 +77,9 @@ class Database:
         # Single-statement reads need no transaction; autocommit spares a BEGIN and a ROLLBACK
         # round trip on each. Shares the engine's pool.
         self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.blocking_workers = blocking_workers
+        # Half the pool at most, so the sync routes always keep threads of their own.
+        self.blocking_workers = max(1, min(blocking_workers, self.max_connections // 2))
+        self.lock_connections = lock_connections
         self._executor: ThreadPoolExecutor | None = None
         self._lock_engine: Engine | None = None
 
@@ -118,14 +125,14 @@ class Database:
 
         A lock lives as long as its session, so its connection is out of a pool for the whole
         fetch; a pool of its own means a fetch in progress never takes a connection a read needs.
-        Callers bound how many they hold at once (SeriesLocks' fetch slots).
+        SeriesLocks' fetch slots bound how many are held at once to lock_connections.
         """
         if self._lock_engine is None:
             self._lock_engine = create_engine(
                 make_url(self.url),
                 pool_pre_ping=True,
-                pool_size=2,
-                max_overflow=30,
+                pool_size=self.lock_connections,
+                max_overflow=0,
                 connect_args={"options": "-c timezone=UTC"},
             )
         return self._lock_engine

@@ -101,6 +101,8 @@ DateTo = Annotated[
     AfterValidator(_as_utc),
     WithJsonSchema(_DATE_BOUND_SCHEMA),
 ]
+
+
 def _number_not_text(value: object) -> object:
     # A JSON number only: "10" and true are not days. 10.0 is (JSON Schema counts it an integer).
     if isinstance(value, str | bool):
@@ -344,9 +346,12 @@ class RefreshError(BaseModel):
 
 
 class RefreshResultPublic(BaseModel):
+    """bars_fetched: committed by this job (also when the symbol then failed or was cancelled);
+    bars_cached: what the cache holds for the job's range. Both read from the database."""
+
     symbol: str
     data_type: BarSize
-    status: Literal["ok", "error"]
+    status: Literal["ok", "error", "cancelled"]
     bars_fetched: int
     bars_cached: int
     error: RefreshError | None
@@ -369,13 +374,33 @@ class RefreshJobRequest(BaseModel):
     end: datetime
 
 
+class RequestEstimatePublic(BaseModel):
+    """What a job was planned to cost before anything was sent."""
+
+    requests: int = Field(description="IBKR historical requests, at most")
+    duration_s: float = Field(description="Their duration at IBKR's pacing budget (60 per 10 min)")
+
+
+class RequestBudgetEstimate(RequestEstimatePublic):
+    ceiling: int = Field(description="REQUEST_CEILING: the most requests one job may plan")
+
+
+class RequestBudgetPublic(BaseModel):
+    """422 `request_budget_exceeded`: the work was planned and found too big to start."""
+
+    detail: str
+    code: Literal["request_budget_exceeded"]
+    estimate: RequestBudgetEstimate
+
+
 class RefreshJobPublic(BaseModel):
     """A refresh job. Jobs live in the server's memory: a restart forgets them, not their bars."""
 
     job_id: str
-    status: Literal["queued", "running", "completed", "partial", "failed"]
+    status: Literal["queued", "running", "completed", "partial", "failed", "cancelled"]
     created_at: datetime
     finished_at: datetime | None
     request: RefreshJobRequest
+    estimate: RequestEstimatePublic
     progress: RefreshProgress
     results: list[RefreshResultPublic]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
@@ -741,27 +739,6 @@ class MarketDataCacheRepository:
                 ).scalars()
             )
 
-    # -- cross-process single-flight ------------------------------------------------------------
-
-    @contextmanager
-    def series_lock(self, series: SeriesKey) -> Iterator[None]:
-        """Hold a PostgreSQL advisory lock on the series: other processes wait, then read the cache.
-
-        SQLite serialises writers itself and has no advisory locks, so there it is a no-op.
-        """
-        if self._dialect != "postgresql":
-            yield
-            return
-        key = _lock_key(series)
-        with self.database.engine.connect() as connection:
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            connection.commit()
-            try:
-                yield
-            finally:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-                connection.commit()
-
     # -- internals ------------------------------------------------------------------------------
 
     @property
@@ -828,10 +805,3 @@ class MarketDataCacheRepository:
         if bar_filter.date_to is not None:
             conditions.append(BARS.c.timestamp <= bar_filter.date_to)
         return conditions
-
-
-def _lock_key(series: SeriesKey) -> int:
-    digest = hashlib.blake2b(
-        f"{series.symbol}|{series.exchange}|{series.data_type}".encode(), digest_size=8
-    ).digest()
-    return int.from_bytes(digest, "big", signed=True)

@@ -20,6 +20,7 @@ from backend.repositories.market_data_cache import (
     OhlcvBar,
     SeriesKey,
 )
+from backend.repositories.series_lock import SeriesLocks
 from backend.services import market_calendar
 from backend.services.errors import CacheMissInDebugMode, GatewayUnavailable, PacingViolation
 from backend.services.ibkr_client import ChunkPlan, FetchedChunk, IBKRClient
@@ -65,6 +66,14 @@ class MarketDataResult:
     fetched_at_range: tuple[datetime | None, datetime | None] = (None, None)
 
 
+@dataclass
+class FetchProgress:
+    """What one call has committed so far; the caller's copy stays right if the call fails."""
+
+    bars_committed: int = 0
+    chunks_committed: int = 0
+
+
 @dataclass(frozen=True)
 class Coverage:
     """What the cache holds for a range, and the ranges that must still be fetched."""
@@ -83,6 +92,7 @@ class IBKRService:
         client: IBKRClient | None,
         ttl_hours: int,
         clock: Callable[[], datetime],
+        locks: SeriesLocks | None = None,
     ) -> None:
         if policy is not DataSourcePolicy.CACHE_ONLY and client is None:
             raise ValueError(f"policy {policy} needs an IBKR client")
@@ -92,6 +102,9 @@ class IBKRService:
         self.client = client if policy is not DataSourcePolicy.CACHE_ONLY else None
         self.ttl = timedelta(hours=ttl_hours)
         self.clock = clock
+        self.locks = locks or SeriesLocks(repository.database)
+        # Database work runs on the database's own threads, never on the loop's default executor.
+        self._run = repository.database.run
         self._in_flight: dict[tuple, asyncio.Future[MarketDataResult]] = {}
 
     async def get_or_fetch_market_data(
@@ -103,7 +116,9 @@ class IBKRService:
         end: datetime,
         *,
         force_refresh: bool = False,
+        progress: FetchProgress | None = None,
     ) -> MarketDataResult:
+        """Bars in [start, end) as the policy allows; `progress` counts what gets committed."""
         bar_size = BarSize(data_type)
         _check_range(start, end)
         series = SeriesKey(symbol, exchange, bar_size.value)
@@ -113,7 +128,9 @@ class IBKRService:
         elif self.policy is DataSourcePolicy.CACHE_ONLY:
             result = await self._cache_only(series, bar_size, start, end)
         else:
-            result = await self._single_flight(series, bar_size, start, end, force_refresh)
+            result = await self._single_flight(
+                series, bar_size, start, end, force_refresh, progress or FetchProgress()
+            )
         self._log(result, time.perf_counter() - started)
         return result
 
@@ -122,21 +139,27 @@ class IBKRService:
     async def _cache_only(
         self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime
     ) -> MarketDataResult:
-        coverage = await asyncio.to_thread(
+        coverage = await self._run(
             self.find_gaps, series, bar_size, start, end, honour_expiry=False
         )
         if coverage.missing:
-            await asyncio.to_thread(self.repository.record_outcome, series, "miss", self.clock())
+            await self._run(self.repository.record_outcome, series, "miss", self.clock())
             days_back = max(1, (self.clock() - start).days + 1)
             raise CacheMissInDebugMode(
                 series.symbol, series.exchange, series.data_type, coverage.missing, days_back
             )
-        return await asyncio.to_thread(self._serve_hit, series, start, end, coverage)
+        return await self._run(self._serve_hit, series, start, end, coverage)
 
     # -- read-through ---------------------------------------------------------------------------
 
     async def _single_flight(
-        self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime, force: bool
+        self,
+        series: SeriesKey,
+        bar_size: BarSize,
+        start: datetime,
+        end: datetime,
+        force: bool,
+        progress: FetchProgress,
     ) -> MarketDataResult:
         # Concurrent identical calls share one fetch, and every waiter gets the full result.
         key = (series, start, end, force)
@@ -145,7 +168,7 @@ class IBKRService:
         future: asyncio.Future[MarketDataResult] = asyncio.get_running_loop().create_future()
         self._in_flight[key] = future
         try:
-            result = await self._read_through(series, bar_size, start, end, force)
+            result = await self._read_through(series, bar_size, start, end, force, progress)
             future.set_result(result)
             return result
         except BaseException as exc:
@@ -156,46 +179,43 @@ class IBKRService:
             del self._in_flight[key]
 
     async def _read_through(
-        self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime, force: bool
+        self,
+        series: SeriesKey,
+        bar_size: BarSize,
+        start: datetime,
+        end: datetime,
+        force: bool,
+        progress: FetchProgress,
     ) -> MarketDataResult:
-        coverage = await asyncio.to_thread(
-            self.find_gaps, series, bar_size, start, end, force=force
-        )
+        coverage = await self._run(self.find_gaps, series, bar_size, start, end, force=force)
         if not coverage.missing:
-            return await asyncio.to_thread(self._serve_hit, series, start, end, coverage)
-        fetched = 0
+            return await self._run(self._serve_hit, series, start, end, coverage)
         failure: GatewayUnavailable | PacingViolation | None = None
-        lock = self.repository.series_lock(series)
-        await asyncio.to_thread(lock.__enter__)
-        try:
-            # Another process may have filled the gaps while this one waited for the lock.
-            coverage = await asyncio.to_thread(
-                self.find_gaps, series, bar_size, start, end, force=force
-            )
-            if not coverage.missing:
-                return await asyncio.to_thread(self._serve_hit, series, start, end, coverage)
-            try:
-                fetched = await self._fetch_and_store(series, bar_size, coverage.missing)
-            except (GatewayUnavailable, PacingViolation) as exc:
-                # stale-if-error: decided below, once we know what the cache holds.
-                failure = exc
-        finally:
-            await asyncio.to_thread(lock.__exit__, None, None, None)
+        async with self.locks.hold(series):
+            # Whoever held the series before may have filled the gaps while this call waited.
+            coverage = await self._run(self.find_gaps, series, bar_size, start, end, force=force)
+            if coverage.missing:
+                try:
+                    await self._fetch_and_store(series, bar_size, coverage.missing, progress)
+                except (GatewayUnavailable, PacingViolation) as exc:
+                    # stale-if-error: decided below, once we know what the cache holds.
+                    failure = exc
+        if not coverage.missing:
+            return await self._run(self._serve_hit, series, start, end, coverage)
 
-        final = await asyncio.to_thread(self.find_gaps, series, bar_size, start, end)
-        bars = await asyncio.to_thread(self.repository.read_ohlcv, series, start, end)
+        fetched = progress.bars_committed
+        final = await self._run(self.find_gaps, series, bar_size, start, end)
+        bars = await self._run(self.repository.read_ohlcv, series, start, end)
         fetched_range = (final.summary.fetched_from, final.summary.fetched_to)
         had_cached_bars = coverage.summary.bars > 0
         if failure is not None:
             if not had_cached_bars:
-                await asyncio.to_thread(
-                    self.repository.record_outcome, series, "miss", self.clock()
-                )
+                await self._run(self.repository.record_outcome, series, "miss", self.clock())
                 raise failure
             logger.bind(symbol=series.symbol, data_type=series.data_type).warning(
                 "gateway failed; serving stale cache: {}", failure
             )
-            await asyncio.to_thread(self.repository.record_outcome, series, "stale", self.clock())
+            await self._run(self.repository.record_outcome, series, "stale", self.clock())
             return MarketDataResult(
                 *_ident(series, start, end),
                 bars,
@@ -212,7 +232,7 @@ class IBKRService:
             source = DataSource.CACHE
         else:
             source = DataSource.MIXED if from_cache else DataSource.IBKR
-        await asyncio.to_thread(self.repository.record_outcome, series, outcome.value, self.clock())
+        await self._run(self.repository.record_outcome, series, outcome.value, self.clock())
         return MarketDataResult(
             *_ident(series, start, end),
             bars,
@@ -241,20 +261,22 @@ class IBKRService:
         )
 
     async def _fetch_and_store(
-        self, series: SeriesKey, bar_size: BarSize, needed: list[tuple[datetime, datetime]]
-    ) -> int:
+        self,
+        series: SeriesKey,
+        bar_size: BarSize,
+        needed: list[tuple[datetime, datetime]],
+        progress: FetchProgress,
+    ) -> None:
         assert self.client is not None
         # Planning years of intraday bars is CPU work; keep it off the event loop.
         plans = await asyncio.to_thread(self._plan, series.exchange, bar_size, needed)
         if not plans:
-            return 0
-        stored = 0
+            return
         async for chunk in self.client.fetch_chunks(
             series.symbol, series.exchange, bar_size, needed[0][0], needed[-1][1], plans=plans
         ):
             # One transaction per chunk: a later failure keeps earlier chunks, never half of one.
-            stored += await asyncio.to_thread(self._store_chunk, series, chunk)
-        return stored
+            await self._run(self._store_chunk, series, chunk, progress)
 
     def _plan(
         self, exchange: str, bar_size: BarSize, needed: list[tuple[datetime, datetime]]
@@ -266,7 +288,7 @@ class IBKRService:
             for plan in self.client.plan_chunks(exchange, bar_size, range_start, range_end)
         ]
 
-    def _store_chunk(self, series: SeriesKey, chunk: FetchedChunk) -> int:
+    def _store_chunk(self, series: SeriesKey, chunk: FetchedChunk, progress: FetchProgress) -> None:
         meta = {
             "source": "ibkr",
             "what_to_show": chunk.request["what_to_show"],
@@ -289,7 +311,7 @@ class IBKRService:
             )
             for bar in chunk.bars
         ]
-        return self.repository.store_chunk(
+        stored = self.repository.store_chunk(
             series,
             bars,
             meta,
@@ -298,6 +320,9 @@ class IBKRService:
             chunk.confirmed_empty,
             chunk.empty_reason,
         )
+        # Counted only once the transaction has committed.
+        progress.bars_committed += stored
+        progress.chunks_committed += 1
 
     # -- live (cache disabled) ------------------------------------------------------------------
 

@@ -44,6 +44,11 @@ class PacingLimits:
         )
 
 
+def limits_scaled(scale: float) -> PacingLimits:
+    """IBKR's limits, with windows shrunk by `scale` (1 for a real gateway)."""
+    return PacingLimits() if scale == 1 else PacingLimits().scaled(scale)
+
+
 @dataclass
 class PacingStats:
     requests: int = 0
@@ -126,3 +131,32 @@ class PacingScheduler:
             self._sent_by_contract.setdefault(contract_key, deque()).append(now)
             self._last_identical[request_key] = now
         return waited
+
+    def sent(self, contract_key: str, request_key: str) -> None:
+        """Move the latest slot of this request to now: the moment it actually goes out.
+
+        A busy event loop can start the send a while after the slot was granted; the gateway
+        counts from arrival, so the windows must count from the later time, or a request that
+        left late and the ones granted after it would crowd into one of IBKR's windows.
+        """
+        granted = self._last_identical.get(request_key)
+        if granted is None:
+            return
+        now = self._monotonic()
+        if now <= granted:
+            return
+        _restamp(self._sent, granted, now)
+        _restamp(self._sent_by_contract.get(contract_key, deque()), granted, now)
+        self._last_identical[request_key] = now
+
+
+def _restamp(times: deque[float], old: float, new: float) -> None:
+    """Replace the latest `old` with `new`, keeping the deque in time order."""
+    for index in range(len(times) - 1, -1, -1):
+        if times[index] == old:
+            del times[index]
+            break
+    position = len(times)
+    while position > 0 and times[position - 1] > new:
+        position -= 1
+    times.insert(position, new)

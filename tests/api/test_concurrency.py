@@ -153,7 +153,7 @@ def test_fifty_refreshes_of_one_series_share_one_fetch(backend, load_simulator):
     assert sum(job["results"][0]["bars_fetched"] > 0 for job in jobs) == 1
     assert load_simulator.stats()["historical_requests"] - before == 1
     assert not probe.failures
-    assert len(probe.latencies) > 20
+    assert len(probe.latencies) >= 10
     assert probe.p99() < HEALTH_P99_LIMIT_S, probe.summary()
 
 
@@ -178,3 +178,51 @@ def test_two_hundred_refreshes_of_different_series_all_finish(backend, load_simu
     assert after["historical_requests"] - paced - before["historical_requests"] == 200, after
     assert not probe.failures
     assert probe.p99() < HEALTH_P99_LIMIT_S, probe.summary()
+
+
+@pytest.fixture
+def small_pool_backend(database_url, load_simulator, tmp_path):
+    """DB_POOL_SIZE=2: four connections in all, for 150 requests at once."""
+    migrate(database_url)
+    env = app_environment(
+        database_url, load_simulator, IB_PACING_SCALE=str(PACING_SCALE), DB_POOL_SIZE="2"
+    )
+    with BackendProcess(env, tmp_path / "backend.log") as process:
+        yield process
+
+
+def test_a_small_pool_is_never_exhausted(small_pool_backend):
+    """Reads and refreshes queue for a thread or a fetch slot; none fails on the pool."""
+    url = small_pool_backend.url
+
+    async def load() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
+        async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as client:
+            refreshes = [
+                client.post(
+                    REFRESH,
+                    params={"wait": "true"},
+                    json={"symbols": [symbol], "data_type": "1d", "days_back": 10},
+                )
+                for symbol in LOAD_SYMBOLS[:50]
+            ]
+            reads = [
+                client.get(path)
+                for _ in range(25)
+                for path in (
+                    "/api/market-data/cache",
+                    "/api/market-data/cache/stats",
+                    "/api/market-data/cache/LOAD000?data_type=1d",
+                    "/api/config",
+                )
+            ]
+            return await asyncio.gather(*refreshes, *reads)
+
+    responses = asyncio.run(load())
+    statuses = [response.status_code for response in responses]
+    assert all(status < 500 for status in statuses), [
+        response.text for response in responses if response.status_code >= 500
+    ][:3]
+    jobs = [response.json() for response in responses[:50]]
+    assert {job["status"] for job in jobs} == {"completed"}
+    assert "QueuePool" not in small_pool_backend.log_tail(400)

@@ -175,6 +175,7 @@ def test_only_the_latest_finished_jobs_are_kept(migrated_sqlite_url):
                 RefreshJobs,
                 service=container.cache_refresh_service,
                 connection=container.ib_connection,
+                planner=container.request_planner,
                 clock=container.clock,
                 default_exchange="NASDAQ",
                 keep_finished=2,

@@ -51,11 +51,15 @@ class SimulatorProcess:
         _stop(self.process)
 
 
-def start_simulator_process(pacing_scale: float = PACING_SCALE) -> SimulatorProcess:
+def start_simulator_process(
+    pacing_scale: float = PACING_SCALE, instruments: Path | None = None
+) -> SimulatorProcess:
+    """The simulator on free ports; `instruments` replaces its bundled list with a JSON file."""
     process = subprocess.Popen(
         [
             sys.executable, "-m", "backend.ibkr_simulator",
             "--port", "0", "--control-port", "0", "--pacing-scale", str(pacing_scale),
+            *(["--instruments", str(instruments)] if instruments else []),
         ],
         cwd=ROOT,
         stdout=subprocess.PIPE,

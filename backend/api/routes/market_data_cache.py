@@ -31,6 +31,8 @@ from backend.models.market_data_api import (
     RefreshProgress,
     RefreshRequest,
     RefreshResultPublic,
+    RequestBudgetPublic,
+    RequestEstimatePublic,
     SeriesCursor,
     SeriesPublic,
     Symbol,
@@ -142,6 +144,11 @@ def cache_stats(
     response_description="Job accepted; follow it at the Location header's URL",
     responses={
         200: {"model": RefreshJobPublic, "description": "Finished job (with wait=true)"},
+        422: {
+            "model": RequestBudgetPublic,
+            "description": "Invalid input, or the job would need more IBKR requests than "
+            "REQUEST_CEILING (code request_budget_exceeded, with the estimate)",
+        },
         **GUARDED,
     },
     dependencies=[Depends(require_api_token)],
@@ -174,8 +181,13 @@ async def refresh_cache(
         bool, Query(description=f"Answer when the job ends (at most {REFRESH_WAIT_S:g} s).")
     ] = False,
 ) -> RefreshJobPublic:
-    """Fetch symbols from IBKR into the cache as a job (allowed in DEBUG_MODE); 202 with the job."""
-    job = jobs.submit(body)
+    """Fetch symbols from IBKR into the cache as a job (allowed in DEBUG_MODE); 202 with the job.
+
+    The job is planned first: one that needs more than REQUEST_CEILING historical requests
+    (default 1440, four hours of IBKR's pacing budget) is refused with 422
+    `request_budget_exceeded` and the estimate, before anything is sent.
+    """
+    job = await jobs.submit(body)
     if wait:
         await jobs.wait(job, REFRESH_WAIT_S)
     if job.finished:
@@ -197,6 +209,30 @@ async def refresh_job(
 ) -> RefreshJobPublic:
     """A refresh job's progress and per-symbol results."""
     job = jobs.get(job_id)
+    if job is None:
+        raise HTTPException(
+            404, f"no refresh job {job_id}; jobs are kept in memory and forgotten on restart"
+        )
+    return job_public(job)
+
+
+@router.delete(
+    "/refresh/{job_id}",
+    response_model=RefreshJobPublic,
+    responses={404: {"model": ErrorPublic, "description": "No such job"}, **GUARDED},
+    dependencies=[Depends(require_api_token)],
+)
+@inject
+async def cancel_refresh_job(
+    job_id: str,
+    jobs: Annotated[RefreshJobs, Depends(Provide[Container.refresh_jobs])],
+) -> RefreshJobPublic:
+    """Cancel a queued or running job: it sends no request after the one in flight.
+
+    Answers with the job once it has stopped (status `cancelled`; bars committed so far stay
+    cached and are counted). A job that had already finished is returned unchanged.
+    """
+    job = await jobs.cancel(job_id)
     if job is None:
         raise HTTPException(
             404, f"no refresh job {job_id}; jobs are kept in memory and forgotten on restart"
@@ -318,6 +354,7 @@ def job_public(job: RefreshJob) -> RefreshJobPublic:
             start=job.start,
             end=job.end,
         ),
+        estimate=RequestEstimatePublic(**job.estimate.to_json()),
         progress=RefreshProgress(done=len(job.results), total=len(job.symbols)),
         results=[
             RefreshResultPublic(
