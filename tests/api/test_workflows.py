@@ -230,3 +230,27 @@ def test_executions_a_stopped_process_left_running_are_interrupted_at_start_up(
     assert again["finished_at"] == details[1]["finished_at"]
     assert len(again["logs"]) == 1
 
+
+def test_a_run_over_the_request_ceiling_is_refused_before_anything_is_sent_or_recorded(
+    migrated_database_url, sim
+):
+    # Two symbols of 1-minute bars over 60 days are dozens of requests; the ceiling allows 5.
+    big = RUN | {"data_type": "1m", "lookback_days": 60}
+    with client_for(migrated_database_url, sim.port, FakeClock(), REQUEST_CEILING=5) as client:
+        response = client.post("/api/workflows/execute", json=big)
+        listing = client.get("/api/workflows/executions").json()
+    with client_for(
+        migrated_database_url, sim.port, FakeClock(), REQUEST_CEILING=5, DEBUG_MODE=True
+    ) as debug:
+        # DEBUG_MODE sends nothing, so it has nothing to refuse: the run reads the cache only.
+        cache_only = debug.post("/api/workflows/execute", json=big)
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["code"] == "request_budget_exceeded"
+    assert body["estimate"]["requests"] > body["estimate"]["ceiling"] == 5
+    assert "REQUEST_CEILING" in body["detail"]
+    assert sim.stats()["historical_requests"] == 0
+    assert listing == {"data": [], "count": 0}
+    assert cache_only.status_code == 200
+    assert cache_only.json()["status"] == "failed"
