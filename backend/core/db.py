@@ -23,7 +23,7 @@ DEFAULT_POOL_SIZE = 10
 # can never exhaust the pool; the sync routes' thread limit takes the rest (see route_threads).
 # Few on purpose: the calls are short, and every extra busy thread competes with the event loop
 # for the GIL, which is what a health check's tail latency is made of under load.
-DEFAULT_BLOCKING_WORKERS = 3
+DEFAULT_BLOCKING_WORKERS = 2
 # Advisory-lock sessions held at once: one per series being fetched (FETCH_CONCURRENCY).
 DEFAULT_LOCK_CONNECTIONS = 8
 

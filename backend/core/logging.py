@@ -11,6 +11,18 @@ LOG_FORMAT = (
 )
 
 
+# loguru's levels as stdlib ones; TRACE maps to DEBUG and SUCCESS to INFO.
+STDLIB_LEVELS = {
+    "TRACE": logging.DEBUG,
+    "DEBUG": logging.DEBUG,
+    "INFO": logging.INFO,
+    "SUCCESS": logging.INFO,
+    "WARNING": logging.WARNING,
+    "ERROR": logging.ERROR,
+    "CRITICAL": logging.CRITICAL,
+}
+
+
 class InterceptHandler(logging.Handler):
     """Hands stdlib log records to loguru, keeping the caller's location."""
 
@@ -36,7 +48,8 @@ def configure_logging(level: str = "INFO") -> None:
         std_logger.propagate = False
         # Never TRACE: at that level uvicorn wraps the app in a middleware that logs every ASGI
         # message, which costs more than a health check itself.
-        std_logger.setLevel(logging.DEBUG if level in ("TRACE", "DEBUG") else logging.INFO)
+        # Records below LOG_LEVEL are not even built (each access line costs a frame walk).
+        std_logger.setLevel(STDLIB_LEVELS.get(level.upper(), logging.INFO))
     # ib_insync logs every wire message at INFO; its warnings and errors are what matter here.
     logging.getLogger("ib_insync").setLevel(logging.WARNING)
     # Its client logs every refused connection at ERROR; IBConnection reports those once, with

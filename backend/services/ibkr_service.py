@@ -105,7 +105,7 @@ class IBKRService:
         self.locks = locks or SeriesLocks(repository.database)
         # Database work runs on the database's own threads, never on the loop's default executor.
         self._run = repository.database.run
-        self._in_flight: dict[tuple, asyncio.Future[MarketDataResult]] = {}
+        self._in_flight: dict[tuple, _SharedFetch] = {}
 
     async def get_or_fetch_market_data(
         self,
@@ -162,21 +162,27 @@ class IBKRService:
         progress: FetchProgress,
     ) -> MarketDataResult:
         # Concurrent identical calls share one fetch, and every waiter gets the full result.
+        # The fetch runs as a task of its own: a caller that goes away (a cancelled job, a
+        # client that disconnected) stops waiting, and the fetch stops only when nobody waits.
         key = (series, start, end, force)
-        if key in self._in_flight:
-            return await asyncio.shield(self._in_flight[key])
-        future: asyncio.Future[MarketDataResult] = asyncio.get_running_loop().create_future()
-        self._in_flight[key] = future
+        shared = self._in_flight.get(key)
+        if shared is None:
+            task = asyncio.get_running_loop().create_task(
+                self._read_through(series, bar_size, start, end, force, progress)
+            )
+            shared = self._in_flight[key] = _SharedFetch(task)
+            task.add_done_callback(lambda _done: self._in_flight.pop(key, None))
+        shared.waiters += 1
         try:
-            result = await self._read_through(series, bar_size, start, end, force, progress)
-            future.set_result(result)
-            return result
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved when nobody else waited
+            return await asyncio.shield(shared.task)
+        except asyncio.CancelledError:
+            if shared.waiters == 1 and not shared.task.done():
+                shared.task.cancel()
+                # A chunk being committed finishes first; its bars are counted in `progress`.
+                await asyncio.wait([shared.task])
             raise
         finally:
-            del self._in_flight[key]
+            shared.waiters -= 1
 
     async def _read_through(
         self,
@@ -418,6 +424,12 @@ class IBKRService:
             result.bars_fetched,
             seconds * 1000,
         )
+
+
+@dataclass
+class _SharedFetch:
+    task: asyncio.Task[MarketDataResult]
+    waiters: int = 0
 
 
 def _ident(series: SeriesKey, start: datetime, end: datetime) -> tuple[Any, ...]:

@@ -215,6 +215,45 @@ async def test_twenty_concurrent_calls_share_one_fetch(migrated_database_url, si
     assert {tuple(result.bars) for result in results} == {tuple(results[0].bars)}
 
 
+async def test_a_caller_going_away_does_not_cancel_a_shared_fetch(
+    migrated_database_url, sim, build_container
+):
+    """Two identical calls share one fetch; cancelling the first leaves the second its bars."""
+    service = build_container(migrated_database_url, sim.port, FakeClock()).market_data_service()
+    sim.arm_fault("delay", count=1, seconds=0.5)
+    first = asyncio.create_task(
+        service.get_or_fetch_market_data("META", "NASDAQ", "1d", YEAR_AGO, FIXED_NOW)
+    )
+    second = asyncio.create_task(
+        service.get_or_fetch_market_data("META", "NASDAQ", "1d", YEAR_AGO, FIXED_NOW)
+    )
+    await asyncio.sleep(0.2)
+    first.cancel()
+    result = await second
+    assert first.cancelled()
+    assert len(result.bars) == 250
+    assert sim.stats()["historical_requests"] == 1
+
+
+async def test_the_last_caller_going_away_stops_the_fetch(
+    migrated_database_url, sim, build_container
+):
+    service = build_container(migrated_database_url, sim.port, FakeClock()).market_data_service()
+    sim.arm_fault("delay", count=100, seconds=0.2)
+    start = FIXED_NOW - timedelta(days=20)
+    call = asyncio.create_task(
+        service.get_or_fetch_market_data("XOM", "NASDAQ", "1m", start, FIXED_NOW)
+    )
+    while sim.stats()["historical_requests"] < 2:
+        await asyncio.sleep(0.02)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    sent = sim.stats()["historical_requests"]
+    await asyncio.sleep(0.6)
+    assert sim.stats()["historical_requests"] == sent < 10
+
+
 async def test_confirmed_empty_range_is_not_requested_again(
     migrated_database_url, sim, build_container
 ):

@@ -59,7 +59,7 @@ bearer = HTTPBearer(
 
 
 @inject
-def require_api_token(
+async def require_api_token(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     settings: Annotated[Settings, Depends(Provide[Container.settings])],
 ) -> None:
