@@ -168,6 +168,10 @@ class SimulatedGateway:
         logger.debug("client connected from %s", connection.peer)
         try:
             await connection.serve()
+        except asyncio.CancelledError:
+            # Shutting down. Returning (not re-raising) keeps asyncio's stream callback from
+            # logging the cancellation of every open connection as an error.
+            pass
         finally:
             self._connections.discard(connection)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 from backend.models.market_data import BarSize, MarketDataCache
@@ -82,14 +82,7 @@ class CacheInventory:
             # Keyset paging: timestamps are stored to the microsecond.
             page_start = max(start, cursor.after + timedelta(microseconds=1))
         chosen = exchange or self.default_exchange
-        candidates = [chosen]
-        if exchange is None:
-            candidates += [
-                other
-                for other in self.repository.cached_exchanges(symbol, data_type.value)
-                if other != chosen
-            ]
-        for candidate in candidates:
+        for candidate in self._exchanges_to_try(symbol, data_type, chosen, exchange is None):
             series = SeriesKey(symbol, candidate, data_type.value)
             # One bar more than the page tells whether another page follows.
             bars = self.repository.read_bars(series, page_start, end, limit + 1)
@@ -114,6 +107,16 @@ class CacheInventory:
             expired=self.repository.any_expired(series, start, end, self.clock()),
             next_cursor=next_cursor,
         )
+
+    def _exchanges_to_try(
+        self, symbol: str, data_type: BarSize, chosen: str, fall_back: bool
+    ) -> Iterator[str]:
+        """The chosen exchange, then, only if it holds nothing, the others the symbol is on."""
+        yield chosen
+        if fall_back:
+            for other in self.repository.cached_exchanges(symbol, data_type.value):
+                if other != chosen:
+                    yield other
 
     def _total(
         self,

@@ -12,6 +12,7 @@ from typing import Any
 
 from loguru import logger
 
+from backend.core.metrics import CACHE_LOOKUPS
 from backend.models.market_data import BarSize
 from backend.repositories.market_data_cache import (
     CacheSummary,
@@ -144,6 +145,7 @@ class IBKRService:
         )
         if coverage.missing:
             await self._run(self.repository.record_outcome, series, "miss", self.clock())
+            CACHE_LOOKUPS.labels(CacheOutcome.MISS.value).inc()
             days_back = max(1, (self.clock() - start).days + 1)
             raise CacheMissInDebugMode(
                 series.symbol, series.exchange, series.data_type, coverage.missing, days_back
@@ -404,8 +406,6 @@ class IBKRService:
         )
 
     def _log(self, result: MarketDataResult, seconds: float) -> None:
-        from backend.core.metrics import CACHE_LOOKUPS
-
         CACHE_LOOKUPS.labels(result.outcome.value).inc()
         logger.bind(
             symbol=result.symbol,

@@ -1,6 +1,7 @@
 """Cache management endpoints: list, inspect, refresh from IBKR, clear, statistics."""
 
 import hmac
+import json
 from datetime import datetime
 from typing import Annotated
 
@@ -9,7 +10,7 @@ from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Respon
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from backend.api.errors import ErrorPublic, status_for
+from backend.api.errors import ErrorPublic, database_error_response, status_for
 from backend.config.settings import Settings
 from backend.containers import Container
 from backend.models.market_data import BarSize
@@ -373,6 +374,10 @@ def job_public(job: RefreshJob) -> RefreshJobPublic:
 def _refresh_error(error: Exception) -> RefreshError:
     if isinstance(error, MarketDataError):
         return RefreshError(code=error.code, detail=str(error), status_code=status_for(error))
+    database = database_error_response(error)
+    if database is not None:
+        body = json.loads(database.body)
+        return RefreshError(code=body["code"], detail=body["detail"], status_code=503)
     return RefreshError(
         code="internal_error", detail="unexpected error; see the server log", status_code=500
     )
