@@ -60,7 +60,8 @@ class RequestPlanner:
         self.ceiling = ceiling
 
     def duration_s(self, requests: int) -> float:
-        # Beyond a burst of one window's worth, IBKR allows one request per window / max.
+        # IBKR's sustained rate: 60 per 10 minutes is one request per 10 s. A first burst can go
+        # faster, so this is an upper bound, which is what a limit should be measured against.
         return requests * self.limits.global_window_s / self.limits.global_max
 
     async def estimate(
