@@ -2,11 +2,11 @@
 
 from sqlmodel import SQLModel
 
-import backend.models  # noqa: F401  (registers every table on SQLModel.metadata)
+import backend.storage  # noqa: F401  (registers every table on SQLModel.metadata)
 from alembic import context
 from backend.config.settings import load_settings
-from backend.core.db import create_db_engine
-from backend.models.types import UTCDateTime
+from backend.storage.database import create_db_engine
+from backend.storage.types import UTCDateTime
 
 config = context.config
 target_metadata = SQLModel.metadata

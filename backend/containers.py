@@ -3,23 +3,23 @@
 from dependency_injector import containers, providers
 
 from backend.config.settings import Settings
-from backend.core.db import Database
-from backend.core.health import DatabaseProbe
-from backend.models.types import utc_now
-from backend.repositories.market_data_cache import MarketDataCacheRepository
-from backend.repositories.series_lock import SeriesLocks
-from backend.repositories.workflow import WorkflowRepository
-from backend.services.cache_inventory import CacheInventory
-from backend.services.cache_population import CachePopulationService
-from backend.services.cache_stats import CacheStatsService
-from backend.services.ib_connection import IBConnection
-from backend.services.ibkr_client import IBKRClient
-from backend.services.ibkr_service import DataSourcePolicy, IBKRService
-from backend.services.pacing import PacingScheduler, limits_scaled
-from backend.services.refresh_jobs import RefreshJobs
-from backend.services.request_budget import RequestPlanner
-from backend.services.strategies import default_registry
-from backend.services.strategy_executor import StrategyExecutor
+from backend.ibkr.client import IBKRClient
+from backend.ibkr.connection import IBConnection
+from backend.ibkr.pacing import PacingScheduler, limits_scaled
+from backend.market_data.inventory import CacheInventory
+from backend.market_data.population import CachePopulationService
+from backend.market_data.refresh_jobs import RefreshJobs
+from backend.market_data.request_budget import RequestPlanner
+from backend.market_data.service import DataSourcePolicy, MarketDataService
+from backend.market_data.stats import CacheStatsService
+from backend.storage.database import Database
+from backend.storage.database_probe import DatabaseProbe
+from backend.storage.market_data_repository import MarketDataCacheRepository
+from backend.storage.series_lock import SeriesLocks
+from backend.storage.types import utc_now
+from backend.storage.workflow_repository import WorkflowRepository
+from backend.workflows.executor import StrategyExecutor
+from backend.workflows.strategies import default_registry
 
 
 def choose_policy(debug_mode: bool, cache_enabled: bool) -> str:
@@ -69,7 +69,7 @@ class Container(containers.DeclarativeContainer):
     data_source_policy = providers.Callable(choose_policy, config.DEBUG_MODE, config.CACHE_ENABLED)
 
     read_through_service = providers.Singleton(
-        IBKRService,
+        MarketDataService,
         repository=market_data_repository,
         policy=DataSourcePolicy.READ_THROUGH,
         client=ibkr_client,
@@ -82,7 +82,7 @@ class Container(containers.DeclarativeContainer):
     market_data_service = providers.Selector(
         data_source_policy,
         cache_only=providers.Singleton(
-            IBKRService,
+            MarketDataService,
             repository=market_data_repository,
             policy=DataSourcePolicy.CACHE_ONLY,
             client=None,
@@ -91,7 +91,7 @@ class Container(containers.DeclarativeContainer):
         ),
         read_through=read_through_service,
         live=providers.Singleton(
-            IBKRService,
+            MarketDataService,
             repository=market_data_repository,
             policy=DataSourcePolicy.LIVE,
             client=ibkr_client,

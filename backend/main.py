@@ -16,8 +16,8 @@ from backend.api.routes import market_data_cache, strategies, system, workflows
 from backend.config.settings import Settings, load_settings
 from backend.containers import Container, build_container
 from backend.core.logging import configure_logging
-from backend.services import market_calendar
-from backend.services.ibkr_service import DataSourcePolicy
+from backend.market_data import calendar as market_calendar
+from backend.market_data.service import DataSourcePolicy
 
 FRONTEND_DIST = Path(__file__).resolve().parents[1] / "frontend" / "dist"
 

@@ -43,10 +43,10 @@ from alembic import command  # noqa: E402
 from backend.config.settings import load_settings  # noqa: E402
 from backend.containers import build_container  # noqa: E402
 from backend.core.logging import configure_logging  # noqa: E402
+from backend.ibkr.pacing import PacingLimits, PacingScheduler  # noqa: E402
 from backend.ibkr_simulator import SimulatedGateway  # noqa: E402
-from backend.repositories.market_data_cache import NewBar, SeriesKey  # noqa: E402
-from backend.services.cache_stats import CacheStatsService  # noqa: E402
-from backend.services.pacing import PacingLimits, PacingScheduler  # noqa: E402
+from backend.market_data.stats import CacheStatsService  # noqa: E402
+from backend.storage.market_data_repository import NewBar, SeriesKey  # noqa: E402
 
 NOW = datetime(2025, 12, 1, 22, 0, tzinfo=UTC)
 YEAR_AGO = NOW - timedelta(days=365)

@@ -69,8 +69,8 @@ from backend.config.settings import (  # noqa: E402
 )
 from backend.containers import Container, build_container  # noqa: E402
 from backend.core.logging import configure_logging  # noqa: E402
-from backend.services.cache_population import PopulationRequest  # noqa: E402
-from backend.services.market_calendar import UnsupportedExchange, calendar_for  # noqa: E402
+from backend.market_data.calendar import UnsupportedExchange, calendar_for  # noqa: E402
+from backend.market_data.population import PopulationRequest  # noqa: E402
 from scripts.populate_runner import (  # noqa: E402
     EXIT_USAGE,
     populate_in_process,

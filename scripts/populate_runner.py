@@ -10,14 +10,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend.containers import Container
-from backend.services.cache_population import (
+from backend.market_data.errors import GatewayUnavailable
+from backend.market_data.population import (
     PopulationRequest,
     SeriesFinished,
     SeriesResult,
     SeriesStatus,
     failed,
 )
-from backend.services.errors import GatewayUnavailable
 from scripts.progress_output import Output
 from scripts.refresh_api import UNFINISHED, BackendError, RefreshApiClient
 

@@ -23,7 +23,8 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from backend.services.cache_population import (
+from backend.ibkr.pacing import PacingLimits, PacingStats
+from backend.market_data.population import (
     ChunkStored,
     ProgressEvent,
     SeriesFinished,
@@ -33,7 +34,6 @@ from backend.services.cache_population import (
     SeriesRetrying,
     SeriesStatus,
 )
-from backend.services.pacing import PacingLimits, PacingStats
 
 
 @dataclass

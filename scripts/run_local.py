@@ -18,10 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from backend.config.settings import SettingsError, load_settings  # noqa: E402
-from backend.core.db import Database  # noqa: E402
-from backend.models.types import utc_now  # noqa: E402
-from backend.repositories.market_data_cache import MarketDataCacheRepository  # noqa: E402
 from backend.server import serve, uvicorn_config  # noqa: E402
+from backend.storage.database import Database  # noqa: E402
+from backend.storage.market_data_repository import MarketDataCacheRepository  # noqa: E402
+from backend.storage.types import utc_now  # noqa: E402
 
 HOST = os.environ.get("HOST", "127.0.0.1")
 PORT = int(os.environ.get("PORT", "8000"))

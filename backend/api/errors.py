@@ -13,7 +13,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from backend.services.errors import (
+from backend.market_data.calendar import UnsupportedExchange
+from backend.market_data.errors import (
     CacheMissInDebugMode,
     GatewayUnavailable,
     InvalidBar,
@@ -24,8 +25,7 @@ from backend.services.errors import (
     PacingViolation,
     UnknownContract,
 )
-from backend.services.market_calendar import UnsupportedExchange
-from backend.services.request_budget import RequestBudgetExceeded
+from backend.market_data.request_budget import RequestBudgetExceeded
 
 STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (CacheMissInDebugMode, 409),

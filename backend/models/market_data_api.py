@@ -20,7 +20,7 @@ from pydantic import (
 )
 
 from backend.config.settings import normalize_symbol
-from backend.models.market_data import BarSize
+from backend.storage.market_data_tables import BarSize
 
 MAX_PAGE_SIZE = 5000
 MAX_REFRESH_SYMBOLS = 50

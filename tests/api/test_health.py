@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from backend.api.errors import DATABASE_BUSY_RETRY_AFTER_S, database_error_response
-from backend.core.health import DatabaseProbe
+from backend.storage.database_probe import DatabaseProbe
 from tests.support import databases
 from tests.support.cache_api import api_client, seed_daily_bars
 from tests.support.migrations import migrate_to_head

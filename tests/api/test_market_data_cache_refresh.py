@@ -5,7 +5,7 @@ import time
 import pytest
 from dependency_injector import providers
 
-from backend.services.refresh_jobs import RefreshJobs
+from backend.market_data.refresh_jobs import RefreshJobs
 from tests.support.cache_api import DEAD_GATEWAY_PORT, api_client, seed_daily_bars
 from tests.support.migrations import migrate_to_head
 

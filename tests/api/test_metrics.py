@@ -6,7 +6,7 @@ from contextlib import ExitStack
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from backend.services.pacing import PacingLimits, PacingScheduler
+from backend.ibkr.pacing import PacingLimits, PacingScheduler
 from tests.support.cache_api import api_client, seed_daily_bars
 from tests.support.migrations import migrate_to_head
 

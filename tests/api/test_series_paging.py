@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backend.repositories.market_data_cache import NewBar, SeriesKey
+from backend.storage.market_data_repository import NewBar, SeriesKey
 from tests.support.cache_api import api_client
 from tests.support.gateway import FIXED_NOW
 from tests.support.migrations import migrate_to_head

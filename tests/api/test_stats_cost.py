@@ -3,7 +3,7 @@
 import json
 from datetime import UTC, datetime, timedelta
 
-from backend.repositories.market_data_cache import NewBar, SeriesKey
+from backend.storage.market_data_repository import NewBar, SeriesKey
 from tests.support.cache_api import api_client
 from tests.support.gateway import FIXED_NOW
 from tests.support.sql_work import statements_of, work_on_bars

@@ -3,10 +3,10 @@
 import pytest
 from fastapi.testclient import TestClient
 
-from backend.core.db import Database
 from backend.main import create_app
-from backend.models.workflow import ExecutionStatus
-from backend.repositories.workflow import WorkflowRepository
+from backend.storage.database import Database
+from backend.storage.workflow_repository import WorkflowRepository
+from backend.storage.workflow_tables import ExecutionStatus
 from tests.support.app import make_container, make_settings
 from tests.support.cache_api import LOCAL_URL
 from tests.support.gateway import FakeClock, free_port

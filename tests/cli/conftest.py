@@ -10,9 +10,9 @@ import pytest
 from dependency_injector import providers
 from sqlalchemy import func, select
 
-from backend.core.db import Database
-from backend.models import MarketDataCache
-from backend.services.cache_population import CachePopulationService
+from backend.market_data.population import CachePopulationService
+from backend.storage import MarketDataCache
+from backend.storage.database import Database
 from scripts.populate_market_cache import main
 from tests.support.app import make_container, make_settings
 from tests.support.gateway import FakeClock

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from backend.models import BarSize
-from backend.services.errors import CacheMissInDebugMode
-from backend.services.market_calendar import expected_bar_timestamps
+from backend.market_data.calendar import expected_bar_timestamps
+from backend.market_data.errors import CacheMissInDebugMode
+from backend.storage import BarSize
 from tests.cli.conftest import Cli, fast_container
 from tests.support.app import make_settings
 from tests.support.gateway import FIXED_NOW, free_port

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
-from backend.services.cache_population import (
+from backend.ibkr.pacing import PacingStats
+from backend.market_data.population import (
     ChunkStored,
     SeriesFinished,
     SeriesPlan,
@@ -15,7 +16,6 @@ from backend.services.cache_population import (
     SeriesResult,
     SeriesStatus,
 )
-from backend.services.pacing import PacingStats
 from scripts.progress_output import RichOutput
 
 START = datetime(2025, 1, 2, tzinfo=UTC)

@@ -5,9 +5,11 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from backend.models.market_data import BarSize
-from backend.services import market_calendar
-from backend.services.errors import (
+from backend.ibkr.client import ChunkPlan, IBKRClient
+from backend.ibkr.connection import IBConnection
+from backend.ibkr.pacing import PacingLimits, PacingScheduler
+from backend.market_data import calendar as market_calendar
+from backend.market_data.errors import (
     ClientIdInUse,
     GatewayTimeout,
     GatewayUnavailable,
@@ -16,9 +18,7 @@ from backend.services.errors import (
     PacingViolation,
     UnknownContract,
 )
-from backend.services.ib_connection import IBConnection
-from backend.services.ibkr_client import ChunkPlan, IBKRClient
-from backend.services.pacing import PacingLimits, PacingScheduler
+from backend.storage.market_data_tables import BarSize
 from tests.support.gateway import FIXED_NOW, PACING_SCALE, FakeClock, free_port
 
 # Two full weeks around Thanksgiving 2025 (closed Thu 11-27, early close Fri 11-28 at 13:00 ET).

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from backend.core.db import Database
-from backend.models import BarSize, MarketDataCache
-from backend.repositories.market_data_cache import SeriesKey
-from backend.services import market_calendar
-from backend.services.errors import CacheMissInDebugMode, GatewayUnavailable
-from backend.services.ibkr_service import CacheOutcome, DataSource
+from backend.market_data import calendar as market_calendar
+from backend.market_data.errors import CacheMissInDebugMode, GatewayUnavailable
+from backend.market_data.service import CacheOutcome, DataSource
+from backend.storage import BarSize, MarketDataCache
+from backend.storage.database import Database
+from backend.storage.market_data_repository import SeriesKey
 from tests.support.gateway import FIXED_NOW, FakeClock, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -321,7 +321,7 @@ async def test_each_call_logs_one_line_with_its_context(sqlite_url, sim, build_c
     migrate_to_head(sqlite_url)
     service = build_container(sqlite_url, sim.port, FakeClock()).market_data_service()
     records = []
-    sink = logger.add(records.append, level="INFO", filter="backend.services.ibkr_service")
+    sink = logger.add(records.append, level="INFO", filter="backend.market_data.service")
     try:
         await service.get_or_fetch_market_data("IBM", "NYSE", "1d", YEAR_AGO, FIXED_NOW)
         await service.get_or_fetch_market_data("IBM", "NYSE", "1d", YEAR_AGO, FIXED_NOW)
@@ -336,3 +336,11 @@ async def test_each_call_logs_one_line_with_its_context(sqlite_url, sim, build_c
     assert all(extra["symbol"] == "IBM" and extra["data_type"] == "1d" for extra in extras)
     assert all(extra["range"].startswith(YEAR_AGO.isoformat()) for extra in extras)
     assert all(extra["duration_ms"] >= 0 for extra in extras)
+
+
+def test_ibkr_service_is_the_market_data_service():
+    """The platform's task list calls the service IBKRService; both names are one class."""
+    from backend.market_data.service import IBKRService, MarketDataService
+
+    assert IBKRService is MarketDataService
+    assert callable(IBKRService.get_or_fetch_market_data)

@@ -8,11 +8,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import func, insert, inspect, select
 from sqlmodel import SQLModel
 
-import backend.models  # noqa: F401  (registers the tables)
+import backend.storage  # noqa: F401  (registers the tables)
 from alembic import command
-from backend.core.db import Database, create_db_engine
-from backend.models.market_data import MarketDataCache
-from backend.repositories.market_data_cache import SUMMARIES, MarketDataCacheRepository
+from backend.storage.database import Database, create_db_engine
+from backend.storage.market_data_repository import SUMMARIES, MarketDataCacheRepository
+from backend.storage.market_data_tables import MarketDataCache
 from tests.support.migrations import alembic_config
 
 SUMMARY_TABLE = "market_data_series_summary"

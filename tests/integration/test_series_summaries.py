@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import and_, case, func, select
 
-from backend.core.db import Database
-from backend.repositories.market_data_cache import (
+from backend.storage.database import Database
+from backend.storage.market_data_repository import (
     BARS,
     BarFilter,
     MarketDataCacheRepository,

@@ -10,8 +10,8 @@ from dependency_injector import providers
 
 from backend.config.settings import Settings, load_settings
 from backend.containers import Container, build_container
-from backend.services.ibkr_client import IBKRClient
-from backend.services.pacing import PacingLimits, PacingScheduler
+from backend.ibkr.client import IBKRClient
+from backend.ibkr.pacing import PacingLimits, PacingScheduler
 from tests.support.gateway import PACING_SCALE
 
 # The simulator refuses a clientId already connected (error 326), as the real gateway does.

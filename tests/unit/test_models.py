@@ -7,8 +7,8 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlmodel import Session, select
 
-from backend.core.db import create_db_engine
-from backend.models import MarketData, MarketDataCache
+from backend.storage import MarketData, MarketDataCache
+from backend.storage.database import create_db_engine
 from tests.support.migrations import migrate_to_head
 
 

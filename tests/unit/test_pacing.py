@@ -2,7 +2,7 @@
 
 import asyncio
 
-from backend.services.pacing import PacingLimits, PacingScheduler
+from backend.ibkr.pacing import PacingLimits, PacingScheduler
 
 
 class FakeTime:

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backend.services.strategies import (
+from backend.workflows.strategies import (
     RsiMeanReversion,
     SmaCrossover,
     StrategyInputError,

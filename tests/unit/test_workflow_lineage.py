@@ -4,9 +4,9 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from backend.repositories.market_data_cache import OhlcvBar
-from backend.services.lineage import bars_checksum
-from backend.services.strategy_executor import analysis_range
+from backend.storage.market_data_repository import OhlcvBar
+from backend.workflows.executor import analysis_range
+from backend.workflows.lineage import bars_checksum
 
 
 def bar(day: int, close: float, volume: float = 1000.0, zone=UTC) -> OhlcvBar:

@@ -16,9 +16,9 @@ import pytest
 from dependency_injector import providers
 
 from backend.containers import Container
-from backend.models.types import utc_now
-from backend.services.ibkr_client import IBKRClient
-from backend.services.pacing import PacingScheduler
+from backend.ibkr.client import IBKRClient
+from backend.ibkr.pacing import PacingScheduler
+from backend.storage.types import utc_now
 from tests.support.gateway import FakeClock, RunningSimulator
 
 MODES = ("debug", "live")

@@ -1,9 +1,9 @@
 """Edits to a filled cache that reproduce what IBKR's answers sometimes lack."""
 
-from backend.models.market_data import BarSize
-from backend.repositories.market_data_cache import BarFilter, SeriesKey
-from backend.services import market_calendar
-from backend.services.strategy_executor import analysis_range
+from backend.market_data import calendar as market_calendar
+from backend.storage.market_data_repository import BarFilter, SeriesKey
+from backend.storage.market_data_tables import BarSize
+from backend.workflows.executor import analysis_range
 
 
 def drop_bar_as_ibkr_did(container, symbol: str, lookback_days: int) -> tuple:

@@ -3,10 +3,10 @@
 import pytest
 from dependency_injector import providers
 
-from backend.models.workflow import ExecutionStatus
-from backend.repositories.market_data_cache import BarFilter, SeriesKey
-from backend.repositories.workflow import WorkflowRepository
-from backend.services.strategy_executor import analysis_range
+from backend.storage.market_data_repository import BarFilter, SeriesKey
+from backend.storage.workflow_repository import WorkflowRepository
+from backend.storage.workflow_tables import ExecutionStatus
+from backend.workflows.executor import analysis_range
 from tests.support.gateway import FakeClock, free_port
 from tests.support.migrations import migrate_to_head
 from tests.workflows.gaps import drop_bar_as_ibkr_did

@@ -5,10 +5,10 @@ import time
 import pytest
 from dependency_injector import providers
 
-from backend.models.market_data import BarSize
-from backend.models.workflow import ExecutionStatus
-from backend.services import market_calendar
-from backend.services.strategy_executor import StrategyExecutor, analysis_range
+from backend.market_data import calendar as market_calendar
+from backend.storage.market_data_tables import BarSize
+from backend.storage.workflow_tables import ExecutionStatus
+from backend.workflows.executor import StrategyExecutor, analysis_range
 from tests.support.gateway import FakeClock, free_port
 from tests.support.migrations import migrate_to_head
 from tests.workflows.gaps import drop_bar_as_ibkr_did

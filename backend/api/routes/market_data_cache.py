@@ -13,7 +13,10 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from backend.api.errors import ErrorPublic, database_error_response, status_for
 from backend.config.settings import Settings
 from backend.containers import Container
-from backend.models.market_data import BarSize
+from backend.market_data.errors import MarketDataError
+from backend.market_data.inventory import CacheInventory
+from backend.market_data.refresh_jobs import RefreshJob, RefreshJobs
+from backend.market_data.stats import CacheStatsService
 from backend.models.market_data_api import (
     MAX_OFFSET,
     MAX_PAGE_SIZE,
@@ -38,11 +41,8 @@ from backend.models.market_data_api import (
     SeriesPublic,
     Symbol,
 )
-from backend.repositories.market_data_cache import BarFilter
-from backend.services.cache_inventory import CacheInventory
-from backend.services.cache_stats import CacheStatsService
-from backend.services.errors import MarketDataError
-from backend.services.refresh_jobs import RefreshJob, RefreshJobs
+from backend.storage.market_data_repository import BarFilter
+from backend.storage.market_data_tables import BarSize
 
 router = APIRouter(prefix="/api/market-data/cache", tags=["market-data-cache"])
 

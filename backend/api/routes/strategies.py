@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from backend.containers import Container
-from backend.services.strategies import StrategyRegistry
+from backend.workflows.strategies import StrategyRegistry
 
 router = APIRouter(prefix="/api", tags=["strategies"])
 

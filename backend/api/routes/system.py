@@ -13,10 +13,10 @@ from pydantic import BaseModel
 from backend.config.settings import Settings
 from backend.containers import Container
 from backend.core import metrics
-from backend.core.db import Database
-from backend.core.health import DatabaseProbe
-from backend.services.ib_connection import IBConnection
-from backend.services.refresh_jobs import RefreshJobs
+from backend.ibkr.connection import IBConnection
+from backend.market_data.refresh_jobs import RefreshJobs
+from backend.storage.database import Database
+from backend.storage.database_probe import DatabaseProbe
 
 router = APIRouter(prefix="/api", tags=["system"])
 # At the root, where Prometheus looks by default. Unauthenticated, behind the Host check.

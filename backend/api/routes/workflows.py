@@ -13,12 +13,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 from backend.api.errors import ErrorPublic
 from backend.api.routes.market_data_cache import GUARDED, require_api_token
 from backend.containers import Container
-from backend.models.market_data import BarSize
 from backend.models.market_data_api import DaysBack, Symbol
-from backend.models.workflow import LineageRecord, WorkflowExecution, WorkflowLog
-from backend.repositories.workflow import WorkflowRepository
-from backend.services.strategies import StrategyInputError
-from backend.services.strategy_executor import StrategyExecutor
+from backend.storage.market_data_tables import BarSize
+from backend.storage.workflow_repository import WorkflowRepository
+from backend.storage.workflow_tables import LineageRecord, WorkflowExecution, WorkflowLog
+from backend.workflows.executor import StrategyExecutor
+from backend.workflows.strategies import StrategyInputError
 
 router = APIRouter(prefix="/api/workflows", tags=["workflows"])
 

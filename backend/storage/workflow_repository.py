@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from backend.core.db import Database
-from backend.models.workflow import (
+from backend.storage.database import Database
+from backend.storage.workflow_tables import (
     UNFINISHED_STATUSES,
     ExecutionStatus,
     LineageRecord,

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-from backend.models.types import JSONType, UTCDateTime, utc_now
+from backend.storage.types import JSONType, UTCDateTime, utc_now
 
 
 class ExecutionStatus(StrEnum):

@@ -10,8 +10,8 @@ from datetime import datetime
 from ib_insync import IB
 from loguru import logger
 
-from backend.models.types import utc_now
-from backend.services.errors import ClientIdInUse, GatewayUnavailable
+from backend.market_data.errors import ClientIdInUse, GatewayUnavailable
+from backend.storage.types import utc_now
 
 CLIENT_ID_IN_USE = 326
 

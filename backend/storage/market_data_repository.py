@@ -22,8 +22,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from backend.core.db import Database
-from backend.models.market_data import (
+from backend.storage.database import Database
+from backend.storage.market_data_tables import (
     OPEN_BAR_PREDICATE,
     CacheCoverage,
     CacheSeriesStats,

@@ -4,7 +4,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from backend.services.strategies.base import (
+from backend.workflows.strategies.base import (
     Number,
     ParameterSpec,
     Strategy,

@@ -16,14 +16,14 @@ from typing import Literal
 
 from loguru import logger
 
-from backend.models.market_data import BarSize
+from backend.ibkr.connection import IBConnection
+from backend.market_data import calendar as market_calendar
+from backend.market_data.errors import GatewayUnavailable, MarketDataError
+from backend.market_data.request_budget import RequestEstimate, RequestPlanner
+from backend.market_data.service import CacheOutcome, FetchProgress, MarketDataService
 from backend.models.market_data_api import DEFAULT_DAYS_BACK, RefreshRequest
-from backend.repositories.market_data_cache import SeriesKey
-from backend.services import market_calendar
-from backend.services.errors import GatewayUnavailable, MarketDataError
-from backend.services.ib_connection import IBConnection
-from backend.services.ibkr_service import CacheOutcome, FetchProgress, IBKRService
-from backend.services.request_budget import RequestEstimate, RequestPlanner
+from backend.storage.market_data_repository import SeriesKey
+from backend.storage.market_data_tables import BarSize
 
 JobStatus = Literal["queued", "running", "completed", "partial", "failed", "cancelled"]
 FINISHED: tuple[JobStatus, ...] = ("completed", "partial", "failed", "cancelled")
@@ -72,7 +72,7 @@ class RefreshJobs:
 
     def __init__(
         self,
-        service: IBKRService,
+        service: MarketDataService,
         connection: IBConnection,
         planner: RequestPlanner,
         clock: Callable[[], datetime],

@@ -11,18 +11,18 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from backend.config.settings import normalize_symbol
-from backend.models.market_data import BarSize
-from backend.models.workflow import ExecutionStatus, WorkflowExecution
-from backend.repositories.market_data_cache import OhlcvBar
-from backend.repositories.workflow import WorkflowRepository
-from backend.services import market_calendar
-from backend.services.errors import MarketDataError
-from backend.services.ibkr_service import DataSourcePolicy, IBKRService, MarketDataResult
-from backend.services.lineage import lineage_metadata
-from backend.services.strategies import Strategy, StrategyInputError, StrategyRegistry, bars_frame
+from backend.market_data import calendar as market_calendar
+from backend.market_data.errors import MarketDataError
+from backend.market_data.service import DataSourcePolicy, MarketDataResult, MarketDataService
+from backend.storage.market_data_repository import OhlcvBar
+from backend.storage.market_data_tables import BarSize
+from backend.storage.workflow_repository import WorkflowRepository
+from backend.storage.workflow_tables import ExecutionStatus, WorkflowExecution
+from backend.workflows.lineage import lineage_metadata
+from backend.workflows.strategies import Strategy, StrategyInputError, StrategyRegistry, bars_frame
 
 if TYPE_CHECKING:
-    from backend.services.request_budget import RequestPlanner
+    from backend.market_data.request_budget import RequestPlanner
 
 STEP_START = "start"
 STEP_FETCH = "fetch_market_data"
@@ -68,7 +68,7 @@ class StrategyExecutor:
 
     def __init__(
         self,
-        market_data_service: IBKRService,
+        market_data_service: MarketDataService,
         repository: WorkflowRepository,
         strategies: StrategyRegistry,
         exchange: str,

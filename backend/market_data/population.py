@@ -1,4 +1,4 @@
-"""Batch cache population: plan and fill many series through IBKRService, reporting progress."""
+"""Batch cache population: plan and fill many series through the service, reporting progress."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from enum import StrEnum
 from loguru import logger
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from backend.models.market_data import BarSize
-from backend.repositories.market_data_cache import BarFilter, MarketDataCacheRepository, SeriesKey
-from backend.services.errors import GatewayTimeout, MarketDataError, PacingViolation
-from backend.services.ibkr_client import ChunkPlan, IBKRClient
-from backend.services.ibkr_service import CacheOutcome, IBKRService
+from backend.ibkr.client import ChunkPlan, IBKRClient
+from backend.market_data.errors import GatewayTimeout, MarketDataError, PacingViolation
+from backend.market_data.service import CacheOutcome, MarketDataService
+from backend.storage.market_data_repository import BarFilter, MarketDataCacheRepository, SeriesKey
+from backend.storage.market_data_tables import BarSize
 
 
 class ChunkNotRefreshed(MarketDataError):
@@ -123,7 +123,7 @@ class CachePopulationService:
 
     def __init__(
         self,
-        refresh_service: IBKRService,
+        refresh_service: MarketDataService,
         client: IBKRClient,
         repository: MarketDataCacheRepository,
         clock: Callable[[], datetime],

@@ -5,7 +5,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from backend.services.strategies.base import (
+from backend.workflows.strategies.base import (
     Number,
     ParameterSpec,
     Strategy,

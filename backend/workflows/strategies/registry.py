@@ -1,8 +1,8 @@
 """The strategies a workflow can run, looked up by name."""
 
-from backend.services.strategies.base import Strategy, StrategyInputError
-from backend.services.strategies.rsi_mean_reversion import RsiMeanReversion
-from backend.services.strategies.sma_crossover import SmaCrossover
+from backend.workflows.strategies.base import Strategy, StrategyInputError
+from backend.workflows.strategies.rsi_mean_reversion import RsiMeanReversion
+from backend.workflows.strategies.sma_crossover import SmaCrossover
 
 
 class StrategyRegistry:

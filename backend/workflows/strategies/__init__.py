@@ -1,6 +1,6 @@
 """Trading strategies: one module per strategy, the shared contract in base, lookup in registry."""
 
-from backend.services.strategies.base import (
+from backend.workflows.strategies.base import (
     ParameterSpec,
     Signal,
     Strategy,
@@ -8,9 +8,9 @@ from backend.services.strategies.base import (
     StrategyOutput,
     bars_frame,
 )
-from backend.services.strategies.registry import StrategyRegistry, default_registry
-from backend.services.strategies.rsi_mean_reversion import RsiMeanReversion
-from backend.services.strategies.sma_crossover import SmaCrossover
+from backend.workflows.strategies.registry import StrategyRegistry, default_registry
+from backend.workflows.strategies.rsi_mean_reversion import RsiMeanReversion
+from backend.workflows.strategies.sma_crossover import SmaCrossover
 
 __all__ = [
     "ParameterSpec",

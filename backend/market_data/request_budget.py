@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from backend.models.market_data import BarSize
-from backend.repositories.market_data_cache import SeriesKey
-from backend.services.errors import MarketDataError
-from backend.services.ibkr_client import IBKRClient
-from backend.services.ibkr_service import IBKRService
-from backend.services.pacing import PacingLimits
+from backend.ibkr.client import IBKRClient
+from backend.ibkr.pacing import PacingLimits
+from backend.market_data.errors import MarketDataError
+from backend.market_data.service import MarketDataService
+from backend.storage.market_data_repository import SeriesKey
+from backend.storage.market_data_tables import BarSize
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class RequestPlanner:
 
     def __init__(
         self,
-        service: IBKRService,
+        service: MarketDataService,
         client: IBKRClient,
         limits: PacingLimits,
         ceiling: int,

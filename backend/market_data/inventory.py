@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
-from backend.models.market_data import BarSize, MarketDataCache
+from backend.market_data.errors import NotCached
 from backend.models.market_data_api import (
     DEFAULT_DAYS_BACK,
     MAX_DAYS_BACK,
@@ -16,13 +16,13 @@ from backend.models.market_data_api import (
     SeriesCursor,
     SeriesPublic,
 )
-from backend.repositories.market_data_cache import (
+from backend.storage.market_data_repository import (
     BarFilter,
     CachedBar,
     MarketDataCacheRepository,
     SeriesKey,
 )
-from backend.services.errors import NotCached
+from backend.storage.market_data_tables import BarSize, MarketDataCache
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)

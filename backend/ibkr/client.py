@@ -22,10 +22,10 @@ from tenacity import (
 )
 
 from backend.core import metrics
-from backend.models.market_data import BarSize
-from backend.models.types import utc_now
-from backend.services import market_calendar
-from backend.services.errors import (
+from backend.ibkr.connection import IBConnection
+from backend.ibkr.pacing import PacingScheduler
+from backend.market_data import calendar as market_calendar
+from backend.market_data.errors import (
     GatewayTimeout,
     GatewayUnavailable,
     InvalidBar,
@@ -34,8 +34,8 @@ from backend.services.errors import (
     PacingViolation,
     UnknownContract,
 )
-from backend.services.ib_connection import IBConnection
-from backend.services.pacing import PacingScheduler
+from backend.storage.market_data_tables import BarSize
+from backend.storage.types import utc_now
 
 IB_BAR_SIZE = {
     BarSize.M1: "1 min",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from backend.models.market_data import BarSize, CacheSeriesStats
 from backend.models.market_data_api import CacheStatsPublic, SeriesStatsPublic
-from backend.repositories.market_data_cache import MarketDataCacheRepository
+from backend.storage.market_data_repository import MarketDataCacheRepository
+from backend.storage.market_data_tables import BarSize, CacheSeriesStats
 
 SeriesId = tuple[str, str, str]
 

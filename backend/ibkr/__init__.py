@@ -1,0 +1,1 @@
+"""The IBKR transport: the only package that imports ib_insync."""

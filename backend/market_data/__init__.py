@@ -1,0 +1,1 @@
+"""The cache itself: read-through service, coverage, calendar, inventory, stats, jobs."""

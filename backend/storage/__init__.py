@@ -1,0 +1,27 @@
+"""Database, column types, tables and repositories; importing it registers every table."""
+
+from backend.storage.market_data_tables import (
+    BarSize,
+    CacheCoverage,
+    CacheSeriesStats,
+    MarketData,
+    MarketDataCache,
+)
+from backend.storage.workflow_tables import (
+    ExecutionStatus,
+    LineageRecord,
+    WorkflowExecution,
+    WorkflowLog,
+)
+
+__all__ = [
+    "BarSize",
+    "CacheCoverage",
+    "CacheSeriesStats",
+    "ExecutionStatus",
+    "LineageRecord",
+    "MarketData",
+    "MarketDataCache",
+    "WorkflowExecution",
+    "WorkflowLog",
+]

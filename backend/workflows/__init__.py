@@ -1,0 +1,1 @@
+"""Strategy workflows: the executor, lineage and the strategies."""
