@@ -9,22 +9,13 @@ from typing import Annotated
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from backend.market_data.domain import EXCHANGE_PATTERN, BarSize, normalize_symbol
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE_PATH = REPO_ROOT / "data" / "market_data.db"
 
-SYMBOL_PATTERN = re.compile(r"^[A-Z][A-Z0-9.]{0,11}$")
-BAR_SIZES = ("1m", "5m", "15m", "30m", "1h", "1d")
-
-
-def normalize_symbol(raw: str) -> str:
-    """Upper-case and validate one ticker; raise ValueError naming the rule it broke."""
-    symbol = raw.strip().upper()
-    if not SYMBOL_PATTERN.fullmatch(symbol):
-        raise ValueError(
-            f"invalid symbol {raw!r}: use 1-12 characters, "
-            "a letter first, then letters, digits or '.'"
-        )
-    return symbol
+# The bar sizes the cache knows, by their short names (the CLI's --data-type choices).
+BAR_SIZES = tuple(size.value for size in BarSize)
 
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
@@ -123,7 +114,7 @@ class Settings(BaseSettings):
     @classmethod
     def _exchange_upper(cls, value: str) -> str:
         exchange = value.strip().upper()
-        if not re.fullmatch(r"[A-Z]{2,12}", exchange):
+        if not EXCHANGE_PATTERN.fullmatch(exchange):
             raise ValueError("must be an exchange code of 2-12 letters, e.g. NASDAQ or NYSE")
         return exchange
 

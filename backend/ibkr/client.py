@@ -25,6 +25,7 @@ from backend.core import metrics
 from backend.ibkr.connection import IBConnection
 from backend.ibkr.pacing import PacingScheduler
 from backend.market_data import calendar as market_calendar
+from backend.market_data.domain import Bar, BarSize
 from backend.market_data.errors import (
     GatewayTimeout,
     GatewayUnavailable,
@@ -34,7 +35,6 @@ from backend.market_data.errors import (
     PacingViolation,
     UnknownContract,
 )
-from backend.storage.market_data_tables import BarSize
 from backend.storage.types import utc_now
 
 IB_BAR_SIZE = {
@@ -61,19 +61,6 @@ MAX_DURATION_DAYS = 365
 
 WHAT_TO_SHOW = "TRADES"
 USE_RTH = True
-
-
-@dataclass(frozen=True)
-class Bar:
-    timestamp: datetime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    wap: float | None
-    bar_count: int | None
-    is_final: bool
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
-from backend.storage.market_data_tables import BarSize
+from backend.market_data.domain import BarSize
 
 BAR_LENGTH = {
     BarSize.M1: timedelta(minutes=1),

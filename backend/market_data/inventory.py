@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+from backend.market_data.domain import DEFAULT_DAYS_BACK, MAX_DAYS_BACK, BarSize, SeriesKey
 from backend.market_data.errors import NotCached
 from backend.models.market_data_api import (
-    DEFAULT_DAYS_BACK,
-    MAX_DAYS_BACK,
     SERIES_PAGE_SIZE,
     CachedBarPublic,
     CachedBarsPublic,
@@ -16,13 +15,8 @@ from backend.models.market_data_api import (
     SeriesCursor,
     SeriesPublic,
 )
-from backend.storage.market_data_repository import (
-    BarFilter,
-    CachedBar,
-    MarketDataCacheRepository,
-    SeriesKey,
-)
-from backend.storage.market_data_tables import BarSize, MarketDataCache
+from backend.storage.market_data_repository import BarFilter, CachedBar, MarketDataCacheRepository
+from backend.storage.market_data_tables import MarketDataCache
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)

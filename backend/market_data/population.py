@@ -12,10 +12,10 @@ from loguru import logger
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from backend.ibkr.client import ChunkPlan, IBKRClient
+from backend.market_data.domain import BarSize, SeriesKey
 from backend.market_data.errors import GatewayTimeout, MarketDataError, PacingViolation
 from backend.market_data.service import CacheOutcome, MarketDataService
-from backend.storage.market_data_repository import BarFilter, MarketDataCacheRepository, SeriesKey
-from backend.storage.market_data_tables import BarSize
+from backend.storage.market_data_repository import BarFilter, MarketDataCacheRepository
 
 
 class ChunkNotRefreshed(MarketDataError):

@@ -18,12 +18,11 @@ from loguru import logger
 
 from backend.ibkr.connection import IBConnection
 from backend.market_data import calendar as market_calendar
+from backend.market_data.domain import DEFAULT_DAYS_BACK, BarSize, SeriesKey
 from backend.market_data.errors import GatewayUnavailable, MarketDataError
 from backend.market_data.request_budget import RequestEstimate, RequestPlanner
 from backend.market_data.service import CacheOutcome, FetchProgress, MarketDataService
-from backend.models.market_data_api import DEFAULT_DAYS_BACK, RefreshRequest
-from backend.storage.market_data_repository import SeriesKey
-from backend.storage.market_data_tables import BarSize
+from backend.models.market_data_api import RefreshRequest
 
 JobStatus = Literal["queued", "running", "completed", "partial", "failed", "cancelled"]
 FINISHED: tuple[JobStatus, ...] = ("completed", "partial", "failed", "cancelled")

@@ -7,10 +7,9 @@ from datetime import datetime
 
 from backend.ibkr.client import IBKRClient
 from backend.ibkr.pacing import PacingLimits
+from backend.market_data.domain import BarSize, SeriesKey
 from backend.market_data.errors import MarketDataError
 from backend.market_data.service import MarketDataService
-from backend.storage.market_data_repository import SeriesKey
-from backend.storage.market_data_tables import BarSize
 
 
 @dataclass(frozen=True)

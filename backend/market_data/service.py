@@ -15,15 +15,9 @@ from loguru import logger
 from backend.core.metrics import CACHE_LOOKUPS
 from backend.ibkr.client import ChunkPlan, FetchedChunk, IBKRClient
 from backend.market_data import calendar as market_calendar
+from backend.market_data.domain import BarSize, OhlcvBar, SeriesKey
 from backend.market_data.errors import CacheMissInDebugMode, GatewayUnavailable, PacingViolation
-from backend.storage.market_data_repository import (
-    CacheSummary,
-    MarketDataCacheRepository,
-    NewBar,
-    OhlcvBar,
-    SeriesKey,
-)
-from backend.storage.market_data_tables import BarSize
+from backend.storage.market_data_repository import CacheSummary, MarketDataCacheRepository, NewBar
 from backend.storage.series_lock import SeriesLocks
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from backend.market_data.domain import BarSize
 from backend.models.market_data_api import CacheStatsPublic, SeriesStatsPublic
 from backend.storage.market_data_repository import MarketDataCacheRepository
-from backend.storage.market_data_tables import BarSize, CacheSeriesStats
+from backend.storage.market_data_tables import CacheSeriesStats
 
 SeriesId = tuple[str, str, str]
 

@@ -19,24 +19,17 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from backend.config.settings import normalize_symbol
-from backend.storage.market_data_tables import BarSize
+from backend.market_data.domain import (
+    MAX_DAYS_BACK,
+    MAX_SYMBOLS_PER_REQUEST,
+    BarSize,
+    parse_exchange,
+    parse_symbol,
+)
 
 MAX_PAGE_SIZE = 5000
-MAX_REFRESH_SYMBOLS = 50
-MAX_DAYS_BACK = 3650
 # Offsets past any plausible row count are refused before they reach the database driver.
 MAX_OFFSET = 1_000_000_000
-
-# How far back a refresh reaches when the request does not say; intraday bars are many per day.
-DEFAULT_DAYS_BACK = {
-    BarSize.D1: 365,
-    BarSize.H1: 30,
-    BarSize.M30: 30,
-    BarSize.M15: 10,
-    BarSize.M5: 5,
-    BarSize.M1: 2,
-}
 
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # A date, alone or followed by the time ("T" or a space).
@@ -44,21 +37,6 @@ _ISO_DATE_START = re.compile(r"\d{4}-\d{2}-\d{2}(?:$|[T ])")
 
 
 # -- input types ------------------------------------------------------------------------------
-
-
-def parse_symbol(value: str) -> str:
-    """normalize_symbol without its trimming: the API takes a symbol exactly as written."""
-    symbol = normalize_symbol(value)
-    if symbol != value.upper() or not value.isascii():
-        raise ValueError(f"invalid symbol {value!r}: no spaces; ASCII letters, digits and '.' only")
-    return symbol
-
-
-def parse_exchange(value: str) -> str:
-    exchange = value.upper()
-    if not re.fullmatch(r"[A-Z]{2,12}", exchange):
-        raise ValueError(f"invalid exchange {value!r}: use 2-12 letters, e.g. NASDAQ or NYSE")
-    return exchange
 
 
 def _as_utc(value: datetime) -> datetime:
@@ -320,7 +298,7 @@ class RefreshRequest(BaseModel):
 
     symbols: list[Symbol] = Field(
         min_length=1,
-        max_length=MAX_REFRESH_SYMBOLS,
+        max_length=MAX_SYMBOLS_PER_REQUEST,
         description="Tickers; lower case is upper-cased. Repeats are fetched once.",
     )
     exchange: Exchange | None = Field(

@@ -1,7 +1,7 @@
 """Database, column types, tables and repositories; importing it registers every table."""
 
+from backend.market_data.domain import BarSize
 from backend.storage.market_data_tables import (
-    BarSize,
     CacheCoverage,
     CacheSeriesStats,
     MarketData,

@@ -22,6 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from backend.market_data.domain import OhlcvBar, SeriesKey
 from backend.storage.database import Database
 from backend.storage.market_data_tables import (
     OPEN_BAR_PREDICATE,
@@ -37,16 +38,6 @@ STATS = CacheSeriesStats.__table__
 SUMMARIES = CacheSeriesSummary.__table__
 
 
-@dataclass(frozen=True)
-class SeriesKey:
-    symbol: str
-    exchange: str
-    data_type: str
-
-
-# (timestamp, open, high, low, close, volume): the bars strategies and checksums read. Plain tuples,
-# because an object per bar would double the cost of a warm read of a year of 1-minute bars.
-OhlcvBar = tuple[datetime, float, float, float, float, float]
 
 
 @dataclass(frozen=True)

@@ -1,25 +1,12 @@
 """Cache tables: bars, ranges IBKR confirmed empty, per-series contents and lookup counts."""
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from backend.storage.types import JSONType, UTCDateTime, utc_now
-
-
-class BarSize(StrEnum):
-    """Bar sizes the cache stores, keyed by the short names used in the API and the database."""
-
-    M1 = "1m"
-    M5 = "5m"
-    M15 = "15m"
-    M30 = "30m"
-    H1 = "1h"
-    D1 = "1d"
-
 
 # An open bar is one whose session had not closed when it was fetched (metadata.is_final not
 # true); only open bars expire. The cache holds few of them (a series' last session), so a partial

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, text
 
+from backend.market_data.domain import SeriesKey
 from backend.storage.database import Database
-from backend.storage.market_data_repository import SeriesKey
 
 DEFAULT_FETCH_SLOTS = 8
 

@@ -10,12 +10,10 @@ from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
-from backend.config.settings import normalize_symbol
 from backend.market_data import calendar as market_calendar
+from backend.market_data.domain import MAX_DAYS_BACK, BarSize, OhlcvBar, normalize_symbol
 from backend.market_data.errors import MarketDataError
 from backend.market_data.service import DataSourcePolicy, MarketDataResult, MarketDataService
-from backend.storage.market_data_repository import OhlcvBar
-from backend.storage.market_data_tables import BarSize
 from backend.storage.workflow_repository import WorkflowRepository
 from backend.storage.workflow_tables import ExecutionStatus, WorkflowExecution
 from backend.workflows.lineage import lineage_metadata
@@ -30,7 +28,8 @@ STEP_INDICATORS = "compute_indicators"
 STEP_SIGNALS = "generate_signals"
 STEP_FINISH = "finish"
 
-MAX_LOOKBACK_DAYS = 3650
+# A workflow reaches back as far as a refresh may.
+MAX_LOOKBACK_DAYS = MAX_DAYS_BACK
 # A symbol whose data has not arrived by then fails alone; the execution never hangs on it.
 DEFAULT_SYMBOL_DEADLINE_S = 300.0
 # The whole execution's budget: 50 symbols at the symbol deadline would hold a request for hours.

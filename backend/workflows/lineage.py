@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from backend.market_data.domain import OhlcvBar
 from backend.market_data.service import MarketDataResult
-from backend.storage.market_data_repository import OhlcvBar
 
 
 def bars_checksum(bars: Sequence[OhlcvBar]) -> str:

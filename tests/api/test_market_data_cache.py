@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from backend.storage.market_data_repository import SeriesKey
+from backend.market_data.domain import SeriesKey
 from tests.support.cache_api import api_client, seed_daily_bars
 from tests.support.gateway import FIXED_NOW
 from tests.support.migrations import migrate_to_head

@@ -6,7 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from backend.storage.market_data_repository import NewBar, SeriesKey
+from backend.market_data.domain import SeriesKey
+from backend.storage.market_data_repository import NewBar
 from tests.support.cache_api import api_client
 from tests.support.gateway import FIXED_NOW
 from tests.support.migrations import migrate_to_head

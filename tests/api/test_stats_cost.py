@@ -3,7 +3,8 @@
 import json
 from datetime import UTC, datetime, timedelta
 
-from backend.storage.market_data_repository import NewBar, SeriesKey
+from backend.market_data.domain import SeriesKey
+from backend.storage.market_data_repository import NewBar
 from tests.support.cache_api import api_client
 from tests.support.gateway import FIXED_NOW
 from tests.support.sql_work import statements_of, work_on_bars

@@ -9,6 +9,7 @@ from backend.ibkr.client import ChunkPlan, IBKRClient
 from backend.ibkr.connection import IBConnection
 from backend.ibkr.pacing import PacingLimits, PacingScheduler
 from backend.market_data import calendar as market_calendar
+from backend.market_data.domain import BarSize
 from backend.market_data.errors import (
     ClientIdInUse,
     GatewayTimeout,
@@ -18,7 +19,6 @@ from backend.market_data.errors import (
     PacingViolation,
     UnknownContract,
 )
-from backend.storage.market_data_tables import BarSize
 from tests.support.gateway import FIXED_NOW, PACING_SCALE, FakeClock, free_port
 
 # Two full weeks around Thanksgiving 2025 (closed Thu 11-27, early close Fri 11-28 at 13:00 ET).

@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import func, select
 
 from backend.market_data import calendar as market_calendar
+from backend.market_data.domain import BarSize, SeriesKey
 from backend.market_data.errors import CacheMissInDebugMode, GatewayUnavailable
 from backend.market_data.service import CacheOutcome, DataSource
-from backend.storage import BarSize, MarketDataCache
+from backend.storage import MarketDataCache
 from backend.storage.database import Database
-from backend.storage.market_data_repository import SeriesKey
 from tests.support.gateway import FIXED_NOW, FakeClock, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

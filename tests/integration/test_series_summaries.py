@@ -5,13 +5,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import and_, case, func, select
 
+from backend.market_data.domain import SeriesKey
 from backend.storage.database import Database
 from backend.storage.market_data_repository import (
     BARS,
     BarFilter,
     MarketDataCacheRepository,
     NewBar,
-    SeriesKey,
     SeriesSummary,
 )
 

@@ -10,7 +10,8 @@ from fastapi.testclient import TestClient
 
 from backend.containers import Container
 from backend.main import create_app
-from backend.storage.market_data_repository import NewBar, SeriesKey
+from backend.market_data.domain import SeriesKey
+from backend.storage.market_data_repository import NewBar
 from tests.support.app import make_container, make_settings
 from tests.support.gateway import FIXED_NOW, FakeClock
 

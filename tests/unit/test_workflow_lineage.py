@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from backend.storage.market_data_repository import OhlcvBar
+from backend.market_data.domain import OhlcvBar
 from backend.workflows.executor import analysis_range
 from backend.workflows.lineage import bars_checksum
 

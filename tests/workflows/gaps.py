@@ -1,8 +1,8 @@
 """Edits to a filled cache that reproduce what IBKR's answers sometimes lack."""
 
 from backend.market_data import calendar as market_calendar
-from backend.storage.market_data_repository import BarFilter, SeriesKey
-from backend.storage.market_data_tables import BarSize
+from backend.market_data.domain import BarSize, SeriesKey
+from backend.storage.market_data_repository import BarFilter
 from backend.workflows.executor import analysis_range
 
 

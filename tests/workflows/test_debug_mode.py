@@ -3,7 +3,8 @@
 import pytest
 from dependency_injector import providers
 
-from backend.storage.market_data_repository import BarFilter, SeriesKey
+from backend.market_data.domain import SeriesKey
+from backend.storage.market_data_repository import BarFilter
 from backend.storage.workflow_repository import WorkflowRepository
 from backend.storage.workflow_tables import ExecutionStatus
 from backend.workflows.executor import analysis_range

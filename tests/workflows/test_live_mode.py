@@ -6,7 +6,7 @@ import pytest
 from dependency_injector import providers
 
 from backend.market_data import calendar as market_calendar
-from backend.storage.market_data_tables import BarSize
+from backend.market_data.domain import BarSize
 from backend.storage.workflow_tables import ExecutionStatus
 from backend.workflows.executor import StrategyExecutor, analysis_range
 from tests.support.gateway import FakeClock, free_port

@@ -13,6 +13,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from backend.api.errors import ErrorPublic, database_error_response, status_for
 from backend.config.settings import Settings
 from backend.containers import Container
+from backend.market_data.domain import BarSize
 from backend.market_data.errors import MarketDataError
 from backend.market_data.inventory import CacheInventory
 from backend.market_data.refresh_jobs import RefreshJob, RefreshJobs
@@ -42,7 +43,6 @@ from backend.models.market_data_api import (
     Symbol,
 )
 from backend.storage.market_data_repository import BarFilter
-from backend.storage.market_data_tables import BarSize
 
 router = APIRouter(prefix="/api/market-data/cache", tags=["market-data-cache"])
 

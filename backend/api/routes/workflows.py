@@ -13,8 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, Stric
 from backend.api.errors import ErrorPublic
 from backend.api.routes.market_data_cache import GUARDED, require_api_token
 from backend.containers import Container
+from backend.market_data.domain import BarSize
 from backend.models.market_data_api import DaysBack, Symbol
-from backend.storage.market_data_tables import BarSize
 from backend.storage.workflow_repository import WorkflowRepository
 from backend.storage.workflow_tables import LineageRecord, WorkflowExecution, WorkflowLog
 from backend.workflows.executor import StrategyExecutor
