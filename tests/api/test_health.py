@@ -11,8 +11,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from backend.api.errors import DATABASE_BUSY_RETRY_AFTER_S, database_error_response
+from backend.devtools import postgres
 from backend.storage.database_probe import DatabaseProbe
-from tests.support import databases
 from tests.support.cache_api import api_client, seed_daily_bars
 from tests.support.migrations import migrate_to_head
 
@@ -47,14 +47,14 @@ def assert_database_answers(client) -> None:
 
 
 def _admin(sql: str) -> None:
-    admin = create_engine(databases.test_database_url(), isolation_level="AUTOCOMMIT")
+    admin = create_engine(postgres.test_database_url(), isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(sql))
     admin.dispose()
 
 
 def test_postgres_dropped_then_recreated_answers_503_then_recovers(postgres_server):
-    with databases.throwaway_postgres_database() as url:
+    with postgres.throwaway_postgres_database() as url:
         migrate_to_head(url)
         name = make_url(url).database
         with api_client(url) as (client, container):

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.databases import require_postgres, throwaway_postgres_database
+from backend.devtools.postgres import throwaway_postgres_database
+from tests.support.databases import require_postgres
 from tests.support.processes import (
     BackendProcess,
     app_environment,

@@ -1,19 +1,12 @@
-"""Fresh test databases: a SQLite file per test, and a throwaway PostgreSQL database per session."""
+"""Whether the tests' PostgreSQL answers: skip the test without it, or fail (REQUIRE_POSTGRES=1)."""
 
 import os
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-DEFAULT_TEST_DATABASE_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-
-
-def test_database_url() -> str:
-    return os.environ.get("TEST_DATABASE_URL", DEFAULT_TEST_DATABASE_URL)
+from backend.devtools.postgres import test_database_url
 
 
 def postgres_unavailable_reason() -> str | None:
@@ -37,19 +30,3 @@ def require_postgres() -> None:
     if os.environ.get("REQUIRE_POSTGRES") == "1":
         pytest.fail(f"REQUIRE_POSTGRES=1 but {reason}")
     pytest.skip(f"{reason} (set TEST_DATABASE_URL, or REQUIRE_POSTGRES=1 to fail instead)")
-
-
-@contextmanager
-def throwaway_postgres_database(prefix: str = "mdc_test") -> Iterator[str]:
-    """Create an empty database next to TEST_DATABASE_URL's, yield its URL, drop it afterwards."""
-    admin_url = make_url(test_database_url())
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 
+from backend.ibkr_simulator import launcher
+from backend.ibkr_simulator.launcher import SimulatorProcess, stop_process
 from tests.support.gateway import PACING_SCALE, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,58 +27,11 @@ def new_client_id() -> str:
     return str(next(_client_ids))
 
 
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=5)
-
-
-@dataclass
-class SimulatorProcess:
-    """`python -m backend.ibkr_simulator` on free ports, running on the real clock."""
-
-    process: subprocess.Popen
-    port: int
-    control_url: str
-
-    def stats(self) -> dict:
-        return httpx.get(f"{self.control_url}/stats", timeout=5).json()
-
-    def stop(self) -> None:
-        _stop(self.process)
-
-
 def start_simulator_process(
     pacing_scale: float = PACING_SCALE, instruments: Path | None = None
 ) -> SimulatorProcess:
-    """The simulator on free ports; `instruments` replaces its bundled list with a JSON file."""
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "backend.ibkr_simulator",
-            "--port", "0", "--control-port", "0", "--pacing-scale", str(pacing_scale),
-            *(["--instruments", str(instruments)] if instruments else []),
-        ],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if "listening" not in line:
-        _stop(process)
-        raise RuntimeError(f"the simulated gateway did not start: {line.strip() or 'no output'}")
-    # "ibkr-simulator listening api=127.0.0.1:PORT control=127.0.0.1:PORT"
-    addresses = dict(part.split("=", 1) for part in line.split() if "=" in part)
-    return SimulatorProcess(
-        process,
-        port=int(addresses["api"].rsplit(":", 1)[1]),
-        control_url=f"http://{addresses['control']}",
-    )
+    """The simulator process with the tests' shrunk pacing windows."""
+    return launcher.start_simulator_process(pacing_scale, instruments)
 
 
 def app_environment(
@@ -164,7 +119,7 @@ class BackendProcess:
 
     def stop(self) -> None:
         if self.process is not None:
-            _stop(self.process)
+            stop_process(self.process)
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
