@@ -8,6 +8,9 @@ OPENSPEC := OPENSPEC_TELEMETRY=0 $(OPENSPEC_DIR)/node_modules/.bin/openspec
 OPENSPEC_VERSION := 1.13.2
 SIM_PORT ?= 4002
 SIM_CONTROL_PORT ?= 4080
+# The browser the browser tests drive (tests/e2e/conftest.py), and how `make test` installs it.
+CHROMIUM ?= /usr/bin/chromium
+APT_GET ?= apt-get
 
 .PHONY: install migrate run sim test test-python test-debug test-live test-frontend openspec-validate lint bench populate-cache
 
@@ -40,10 +43,19 @@ run: install migrate frontend/dist/index.html
 sim: install
 	$(PY) -m backend.ibkr_simulator --host 127.0.0.1 --port $(SIM_PORT) --control-port $(SIM_CONTROL_PORT)
 
-test: install test-python test-debug test-live test-frontend openspec-validate
+test: $(CHROMIUM) install test-python test-debug test-live test-frontend openspec-validate
+
+# The browser tests drive Debian's chromium (browsers cannot be downloaded): checked before
+# anything else runs. As root with apt-get it is installed; otherwise make stops and says how.
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ] && command -v $(APT_GET) >/dev/null; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		$(APT_GET) update -qq && DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq chromium >/dev/null; \
+	fi
+	@test -x $@ || { echo "the browser tests need chromium at $@: install it (sudo apt-get install chromium), then run make test again" >&2; exit 1; }
 
 # Everything but the workflow tests, which test-debug and test-live run once each.
-test-python: install frontend/dist/index.html
+test-python: $(CHROMIUM) install frontend/dist/index.html
 	$(PY) -m pytest -m "not workflow"
 
 # Strategy workflows with DEBUG_MODE=true on a cache the simulator filled; asserts no gateway contact.
