@@ -74,7 +74,7 @@ def main() -> int:
         missing = symbols_without_bars(settings.DATABASE_URL, settings.CACHE_SYMBOLS)
         if missing:
             print(f"filling the cache for {', '.join(missing)} (1 year of daily bars)", flush=True)
-            populate = ["scripts/populate_market_cache.py", "--symbols", ",".join(missing)]
+            populate = ["-m", "backend.cli.populate", "--symbols", ",".join(missing)]
             subprocess.run([sys.executable, *populate], cwd=ROOT, check=False)
         mode = "ON: workflows read only from the cache" if settings.DEBUG_MODE else "off"
         print(f"serving the API and UI at http://{host}:{port}  (DEBUG_MODE {mode})", flush=True)

@@ -10,10 +10,10 @@ import pytest
 from dependency_injector import providers
 from sqlalchemy import func, select
 
+from backend.cli.populate import main
 from backend.market_data.population import CachePopulationService
 from backend.storage import MarketDataCache
 from backend.storage.database import Database
-from scripts.populate_market_cache import main
 from tests.support.app import make_container, make_settings
 from tests.support.gateway import FakeClock
 from tests.support.migrations import migrate_to_head

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.populate_market_cache import main
+from backend.cli.populate import main
 from tests.support.app import make_settings
 
 

@@ -8,7 +8,7 @@ import json
 import httpx
 import respx
 
-from scripts.populate_market_cache import main
+from backend.cli.populate import main
 from tests.cli.conftest import CliRun
 from tests.support.app import make_settings
 from tests.support.gateway import free_port

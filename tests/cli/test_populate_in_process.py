@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from backend.market_data.calendar import expected_bar_timestamps
+from backend.market_data.domain import BarSize
 from backend.market_data.errors import CacheMissInDebugMode
-from backend.storage import BarSize
 from tests.cli.conftest import Cli, fast_container
 from tests.support.app import make_settings
 from tests.support.gateway import FIXED_NOW, free_port

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from rich.console import Console
 
+from backend.cli.renderers import RichOutput
 from backend.ibkr.pacing import PacingStats
 from backend.market_data.population import (
     ChunkStored,
@@ -16,7 +17,6 @@ from backend.market_data.population import (
     SeriesResult,
     SeriesStatus,
 )
-from scripts.progress_output import RichOutput
 
 START = datetime(2025, 1, 2, tzinfo=UTC)
 END = datetime(2025, 12, 1, tzinfo=UTC)

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from backend.cli.api_client import UNFINISHED, BackendError, RefreshApiClient
+from backend.cli.renderers import Output
 from backend.containers import Container
 from backend.market_data.errors import GatewayUnavailable
 from backend.market_data.population import (
@@ -18,8 +20,6 @@ from backend.market_data.population import (
     SeriesStatus,
     failed,
 )
-from scripts.progress_output import Output
-from scripts.refresh_api import UNFINISHED, BackendError, RefreshApiClient
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -87,14 +87,15 @@ def populate_via_api(
         with RefreshApiClient(api_url, token) as client, output.live():
             jobs = [
                 client.start(
-                    list(request.symbols), request.exchange, data_type, request.days_back,
+                    list(request.symbols),
+                    request.exchange,
+                    data_type,
+                    request.days_back,
                     request.force,
                 )
                 for data_type in request.data_types
             ]
-            results = _follow_jobs(
-                client, jobs, request.exchange, output, first_poll_s, max_poll_s
-            )
+            results = _follow_jobs(client, jobs, request.exchange, output, first_poll_s, max_poll_s)
     except BackendError as exc:
         output.fatal(str(exc), exc.code)
         return exc.exit_code

@@ -153,10 +153,20 @@ def _plural(count: int, word: str, plural: str | None = None) -> str:
 
 def summary_table(results: Sequence[SeriesResult]) -> Table:
     table = Table(title="populate-cache summary", title_justify="left")
-    for name in ("symbol", "data_type", "status", "bars before", "bars after", "fetched",
-                 "skipped as fresh"):
-        table.add_column(name, justify="right" if name.startswith(("bars", "fetched", "skipped"))
-                         else "left", no_wrap=True)
+    for name in (
+        "symbol",
+        "data_type",
+        "status",
+        "bars before",
+        "bars after",
+        "fetched",
+        "skipped as fresh",
+    ):
+        table.add_column(
+            name,
+            justify="right" if name.startswith(("bars", "fetched", "skipped")) else "left",
+            no_wrap=True,
+        )
     table.add_column("error", overflow="fold")
     for result in results:
         table.add_row(
@@ -185,11 +195,18 @@ def summary_line(results: Sequence[SeriesResult], seconds: float) -> str:
 def dry_run_table(plans: Sequence[SeriesPlan]) -> Table:
     table = Table(title="dry run: nothing is fetched", title_justify="left")
     for name in ("symbol", "data_type", "bars cached", "fresh", "missing ranges", "requests"):
-        table.add_column(name, justify="left" if name in ("symbol", "data_type", "missing ranges")
-                         else "right")
+        table.add_column(
+            name, justify="left" if name in ("symbol", "data_type", "missing ranges") else "right"
+        )
     for plan in plans:
-        table.add_row(plan.symbol, plan.data_type, str(plan.bars_cached), str(plan.bars_fresh),
-                      describe_ranges(plan.missing), str(plan.requests))
+        table.add_row(
+            plan.symbol,
+            plan.data_type,
+            str(plan.bars_cached),
+            str(plan.bars_fresh),
+            describe_ranges(plan.missing),
+            str(plan.requests),
+        )
     return table
 
 
@@ -253,8 +270,9 @@ class PlainOutput(Output):
         elif isinstance(event, SeriesFinished):
             result = event.result
             if result.status is SeriesStatus.ERROR:
-                self._line(f"{result.symbol} {result.data_type}: error {result.error_code}: "
-                           f"{result.error}")
+                self._line(
+                    f"{result.symbol} {result.data_type}: error {result.error_code}: {result.error}"
+                )
             else:
                 self._line(
                     f"{result.symbol} {result.data_type}: {result.status.value}, "
@@ -357,7 +375,9 @@ class RichOutput(Output):
         elif isinstance(event, SeriesRetrying):
             self.console.print(
                 f"[yellow]{event.symbol} {event.data_type}: attempt {event.attempt} failed, "
-                f"retrying:[/] {event.error}", markup=True, highlight=False
+                f"retrying:[/] {event.error}",
+                markup=True,
+                highlight=False,
             )
         elif isinstance(event, SeriesFinished):
             result = event.result
@@ -414,48 +434,55 @@ class JsonOutput(Output):
 
     def dry_run(self, plans: Sequence[SeriesPlan], limits: PacingLimits) -> None:
         for plan in plans:
-            self._emit({
-                "event": "plan",
-                "symbol": plan.symbol,
-                "exchange": plan.exchange,
-                "data_type": plan.data_type,
-                "start": plan.start.isoformat(),
-                "end": plan.end.isoformat(),
-                "bars_cached": plan.bars_cached,
-                "bars_fresh": plan.bars_fresh,
-                "missing": [[a.isoformat(), b.isoformat()] for a, b in plan.missing],
-                "requests": plan.requests,
-            })
+            self._emit(
+                {
+                    "event": "plan",
+                    "symbol": plan.symbol,
+                    "exchange": plan.exchange,
+                    "data_type": plan.data_type,
+                    "start": plan.start.isoformat(),
+                    "end": plan.end.isoformat(),
+                    "bars_cached": plan.bars_cached,
+                    "bars_fresh": plan.bars_fresh,
+                    "missing": [[a.isoformat(), b.isoformat()] for a, b in plan.missing],
+                    "requests": plan.requests,
+                }
+            )
         requests = sum(plan.requests for plan in plans)
-        self._emit({
-            "event": "summary",
-            "dry_run": True,
-            "series": len(plans),
-            "requests": requests,
-            "pacing": pacing_estimate(requests, limits),
-            "exit_code": 0,
-        })
+        self._emit(
+            {
+                "event": "summary",
+                "dry_run": True,
+                "series": len(plans),
+                "requests": requests,
+                "pacing": pacing_estimate(requests, limits),
+                "exit_code": 0,
+            }
+        )
 
     def summary(self, results: Sequence[SeriesResult], exit_code: int) -> None:
-        self._emit({
-            "event": "summary",
-            "dry_run": False,
-            "series": len(results),
-            "ok": sum(r.status is SeriesStatus.OK for r in results),
-            "fresh": sum(r.status is SeriesStatus.FRESH for r in results),
-            "failed": sum(r.status is SeriesStatus.ERROR for r in results),
-            "bars_fetched": sum(r.bars_fetched for r in results),
-            "duration_s": round(self.elapsed_s(), 3),
-            "exit_code": exit_code,
-        })
+        self._emit(
+            {
+                "event": "summary",
+                "dry_run": False,
+                "series": len(results),
+                "ok": sum(r.status is SeriesStatus.OK for r in results),
+                "fresh": sum(r.status is SeriesStatus.FRESH for r in results),
+                "failed": sum(r.status is SeriesStatus.ERROR for r in results),
+                "bars_fetched": sum(r.bars_fetched for r in results),
+                "duration_s": round(self.elapsed_s(), 3),
+                "exit_code": exit_code,
+            }
+        )
 
     def fatal(self, message: str, code: str) -> None:
         self._emit({"event": "error", "code": code, "detail": message})
         super().fatal(message, code)
 
     def interrupted(self, message: str) -> None:
-        self._emit({"event": "interrupted", "chunks_committed": self.chunks_stored,
-                    "detail": message})
+        self._emit(
+            {"event": "interrupted", "chunks_committed": self.chunks_stored, "detail": message}
+        )
         super().interrupted(message)
 
 

@@ -1,0 +1,115 @@
+"""Fill the market-data cache from IBKR for some symbols, bar sizes and days back.
+
+The script builds the same container as the API and fetches through the same cache refresh
+service and pacing scheduler: bars already cached and fresh are skipped, nothing is stored twice,
+and requests are spaced to stay inside IBKR's pacing limits. Each chunk is committed on its own,
+so an interrupted run keeps what it stored and a re-run fetches only the rest. It works in
+DEBUG_MODE too: it is how the cache is filled for debug runs. The pacing budget is per process:
+while the backend is fetching from the same gateway, prefer --api-url, so that one scheduler
+paces both.
+
+Examples (from the repository root):
+  python scripts/populate_market_cache.py                  # CACHE_SYMBOLS, 1d bars, 365 days
+  python scripts/populate_market_cache.py --symbols NVDA,TSLA --exchange NASDAQ --days-back 365
+  python scripts/populate_market_cache.py --symbols AAPL --data-type 1h,5m --days-back 30
+  python scripts/populate_market_cache.py --symbols NVDA --dry-run   # show what would be fetched
+  python scripts/populate_market_cache.py --symbols NVDA --force     # fetch fresh bars again
+  python scripts/populate_market_cache.py --json                     # JSON lines on stdout
+  python scripts/populate_market_cache.py --api-url http://127.0.0.1:8000   # via a running backend
+  python -m scripts.populate_market_cache --symbols NVDA
+
+With make (installs and migrates first; every variable is optional):
+  make populate-cache
+  make populate-cache SYMBOLS=NVDA,TSLA EXCHANGE=NASDAQ DATA_TYPES=1d,1h DAYS_BACK=30
+
+Output: on a terminal, a progress bar per symbol and one overall, with bars fetched, the ETA and
+the wait while IBKR's pacing limits hold requests back; plain lines when stdout is not a
+terminal. A final table shows, per symbol and bar size, the bars before and after, bars fetched,
+bars skipped as fresh and any error.
+
+Exit codes:
+  0    every series is cached
+  1    some series failed (the others are stored), or the gateway, the database or the backend
+       could not be reached
+  2    bad arguments or settings (or the backend rejected them)
+  130  interrupted with Ctrl-C; the chunks committed so far are kept
+
+Environment (or .env), as for the backend:
+  CACHE_SYMBOLS, CACHE_EXCHANGE    defaults of --symbols and --exchange
+  DATABASE_URL                     the cache database (run `make migrate` once)
+  IB_HOST, IB_PORT                 the IB Gateway / TWS API socket
+  IB_CLIENT_ID                     the backend's API client id; the CLI connects as
+                                   IB_CLIENT_ID + 1, so both can be connected at once
+  IB_CONNECT_TIMEOUT               seconds to wait for the gateway
+  CACHE_TTL_HOURS                  bars still forming when fetched are fetched again after this
+  API_TOKEN                        sent as "Authorization: Bearer ..." with --api-url
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import TextIO
+
+from loguru import logger
+
+from backend.cli.arguments import build_parser, build_request
+from backend.cli.renderers import choose_output
+from backend.cli.runner import EXIT_USAGE, populate_in_process, populate_via_api
+from backend.config.settings import Settings, SettingsError, load_settings
+from backend.containers import Container, build_container
+from backend.core.logging import configure_logging
+
+
+def route_logs(sink, verbose: bool) -> None:
+    """Logs go through the output, so progress bars stay intact.
+
+    Without --verbose only errors are logged: the output itself reports retries and failures.
+    """
+    level = "INFO" if verbose else "ERROR"
+    configure_logging(level)
+    logger.remove()
+    logger.add(sink, level=level, format="{level}: {message}", colorize=False)
+    if not verbose:
+        # ib_insync logs its own version of each connection and request error; ours say more.
+        logging.getLogger("ib_insync").setLevel(logging.CRITICAL)
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    container: Container | None = None,
+    stdout: TextIO | None = None,
+    stderr: TextIO | None = None,
+) -> int:
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = build_parser(__doc__)
+    args = parser.parse_args(argv)
+    if args.api_url and args.dry_run:
+        parser.error("--dry-run plans in this process; it cannot be combined with --api-url")
+    if settings is None:
+        try:
+            settings = load_settings()
+        except SettingsError as exc:
+            parser.exit(EXIT_USAGE, f"{parser.prog}: error: {exc}\n")
+    request = build_request(parser, args, settings)
+
+    if args.api_url:
+        output = choose_output(stdout, stderr, as_json=args.json)
+        route_logs(output.log_sink, args.verbose)
+        return populate_via_api(request, args.api_url, settings.API_TOKEN, output)
+
+    if container is None:
+        # The backend holds IB_CLIENT_ID; the CLI takes the next id so both can be connected.
+        container = build_container(
+            settings.model_copy(update={"IB_CLIENT_ID": settings.IB_CLIENT_ID + 1})
+        )
+    output = choose_output(stdout, stderr, as_json=args.json, pacing=container.pacing().stats)
+    route_logs(output.log_sink, args.verbose)
+    return populate_in_process(request, container, output, dry_run=args.dry_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
