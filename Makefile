@@ -9,10 +9,10 @@ OPENSPEC_VERSION := 1.13.2
 SIM_PORT ?= 4002
 SIM_CONTROL_PORT ?= 4080
 # The browser the browser tests drive (tests/e2e/conftest.py), and how `make test` installs it.
-CHROMIUM ?= /usr/bin/chromium
+export CHROMIUM ?= /usr/bin/chromium
 APT_GET ?= apt-get
 
-.PHONY: install migrate run sim test test-python test-debug test-live test-frontend openspec-validate lint bench populate-cache
+.PHONY: install migrate run sim test test-python test-debug test-live test-frontend frontend-types frontend-types-check openspec-validate lint bench populate-cache
 
 install: $(VENV)/.installed
 
@@ -67,8 +67,24 @@ test-debug: install
 test-live: install
 	WORKFLOW_MODE=live $(PY) -m pytest -m workflow
 
-test-frontend: install
+test-frontend: install frontend-types-check
 	npm test --silent --prefix frontend
+
+# The UI's API types, generated from the backend's OpenAPI schema: run after changing a route or
+# an API schema, and commit frontend/openapi.json and frontend/src/api/types.ts with the change.
+OPENAPI_TYPESCRIPT := frontend/node_modules/.bin/openapi-typescript --default-non-nullable false
+frontend-types: install
+	$(PY) -m scripts.export_openapi > frontend/openapi.json
+	$(OPENAPI_TYPESCRIPT) frontend/openapi.json -o frontend/src/api/types.ts
+
+# Fails when the committed schema or types differ from what the backend's routes give now.
+frontend-types-check: install
+	@scratch=$$(mktemp -d); trap 'rm -rf "$$scratch"' EXIT; \
+	$(PY) -m scripts.export_openapi > "$$scratch/openapi.json" \
+	&& $(OPENAPI_TYPESCRIPT) "$$scratch/openapi.json" -o "$$scratch/types.ts" >/dev/null \
+	&& diff -u frontend/openapi.json "$$scratch/openapi.json" \
+	&& diff -u frontend/src/api/types.ts "$$scratch/types.ts" \
+	|| { echo "frontend/src/api/types.ts is not current with the backend's API: run make frontend-types"; exit 1; }
 
 openspec-validate: install
 	$(OPENSPEC) validate --all --strict --no-interactive

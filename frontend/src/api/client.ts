@@ -1,23 +1,23 @@
 // Typed client of the backend API. URLs are relative: the backend serves this app on the same
 // origin, and the Vite dev server proxies /api to it.
 import { ApiError } from './errors';
-import { getStoredToken } from './token';
 import type {
   AppConfig,
   BarFilters,
-  CachedBar,
+  CachedBars,
   CachedSeries,
   CacheStats,
   ExecuteRequest,
   Execution,
   ExecutionDetail,
+  Executions,
   Health,
-  Page,
   RefreshJob,
   RefreshRequest,
   SeriesPaging,
   Strategy,
-} from './types';
+} from './models';
+import { getStoredToken } from './token';
 
 type QueryValue = string | number | boolean | null | undefined;
 
@@ -94,7 +94,7 @@ export const api = {
   getCacheStats: () => request<CacheStats>('/api/market-data/cache/stats'),
 
   listCachedBars: (filters: BarFilters & { limit?: number; offset?: number }) =>
-    request<Page<CachedBar>>('/api/market-data/cache', { query: { ...filters } }),
+    request<CachedBars>('/api/market-data/cache', { query: { ...filters } }),
 
   /** One page of a series' bars; `paging.cursor` is the previous page's `next_cursor`. */
   getCachedSeries: (symbol: string, filters: Omit<BarFilters, 'symbol'> = {}, paging: SeriesPaging = {}) =>
@@ -130,7 +130,7 @@ export const api = {
     request<Execution>('/api/workflows/execute', { method: 'POST', body, authorize: true }),
 
   listExecutions: (limit: number, offset: number) =>
-    request<Page<Execution>>('/api/workflows/executions', { query: { limit, offset } }),
+    request<Executions>('/api/workflows/executions', { query: { limit, offset } }),
 
   getExecution: (id: string | number) => request<ExecutionDetail>(`/api/workflows/executions/${enc(String(id))}`),
 };

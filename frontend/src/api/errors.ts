@@ -1,6 +1,6 @@
 // Turns error responses into sentences a user can act on. Every error body of the API is
 // `{detail: string | object, code: string}`; 422 details are FastAPI's list of field errors.
-import type { BudgetEstimate } from './types';
+import type { BudgetEstimate } from './models';
 
 export const DATABASE_UNAVAILABLE = 'database_unavailable';
 export const REQUEST_BUDGET_EXCEEDED = 'request_budget_exceeded';

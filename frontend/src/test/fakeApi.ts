@@ -1,5 +1,5 @@
 import { vi } from 'vitest';
-import type { AppConfig, CacheStats, SeriesStats } from '../api/types';
+import type { AppConfig, CacheStats, SeriesStats } from '../api/models';
 
 // A fake backend behind `fetch`, the edge of the app: routes answer by "METHOD /path" and every
 // call is recorded with its query, body and headers.
@@ -56,7 +56,9 @@ export function fakeApi(routes: Record<string, Route>) {
   };
 }
 
-export function makeConfig(overrides: Partial<AppConfig> = {}): AppConfig {
+type ConfigOverrides = Partial<Omit<AppConfig, 'gateway'>> & { gateway?: Partial<AppConfig['gateway']> };
+
+export function makeConfig({ gateway, ...overrides }: ConfigOverrides = {}): AppConfig {
   return {
     debug_mode: false,
     cache_enabled: true,
@@ -66,8 +68,8 @@ export function makeConfig(overrides: Partial<AppConfig> = {}): AppConfig {
     ib_host: '127.0.0.1',
     ib_port: 4002,
     api_token_required: false,
-    gateway: { connected: true, simulated: false },
     ...overrides,
+    gateway: { connected: true, simulated: false, last_error: null, last_error_at: null, ...gateway },
   };
 }
 
