@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, ConsoleMessage, Page, sync_playwright
 
 from tests.support.processes import ROOT, SimulatorProcess, start_simulator_process
 
-CHROMIUM = "/usr/bin/chromium"
+# Debian's chromium; `make test` installs it and passes its CHROMIUM here.
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 # The machine has no internet: without the background-networking flags chromium reaches for Google.
 CHROMIUM_ARGS = [
     "--headless",
@@ -41,6 +44,11 @@ def browser() -> Iterator[Browser]:
         pytest.fail(
             "the web UI is not built (frontend/dist/index.html is missing): "
             "run `make frontend/dist/index.html` first"
+        )
+    if not Path(CHROMIUM).is_file():
+        pytest.fail(
+            f"the browser tests need chromium at {CHROMIUM}: `make test` installs it (as root, "
+            "with apt-get), or install it yourself (sudo apt-get install chromium)"
         )
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
