@@ -3,6 +3,7 @@ import type { BarSize, ExecuteRequest, Strategy, StrategyParameter } from '../..
 import { DataTypeField } from '../../shared/DataTypeField';
 import { parseSymbols } from '../../shared/format';
 import { SymbolsField } from '../../shared/SymbolsField';
+import { defaultLookbackDays, slowestWindow } from './lookback';
 
 interface RunWorkflowFormProps {
   strategies: Strategy[];
@@ -25,15 +26,18 @@ export function RunWorkflowForm({ strategies, defaultSymbols, busy, onRun }: Run
   const [strategyName, setStrategyName] = useState(strategies[0]?.name ?? '');
   const [symbolsText, setSymbolsText] = useState(defaultSymbols.join(', '));
   const [dataType, setDataType] = useState<BarSize>('1d');
-  const [lookbackDays, setLookbackDays] = useState('30');
+  // What the user typed; until then the lookback follows the strategy's windows and the bar size.
+  const [lookbackText, setLookbackText] = useState<string | null>(null);
   const [params, setParams] = useState<Record<string, string>>({});
   const [problem, setProblem] = useState<string | null>(null);
 
   const strategy = strategies.find((item) => item.name === strategyName);
+  const lookbackDays = lookbackText ?? String(defaultLookbackDays(strategy ? slowestWindow(strategy, params) : 0, dataType));
 
   // A new strategy starts from its own defaults.
   useEffect(() => {
     setParams(Object.fromEntries((strategy?.parameters ?? []).map((parameter) => [parameter.name, String(parameter.default)])));
+    setLookbackText(null);
   }, [strategy]);
 
   // The configured symbols arrive with the config, possibly after the first render.
@@ -91,7 +95,7 @@ export function RunWorkflowForm({ strategies, defaultSymbols, busy, onRun }: Run
           min={1}
           step={1}
           value={lookbackDays}
-          onChange={(event) => setLookbackDays(event.target.value)}
+          onChange={(event) => setLookbackText(event.target.value)}
         />
       </label>
       {strategy && strategy.parameters.length > 0 && (

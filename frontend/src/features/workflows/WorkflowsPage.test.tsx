@@ -174,10 +174,33 @@ describe('run form', () => {
       strategy: 'sma_crossover',
       symbols: ['NVDA', 'TSLA'],
       data_type: '1d',
-      lookback_days: 30,
+      lookback_days: 180,
       params: { fast: 12, slow: 30 },
     });
     expect(window.location.hash).toBe('#/workflows/8');
+  });
+
+  it("starts the lookback at enough bars for the strategy's slowest window, and follows it until one is typed", async () => {
+    const { user } = setup();
+    const lookback = await screen.findByLabelText('Lookback days');
+    // 30 days held 20 daily bars, fewer than the 31 the slow average of 30 needs for a signal.
+    expect(lookback).toHaveValue(180);
+
+    await user.clear(screen.getByLabelText('slow'));
+    await user.type(screen.getByLabelText('slow'), '60');
+    expect(lookback).toHaveValue(350);
+    await user.selectOptions(screen.getByLabelText('Data type'), '1h');
+    expect(lookback).toHaveValue(60);
+
+    await user.clear(lookback);
+    await user.type(lookback, '45');
+    await user.clear(screen.getByLabelText('slow'));
+    await user.type(screen.getByLabelText('slow'), '90');
+    expect(lookback).toHaveValue(45);
+
+    // A strategy without a window keeps the API's default.
+    await user.selectOptions(screen.getByLabelText('Strategy'), 'rsi');
+    expect(lookback).toHaveValue(30);
   });
 
   it('switches the parameters with the strategy', async () => {
