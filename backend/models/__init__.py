@@ -1,1 +1,0 @@
-"""API shapes of the cache routes (moving to backend/api/schemas)."""
