@@ -29,8 +29,23 @@ def choose_policy(debug_mode: bool, cache_enabled: bool) -> str:
     return (DataSourcePolicy.READ_THROUGH if cache_enabled else DataSourcePolicy.LIVE).value
 
 
+def _market_data_service(policy, client, repository, config, clock, locks) -> providers.Singleton:
+    """The one way a MarketDataService provider is made; the policy and client differ."""
+    return providers.Singleton(
+        MarketDataService,
+        repository=repository,
+        policy=policy,
+        client=client,
+        ttl_hours=config.CACHE_TTL_HOURS,
+        clock=clock,
+        locks=locks,
+    )
+
+
 class Container(containers.DeclarativeContainer):
-    wiring_config = containers.WiringConfiguration(packages=["backend.api.routes"])
+    wiring_config = containers.WiringConfiguration(
+        packages=["backend.api.routes"], modules=["backend.api.deps"]
+    )
 
     config = providers.Configuration(strict=True)
     settings = providers.Dependency(instance_of=Settings)
@@ -68,47 +83,33 @@ class Container(containers.DeclarativeContainer):
 
     data_source_policy = providers.Callable(choose_policy, config.DEBUG_MODE, config.CACHE_ENABLED)
 
-    read_through_service = providers.Singleton(
-        MarketDataService,
-        repository=market_data_repository,
-        policy=DataSourcePolicy.READ_THROUGH,
-        client=ibkr_client,
-        ttl_hours=config.CACHE_TTL_HOURS,
-        clock=clock,
-        locks=series_locks,
+    # The explicit way to fill the cache (API refresh, CLI); allowed in DEBUG_MODE too. Live mode's
+    # workflows read through this same instance, so a refresh and a workflow share one fetch.
+    refresh_service = _market_data_service(
+        DataSourcePolicy.READ_THROUGH,
+        ibkr_client,
+        market_data_repository,
+        config,
+        clock,
+        series_locks,
     )
 
     # The path workflows read through. In DEBUG_MODE it is built without any IBKR client.
     market_data_service = providers.Selector(
         data_source_policy,
-        cache_only=providers.Singleton(
-            MarketDataService,
-            repository=market_data_repository,
-            policy=DataSourcePolicy.CACHE_ONLY,
-            client=None,
-            ttl_hours=config.CACHE_TTL_HOURS,
-            clock=clock,
+        cache_only=_market_data_service(
+            DataSourcePolicy.CACHE_ONLY, None, market_data_repository, config, clock, series_locks
         ),
-        read_through=read_through_service,
-        live=providers.Singleton(
-            MarketDataService,
-            repository=market_data_repository,
-            policy=DataSourcePolicy.LIVE,
-            client=ibkr_client,
-            ttl_hours=config.CACHE_TTL_HOURS,
-            clock=clock,
-            locks=series_locks,
+        read_through=refresh_service,
+        live=_market_data_service(
+            DataSourcePolicy.LIVE, ibkr_client, market_data_repository, config, clock, series_locks
         ),
     )
-
-    # The explicit way to fill the cache (API refresh, CLI); allowed in DEBUG_MODE too. The same
-    # instance as live mode's read-through, so a refresh and a workflow share one fetch.
-    cache_refresh_service = read_through_service
 
     # Every refresh and live workflow is costed in IBKR requests before anything is sent.
     request_planner = providers.Singleton(
         RequestPlanner,
-        service=read_through_service,
+        service=refresh_service,
         client=ibkr_client,
         limits=pacing.provided.limits,
         ceiling=config.REQUEST_CEILING,
@@ -127,17 +128,17 @@ class Container(containers.DeclarativeContainer):
     # In memory, one registry per process: jobs are asyncio tasks on the app's loop.
     refresh_jobs = providers.Singleton(
         RefreshJobs,
-        service=cache_refresh_service,
+        service=refresh_service,
         connection=ib_connection,
         planner=request_planner,
         clock=clock,
         default_exchange=config.CACHE_EXCHANGE,
     )
 
-    # Batch filling for the CLI: many series through cache_refresh_service and the same pacing.
+    # Batch filling for the CLI: many series through refresh_service and the same pacing.
     cache_population_service = providers.Singleton(
         CachePopulationService,
-        refresh_service=cache_refresh_service,
+        refresh_service=refresh_service,
         client=ibkr_client,
         repository=market_data_repository,
         clock=clock,

@@ -173,7 +173,7 @@ def test_only_the_latest_finished_jobs_are_kept(migrated_sqlite_url):
         container.refresh_jobs.override(
             providers.Singleton(
                 RefreshJobs,
-                service=container.cache_refresh_service,
+                service=container.refresh_service,
                 connection=container.ib_connection,
                 planner=container.request_planner,
                 clock=container.clock,

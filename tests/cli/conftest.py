@@ -46,7 +46,7 @@ def fast_container(settings):
     container.cache_population_service.override(
         providers.Singleton(
             CachePopulationService,
-            refresh_service=container.cache_refresh_service,
+            refresh_service=container.refresh_service,
             client=container.ibkr_client,
             repository=container.market_data_repository,
             clock=container.clock,
