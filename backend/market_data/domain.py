@@ -58,6 +58,10 @@ OhlcvBar = tuple[datetime, float, float, float, float, float]
 MAX_DAYS_BACK = 3650
 # One refresh request, and one workflow run, name at most this many symbols.
 MAX_SYMBOLS_PER_REQUEST = 50
+# A series is read a page at a time: this many bars unless asked for fewer, and never more than
+# the maximum, so one response's memory stays bounded.
+SERIES_PAGE_SIZE = 10_000
+MAX_SERIES_PAGE_SIZE = 50_000
 # How far back a refresh reaches when the request does not say; intraday bars are many per day.
 DEFAULT_DAYS_BACK = {
     BarSize.D1: 365,

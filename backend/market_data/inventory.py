@@ -1,25 +1,48 @@
-"""What the cache holds, for the API: pages of bars, one symbol's series, clearing by filter."""
+"""What the cache holds: pages of stored bars, one symbol's series a page at a time, clearing."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from backend.market_data.domain import DEFAULT_DAYS_BACK, MAX_DAYS_BACK, BarSize, SeriesKey
-from backend.market_data.errors import NotCached
-from backend.models.market_data_api import (
+from backend.market_data.domain import (
+    DEFAULT_DAYS_BACK,
+    MAX_DAYS_BACK,
     SERIES_PAGE_SIZE,
-    CachedBarPublic,
-    CachedBarsPublic,
-    SeriesBarPublic,
-    SeriesCursor,
-    SeriesPublic,
+    BarSize,
+    SeriesKey,
 )
+from backend.market_data.errors import NotCached
 from backend.storage.market_data_repository import BarFilter, CachedBar, MarketDataCacheRepository
 from backend.storage.market_data_tables import MarketDataCache
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class CachedBarsPage:
+    """One page of stored rows, the total matching the filter, and when `expired` is judged."""
+
+    rows: list[MarketDataCache]
+    total: int
+    as_of: datetime
+
+
+@dataclass(frozen=True)
+class SeriesPage:
+    """One page of a series: its bars in time order, and what the whole requested range holds.
+
+    next_after is the last bar's start when more bars follow (the next page starts after it).
+    """
+
+    series: SeriesKey
+    data_type: BarSize
+    bars: list[CachedBar]
+    total: int
+    expired: bool
+    next_after: datetime | None
 
 
 def is_expired(is_final: bool, expires_at: datetime, now: datetime) -> bool:
@@ -40,10 +63,9 @@ class CacheInventory:
         self.clock = clock
         self.default_exchange = default_exchange
 
-    def list_bars(self, bar_filter: BarFilter, limit: int, offset: int) -> CachedBarsPublic:
+    def list_bars(self, bar_filter: BarFilter, limit: int, offset: int) -> CachedBarsPage:
         rows, total = self.repository.list_bars(bar_filter, limit, offset)
-        now = self.clock()
-        return CachedBarsPublic(data=[_bar_public(row, now) for row in rows], count=total)
+        return CachedBarsPage(rows, total, self.clock())
 
     def delete_bars(self, bar_filter: BarFilter) -> int:
         return self.repository.delete_bars(bar_filter)
@@ -59,22 +81,21 @@ class CacheInventory:
         date_from: datetime | None,
         date_to: datetime | None,
         limit: int = SERIES_PAGE_SIZE,
-        cursor: SeriesCursor | None = None,
-    ) -> SeriesPublic:
-        """One page of a series in time order: at most `limit` bars, after the cursor's bar.
+        after: datetime | None = None,
+    ) -> SeriesPage:
+        """One page of a series in time order: at most `limit` bars, starting after `after`.
 
         Raise NotCached, with the command that fills it, if the range holds no bars. Without an
         exchange, CACHE_EXCHANGE is tried first, then any exchange the symbol is cached for (a
-        symbol refreshed with exchange=NYSE is still found); a cursor keeps the exchange of the
-        page it came from.
+        symbol refreshed with exchange=NYSE is still found); a later page passes the exchange
+        of the page it follows.
         """
         start = date_from or EARLIEST
         end = _exclusive_end(date_to) if date_to else LATEST
         page_start = start
-        if cursor is not None:
-            exchange = cursor.exchange
+        if after is not None:
             # Keyset paging: timestamps are stored to the microsecond.
-            page_start = max(start, cursor.after + timedelta(microseconds=1))
+            page_start = max(start, after + timedelta(microseconds=1))
         chosen = exchange or self.default_exchange
         for candidate in self._exchanges_to_try(symbol, data_type, chosen, exchange is None):
             series = SeriesKey(symbol, candidate, data_type.value)
@@ -84,22 +105,17 @@ class CacheInventory:
                 break
         else:
             raise NotCached(symbol, chosen, data_type.value, self._days_back(data_type, date_from))
-        next_cursor = None
+        next_after = None
         if len(bars) > limit:
             del bars[limit:]
-            next_cursor = SeriesCursor(
-                symbol=symbol,
-                exchange=series.exchange,
-                data_type=data_type,
-                after=bars[-1].timestamp,
-            ).encode()
-        return _series_public(
+            next_after = bars[-1].timestamp
+        return SeriesPage(
             series,
             data_type,
             bars,
             total=self._total(series, date_from, date_to, start, end),
             expired=self.repository.any_expired(series, start, end, self.clock()),
-            next_cursor=next_cursor,
+            next_after=next_after,
         )
 
     def _exchanges_to_try(
@@ -143,58 +159,3 @@ def _exclusive_end(date_to: datetime) -> datetime:
         return date_to + timedelta(microseconds=1)
     except OverflowError:
         return date_to
-
-
-def _bar_public(row: MarketDataCache, now: datetime) -> CachedBarPublic:
-    assert row.id is not None
-    return CachedBarPublic(
-        id=row.id,
-        symbol=row.symbol,
-        exchange=row.exchange,
-        data_type=BarSize(row.data_type),
-        timestamp=row.timestamp,
-        ohlcv_data=row.ohlcv_data,
-        indicators=row.indicators,
-        metadata=row.meta,
-        fetched_at=row.fetched_at,
-        expires_at=row.expires_at,
-        expired=is_expired(bool(row.meta.get("is_final")), row.expires_at, now),
-    )
-
-
-def _series_public(
-    series: SeriesKey,
-    data_type: BarSize,
-    bars: list[CachedBar],
-    total: int,
-    expired: bool,
-    next_cursor: str | None,
-) -> SeriesPublic:
-    fetched = [bar.fetched_at for bar in bars]
-    return SeriesPublic(
-        symbol=series.symbol,
-        exchange=series.exchange,
-        data_type=data_type,
-        count=len(bars),
-        first=bars[0].timestamp,
-        last=bars[-1].timestamp,
-        fetched_from=min(fetched),
-        fetched_to=max(fetched),
-        expired=expired,
-        total=total,
-        next_cursor=next_cursor,
-        bars=[
-            SeriesBarPublic(
-                timestamp=bar.timestamp,
-                open=bar.open,
-                high=bar.high,
-                low=bar.low,
-                close=bar.close,
-                volume=bar.volume,
-                wap=bar.wap,
-                bar_count=bar.bar_count,
-                is_final=bool(bar.is_final),
-            )
-            for bar in bars
-        ],
-    )

@@ -22,7 +22,6 @@ from backend.market_data.domain import DEFAULT_DAYS_BACK, BarSize, SeriesKey
 from backend.market_data.errors import GatewayUnavailable, MarketDataError
 from backend.market_data.request_budget import RequestEstimate, RequestPlanner
 from backend.market_data.service import CacheOutcome, FetchProgress, MarketDataService
-from backend.models.market_data_api import RefreshRequest
 
 JobStatus = Literal["queued", "running", "completed", "partial", "failed", "cancelled"]
 FINISHED: tuple[JobStatus, ...] = ("completed", "partial", "failed", "cancelled")
@@ -86,21 +85,31 @@ class RefreshJobs:
         self.keep_finished = keep_finished
         self._jobs: dict[str, RefreshJob] = {}
 
-    async def submit(self, request: RefreshRequest) -> RefreshJob:
-        """Plan and queue a job; raise UnsupportedExchange or RequestBudgetExceeded first."""
-        exchange = request.exchange or self.default_exchange
+    async def submit(
+        self,
+        symbols: list[str],
+        data_type: BarSize,
+        exchange: str | None = None,
+        days_back: int | None = None,
+        force: bool = False,
+    ) -> RefreshJob:
+        """Plan and queue a job; raise UnsupportedExchange or RequestBudgetExceeded first.
+
+        exchange defaults to CACHE_EXCHANGE, days_back to the bar size's DEFAULT_DAYS_BACK.
+        """
+        exchange = exchange or self.default_exchange
         market_calendar.calendar_for(exchange)
-        days_back = request.days_back or DEFAULT_DAYS_BACK[request.data_type]
-        symbols = list(dict.fromkeys(request.symbols))
+        days_back = days_back or DEFAULT_DAYS_BACK[data_type]
+        symbols = list(dict.fromkeys(symbols))
         now = self.clock()
         start, end = now - timedelta(days=days_back), now
         estimate = await self.planner.check(
             symbols,
             exchange,
-            request.data_type,
+            data_type,
             start,
             end,
-            force=request.force,
+            force=force,
             what="this refresh",
         )
         job = RefreshJob(
@@ -108,9 +117,9 @@ class RefreshJobs:
             created_at=now,
             symbols=symbols,
             exchange=exchange,
-            data_type=request.data_type,
+            data_type=data_type,
             days_back=days_back,
-            force=request.force,
+            force=force,
             start=start,
             end=end,
             estimate=estimate,

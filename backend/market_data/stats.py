@@ -3,14 +3,46 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
 from backend.market_data.domain import BarSize
-from backend.models.market_data_api import CacheStatsPublic, SeriesStatsPublic
 from backend.storage.market_data_repository import MarketDataCacheRepository
 from backend.storage.market_data_tables import CacheSeriesStats
 
 SeriesId = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class SeriesStats:
+    """One series: what is cached, and how lookups against it went."""
+
+    symbol: str
+    exchange: str
+    data_type: BarSize
+    bar_count: int
+    first: datetime | None
+    last: datetime | None
+    last_updated: datetime | None
+    expired: bool
+    expired_count: int
+    hits: int
+    misses: int
+    partial_hits: int
+    stale_serves: int
+    hit_rate: float | None
+    last_hit_at: datetime | None
+    last_refresh_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    hits: int
+    misses: int
+    partial_hits: int
+    stale_serves: int
+    hit_rate: float | None
+    series: list[SeriesStats]
 
 
 def hit_rate(hits: int, misses: int, partial_hits: int, stale_serves: int) -> float | None:
@@ -30,7 +62,7 @@ class CacheStatsService:
         self.repository = repository
         self.clock = clock
 
-    def stats(self) -> CacheStatsPublic:
+    def stats(self) -> CacheStats:
         """Every series that has bars or lookup counts (or both), ordered by symbol and bar size."""
         summaries = {
             (row["symbol"], row["exchange"], row["data_type"]): row
@@ -47,19 +79,19 @@ class CacheStatsService:
             name: sum(getattr(row, name) for row in series)
             for name in ("hits", "misses", "partial_hits", "stale_serves")
         }
-        return CacheStatsPublic(**totals, hit_rate=hit_rate(**totals), series=series)
+        return CacheStats(**totals, hit_rate=hit_rate(**totals), series=series)
 
 
 def _series(
     key: SeriesId, summary: dict | None, counter: CacheSeriesStats | None
-) -> SeriesStatsPublic:
+) -> SeriesStats:
     symbol, exchange, data_type = key
     hits = counter.hits if counter else 0
     misses = counter.misses if counter else 0
     partial_hits = counter.partial_hits if counter else 0
     stale_serves = counter.stale_serves if counter else 0
     expired_count = summary["expired_count"] if summary else 0
-    return SeriesStatsPublic(
+    return SeriesStats(
         symbol=symbol,
         exchange=exchange,
         data_type=BarSize(data_type),

@@ -1,6 +1,5 @@
 """Cache management endpoints: list, inspect, refresh from IBKR, clear, statistics."""
 
-import hmac
 import json
 from datetime import datetime
 from typing import Annotated
@@ -8,28 +7,25 @@ from typing import Annotated
 from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from backend.api.deps import (
+    GUARDED,
+    DateFromQuery,
+    DateToQuery,
+    bar_filter,
+    check_date_order,
+    require_api_token,
+)
 from backend.api.errors import ErrorPublic, database_error_response, status_for
-from backend.config.settings import Settings
-from backend.containers import Container
-from backend.market_data.domain import BarSize
-from backend.market_data.errors import MarketDataError
-from backend.market_data.inventory import CacheInventory
-from backend.market_data.refresh_jobs import RefreshJob, RefreshJobs
-from backend.market_data.stats import CacheStatsService
-from backend.models.market_data_api import (
+from backend.api.schemas.inputs import Exchange, Symbol
+from backend.api.schemas.market_data_cache import (
     MAX_OFFSET,
     MAX_PAGE_SIZE,
-    MAX_SERIES_PAGE_SIZE,
-    SERIES_PAGE_SIZE,
+    CachedBarPublic,
     CachedBarsPublic,
     CacheStatsPublic,
     Cursor,
-    DateFrom,
-    DateTo,
     DeletedPublic,
-    Exchange,
     RefreshError,
     RefreshJobPublic,
     RefreshJobRequest,
@@ -38,83 +34,23 @@ from backend.models.market_data_api import (
     RefreshResultPublic,
     RequestBudgetPublic,
     RequestEstimatePublic,
+    SeriesBarPublic,
     SeriesCursor,
     SeriesPublic,
-    Symbol,
 )
+from backend.containers import Container
+from backend.market_data.domain import MAX_SERIES_PAGE_SIZE, SERIES_PAGE_SIZE, BarSize
+from backend.market_data.errors import MarketDataError
+from backend.market_data.inventory import CacheInventory, SeriesPage, is_expired
+from backend.market_data.refresh_jobs import RefreshJob, RefreshJobs
+from backend.market_data.stats import CacheStatsService
 from backend.storage.market_data_repository import BarFilter
+from backend.storage.market_data_tables import MarketDataCache
 
 router = APIRouter(prefix="/api/market-data/cache", tags=["market-data-cache"])
 
 # How long POST /refresh?wait=true holds the request open before answering 202 with the job.
 REFRESH_WAIT_S = 120.0
-
-GUARDED = {
-    401: {"model": ErrorPublic, "description": "API_TOKEN is set and no bearer token was sent"},
-    403: {"model": ErrorPublic, "description": "The bearer token is wrong"},
-}
-
-bearer = HTTPBearer(
-    auto_error=False, description="Required for refresh and delete when API_TOKEN is set."
-)
-
-
-@inject
-async def require_api_token(
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    settings: Annotated[Settings, Depends(Provide[Container.settings])],
-) -> None:
-    """When API_TOKEN is set, changing the cache needs `Authorization: Bearer <API_TOKEN>`."""
-    if settings.API_TOKEN is None:
-        return
-    if credentials is None:
-        raise HTTPException(
-            401,
-            "this endpoint needs the header Authorization: Bearer <API_TOKEN>",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    # Constant-time, so response timing does not reveal how much of a guess was right.
-    if not hmac.compare_digest(credentials.credentials.encode(), settings.API_TOKEN.encode()):
-        raise HTTPException(403, "the bearer token does not match API_TOKEN")
-
-
-# The date filters shared by the list, the series and the delete routes.
-DateFromQuery = Annotated[
-    DateFrom | None,
-    Query(description="Bars from this instant (ISO-8601 date or datetime; naive is UTC)."),
-]
-DateToQuery = Annotated[
-    DateTo | None,
-    Query(description="Bars up to this instant, inclusive; a date alone covers its whole day."),
-]
-
-
-def bar_filter(
-    symbol: Annotated[
-        Symbol | None, Query(description="Ticker; lower case is upper-cased.")
-    ] = None,
-    exchange: Annotated[
-        Exchange | None, Query(description="Primary exchange, e.g. NASDAQ.")
-    ] = None,
-    data_type: Annotated[BarSize | None, Query(description="Bar size.")] = None,
-    date_from: DateFromQuery = None,
-    date_to: DateToQuery = None,
-) -> BarFilter:
-    check_date_order(date_from, date_to)
-    return BarFilter(symbol, exchange, data_type.value if data_type else None, date_from, date_to)
-
-
-def check_date_order(date_from: datetime | None, date_to: datetime | None) -> None:
-    if date_from is not None and date_to is not None and date_from > date_to:
-        raise RequestValidationError(
-            [
-                {
-                    "loc": ("query", "date_to"),
-                    "msg": "must not be before date_from",
-                    "type": "value_error",
-                }
-            ]
-        )
 
 
 @router.get("", response_model=CachedBarsPublic)
@@ -126,7 +62,10 @@ def list_cached_bars(
     offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Rows to skip.")] = 0,
 ) -> CachedBarsPublic:
     """Cached bars matching the filters, one page at a time, with the total count."""
-    return inventory.list_bars(filters, limit, offset)
+    page = inventory.list_bars(filters, limit, offset)
+    return CachedBarsPublic(
+        data=[cached_bar_public(row, page.as_of) for row in page.rows], count=page.total
+    )
 
 
 @router.get("/stats", response_model=CacheStatsPublic)
@@ -135,7 +74,7 @@ def cache_stats(
     stats: Annotated[CacheStatsService, Depends(Provide[Container.cache_stats_service])],
 ) -> CacheStatsPublic:
     """Hit rates overall and per series, with each series' bar count, first and last bar."""
-    return stats.stats()
+    return CacheStatsPublic.model_validate(stats.stats(), from_attributes=True)
 
 
 @router.post(
@@ -188,7 +127,13 @@ async def refresh_cache(
     (default 1440, four hours of IBKR's pacing budget) is refused with 422
     `request_budget_exceeded` and the estimate, before anything is sent.
     """
-    job = await jobs.submit(body)
+    job = await jobs.submit(
+        body.symbols,
+        body.data_type,
+        exchange=body.exchange,
+        days_back=body.days_back,
+        force=body.force,
+    )
     if wait:
         await jobs.wait(job, REFRESH_WAIT_S)
     if job.finished:
@@ -279,10 +224,18 @@ def cached_series(
     check_date_order(date_from, date_to)
     if cursor is not None:
         check_cursor(cursor, symbol, data_type, exchange)
-    series = inventory.series(symbol, data_type, exchange, date_from, date_to, limit, cursor)
+    page = inventory.series(
+        symbol,
+        data_type,
+        cursor.exchange if cursor else exchange,
+        date_from,
+        date_to,
+        limit,
+        after=cursor.after if cursor else None,
+    )
     # The hot path of charts: the model is already valid, so it is dumped once, straight to JSON,
     # instead of FastAPI validating a year of bars again against response_model.
-    return Response(series.model_dump_json(), media_type="application/json")
+    return Response(series_public(page).model_dump_json(), media_type="application/json")
 
 
 @router.delete(
@@ -338,6 +291,63 @@ def check_cursor(
                 }
             ]
         )
+
+
+def cached_bar_public(row: MarketDataCache, now: datetime) -> CachedBarPublic:
+    assert row.id is not None
+    return CachedBarPublic(
+        id=row.id,
+        symbol=row.symbol,
+        exchange=row.exchange,
+        data_type=BarSize(row.data_type),
+        timestamp=row.timestamp,
+        ohlcv_data=row.ohlcv_data,
+        indicators=row.indicators,
+        metadata=row.meta,
+        fetched_at=row.fetched_at,
+        expires_at=row.expires_at,
+        expired=is_expired(bool(row.meta.get("is_final")), row.expires_at, now),
+    )
+
+
+def series_public(page: SeriesPage) -> SeriesPublic:
+    bars = page.bars
+    fetched = [bar.fetched_at for bar in bars]
+    next_cursor = None
+    if page.next_after is not None:
+        next_cursor = SeriesCursor(
+            symbol=page.series.symbol,
+            exchange=page.series.exchange,
+            data_type=page.data_type,
+            after=page.next_after,
+        ).encode()
+    return SeriesPublic(
+        symbol=page.series.symbol,
+        exchange=page.series.exchange,
+        data_type=page.data_type,
+        count=len(bars),
+        first=bars[0].timestamp,
+        last=bars[-1].timestamp,
+        fetched_from=min(fetched),
+        fetched_to=max(fetched),
+        expired=page.expired,
+        total=page.total,
+        next_cursor=next_cursor,
+        bars=[
+            SeriesBarPublic(
+                timestamp=bar.timestamp,
+                open=bar.open,
+                high=bar.high,
+                low=bar.low,
+                close=bar.close,
+                volume=bar.volume,
+                wap=bar.wap,
+                bar_count=bar.bar_count,
+                is_final=bool(bar.is_final),
+            )
+            for bar in bars
+        ],
+    )
 
 
 def job_public(job: RefreshJob) -> RefreshJobPublic:

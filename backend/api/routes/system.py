@@ -1,15 +1,20 @@
 """Health, public configuration and metrics of the running service."""
 
 from collections import Counter
-from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 
 from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import BaseModel
 
+from backend.api.schemas.system import (
+    ConfigPublic,
+    GatewayStatus,
+    HealthPublic,
+    HealthUnavailablePublic,
+    LivenessPublic,
+)
 from backend.config.settings import Settings
 from backend.containers import Container
 from backend.core import metrics
@@ -21,46 +26,6 @@ from backend.storage.database_probe import DatabaseProbe
 router = APIRouter(prefix="/api", tags=["system"])
 # At the root, where Prometheus looks by default. Unauthenticated, behind the Host check.
 metrics_router = APIRouter(tags=["system"])
-
-
-class HealthPublic(BaseModel):
-    status: Literal["ok"]
-    database: Literal["ok"]
-
-
-class HealthUnavailablePublic(BaseModel):
-    """503: the database did not answer. Data routes answer 503 database_unavailable too."""
-
-    status: Literal["unavailable"]
-    database: Literal["unreachable"]
-    detail: str
-    code: Literal["database_unavailable"]
-
-
-class LivenessPublic(BaseModel):
-    status: Literal["ok"]
-
-
-class GatewayStatus(BaseModel):
-    """last_error: the latest failure to connect or drop of the link, kept after a reconnect
-    so that a brief outage stays visible; `connected` says how things stand now."""
-
-    connected: bool
-    simulated: bool
-    last_error: str | None
-    last_error_at: datetime | None
-
-
-class ConfigPublic(BaseModel):
-    debug_mode: bool
-    cache_enabled: bool
-    cache_symbols: list[str]
-    cache_exchange: str
-    cache_ttl_hours: int
-    ib_host: str
-    ib_port: int
-    api_token_required: bool
-    gateway: GatewayStatus
 
 
 @router.get(

@@ -1,20 +1,25 @@
 """Strategy workflows: run one (synchronously), list executions, show one with logs and lineage."""
 
 import asyncio
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 from dependency_injector.wiring import Provide, inject
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from loguru import logger
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
+from backend.api.deps import GUARDED, require_api_token
 from backend.api.errors import ErrorPublic
-from backend.api.routes.market_data_cache import GUARDED, require_api_token
+from backend.api.schemas.workflows import (
+    ExecuteRequest,
+    ExecutionDetailPublic,
+    ExecutionPublic,
+    ExecutionsPublic,
+    LineageMetadataPublic,
+    LineagePublic,
+    LogPublic,
+)
 from backend.containers import Container
-from backend.market_data.domain import BarSize
-from backend.models.market_data_api import DaysBack, Symbol
 from backend.storage.workflow_repository import WorkflowRepository
 from backend.storage.workflow_tables import LineageRecord, WorkflowExecution, WorkflowLog
 from backend.workflows.executor import StrategyExecutor
@@ -28,67 +33,6 @@ MAX_ID = 2**31 - 1
 # How often a running workflow checks that its HTTP client is still there.
 DISCONNECT_POLL_S = 0.25
 CLIENT_CLOSED_REQUEST = 499
-
-
-class ExecuteRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    strategy: StrictStr = Field(min_length=1, max_length=64)
-    # The same symbol rule as the cache routes: exactly as written, lower case upper-cased.
-    symbols: list[Symbol] = Field(min_length=1, max_length=50)
-    data_type: BarSize = BarSize.D1
-    lookback_days: DaysBack = 30
-    params: dict[str, StrictInt | StrictFloat] = Field(default_factory=dict)
-
-
-class ExecutionPublic(BaseModel):
-    id: int
-    strategy: str
-    status: str
-    debug_mode: bool
-    symbols: list[str]
-    data_type: str
-    parameters: dict[str, Any]
-    result: dict[str, Any] | None
-    error: str | None
-    started_at: datetime | None
-    finished_at: datetime | None
-
-
-class ExecutionsPublic(BaseModel):
-    data: list[ExecutionPublic]
-    count: int
-
-
-class LogPublic(BaseModel):
-    step: str
-    level: str
-    message: str
-    created_at: datetime
-
-
-class LineageMetadataPublic(BaseModel):
-    data_source: str
-    debug_mode: bool
-    cache_hit: str
-    bar_count: int
-    fetched_at_min: datetime | None
-    fetched_at_max: datetime | None
-    checksum: str
-
-
-class LineagePublic(BaseModel):
-    step: str
-    symbol: str
-    data_type: str
-    range_start: datetime
-    range_end: datetime
-    metadata: LineageMetadataPublic
-
-
-class ExecutionDetailPublic(ExecutionPublic):
-    logs: list[LogPublic]
-    lineage: list[LineagePublic]
 
 
 @router.post(
