@@ -1,9 +1,9 @@
 import { useId, useState } from 'react';
 import type { BarSize, RefreshRequest } from '../../api/models';
 import { DataTypeField } from '../../shared/DataTypeField';
+import { DaysField, InputField, SymbolsField } from '../../shared/InputField';
 import { parseSymbols } from '../../shared/format';
 import { ErrorNotice } from '../../shared/States';
-import { SymbolsField } from '../../shared/SymbolsField';
 
 interface AddSymbolsFormProps {
   defaultExchange: string;
@@ -56,28 +56,15 @@ export function AddSymbolsForm({ defaultExchange, busy, error, onSubmit }: AddSy
         aria-describedby={problem ? `${id}-problem` : error != null ? `${id}-refused` : undefined}
       />
       <DataTypeField id={`${id}-type`} value={dataType} onChange={setDataType} />
-      <label className="field" htmlFor={`${id}-days`}>
-        <span>Days back</span>
-        <input
-          id={`${id}-days`}
-          type="number"
-          min={1}
-          step={1}
-          inputMode="numeric"
-          value={daysBack}
-          onChange={(event) => setDaysBack(event.target.value)}
-        />
-      </label>
-      <label className="field" htmlFor={`${id}-exchange`}>
-        <span>Exchange</span>
-        <input
-          id={`${id}-exchange`}
-          value={exchange}
-          onChange={(event) => setExchange(event.target.value)}
-          placeholder={defaultExchange || 'default'}
-          autoComplete="off"
-        />
-      </label>
+      <DaysField id={`${id}-days`} label="Days back" inputMode="numeric" value={daysBack} onChange={setDaysBack} />
+      <InputField
+        id={`${id}-exchange`}
+        label="Exchange"
+        value={exchange}
+        onChange={setExchange}
+        placeholder={defaultExchange || 'default'}
+        autoComplete="off"
+      />
       <label className="field-check" htmlFor={`${id}-force`}>
         <input id={`${id}-force`} type="checkbox" checked={force} onChange={(event) => setForce(event.target.checked)} />
         <span>Fetch again even if cached</span>

@@ -1,6 +1,7 @@
 import { useId } from 'react';
 import type { BarSize } from '../../api/models';
 import { DataTypeField } from '../../shared/DataTypeField';
+import { InputField } from '../../shared/InputField';
 
 export interface CacheFilters {
   symbol: string;
@@ -49,25 +50,21 @@ export function SeriesFilters({ filters, knownSymbols, onChange }: SeriesFilters
         </datalist>
       </label>
       <DataTypeField id={`${id}-type`} value={filters.dataType} onChange={(dataType) => set({ dataType })} anyLabel="All" />
-      <label className="field" htmlFor={`${id}-from`}>
-        <span>From (UTC)</span>
-        <input
-          id={`${id}-from`}
-          type="date"
-          value={filters.dateFrom}
-          onChange={(event) => set({ dateFrom: event.target.value })}
-        />
-      </label>
-      <label className="field" htmlFor={`${id}-to`}>
-        <span>To (UTC)</span>
-        <input
-          id={`${id}-to`}
-          type="date"
-          value={filters.dateTo}
-          onChange={(event) => set({ dateTo: event.target.value })}
-          aria-invalid={rangeInvalid}
-        />
-      </label>
+      <InputField
+        id={`${id}-from`}
+        label="From (UTC)"
+        type="date"
+        value={filters.dateFrom}
+        onChange={(dateFrom) => set({ dateFrom })}
+      />
+      <InputField
+        id={`${id}-to`}
+        label="To (UTC)"
+        type="date"
+        value={filters.dateTo}
+        onChange={(dateTo) => set({ dateTo })}
+        aria-invalid={rangeInvalid}
+      />
       <button
         type="button"
         className="button button-ghost"

@@ -2,7 +2,7 @@ import { useEffect, useId, useState } from 'react';
 import type { BarSize, ExecuteRequest, Strategy, StrategyParameter } from '../../api/models';
 import { DataTypeField } from '../../shared/DataTypeField';
 import { parseSymbols } from '../../shared/format';
-import { SymbolsField } from '../../shared/SymbolsField';
+import { DaysField, SymbolsField } from '../../shared/InputField';
 import { defaultLookbackDays, slowestWindow } from './lookback';
 
 interface RunWorkflowFormProps {
@@ -87,17 +87,7 @@ export function RunWorkflowForm({ strategies, defaultSymbols, busy, onRun }: Run
       {strategy?.description && <p className="hint field-wide">{strategy.description}</p>}
       <SymbolsField id={`${id}-symbols`} value={symbolsText} onChange={setSymbolsText} />
       <DataTypeField id={`${id}-type`} value={dataType} onChange={setDataType} />
-      <label className="field" htmlFor={`${id}-lookback`}>
-        <span>Lookback days</span>
-        <input
-          id={`${id}-lookback`}
-          type="number"
-          min={1}
-          step={1}
-          value={lookbackDays}
-          onChange={(event) => setLookbackText(event.target.value)}
-        />
-      </label>
+      <DaysField id={`${id}-lookback`} label="Lookback days" value={lookbackDays} onChange={setLookbackText} />
       {strategy && strategy.parameters.length > 0 && (
         <fieldset className="params field-wide">
           <legend>Parameters</legend>
