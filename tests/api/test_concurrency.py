@@ -86,7 +86,7 @@ class HealthProbe:
     """Asks /api/health back to back from a process of its own, so the load this test itself
     generates does not slow the measurement, and keeps every latency."""
 
-    def __init__(self, url: str, interval_s: float = 0.01) -> None:
+    def __init__(self, url: str, interval_s: float = 0.002) -> None:
         self.url = url
         self.interval_s = interval_s
         self.latencies: list[float] = []
