@@ -740,20 +740,17 @@ class MarketDataCacheRepository:
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
 
     @staticmethod
-    def _series_conditions(series: SeriesKey) -> list:
+    def _series_conditions(series: SeriesKey, table=BARS) -> list:
+        """The series' rows in a table keyed by (symbol, exchange, data_type)."""
         return [
-            BARS.c.symbol == series.symbol,
-            BARS.c.exchange == series.exchange,
-            BARS.c.data_type == series.data_type,
+            table.c.symbol == series.symbol,
+            table.c.exchange == series.exchange,
+            table.c.data_type == series.data_type,
         ]
 
     @staticmethod
     def _summary_key(series: SeriesKey) -> list:
-        return [
-            SUMMARIES.c.symbol == series.symbol,
-            SUMMARIES.c.exchange == series.exchange,
-            SUMMARIES.c.data_type == series.data_type,
-        ]
+        return MarketDataCacheRepository._series_conditions(series, SUMMARIES)
 
     @staticmethod
     def _summary_conditions(bar_filter: BarFilter) -> list:
