@@ -22,7 +22,7 @@ from tenacity import (
 )
 
 from backend.core import metrics
-from backend.ibkr import chunking
+from backend.ibkr import chunking, error_codes
 from backend.ibkr.chunking import DEFAULT_SESSIONS_PER_REQUEST, ChunkPlan
 from backend.ibkr.connection import IBConnection
 from backend.ibkr.pacing import PacingScheduler
@@ -32,7 +32,6 @@ from backend.market_data.errors import (
     GatewayTimeout,
     GatewayUnavailable,
     InvalidBar,
-    InvalidHistoricalRequest,
     NoDataReturned,
     PacingViolation,
     UnknownContract,
@@ -106,9 +105,7 @@ class IBKRClient:
                 ib.qualifyContractsAsync(contract), self.request_timeout_s
             )
         except RequestError as exc:
-            if exc.code == 200:
-                raise UnknownContract(symbol, exchange) from None
-            raise InvalidHistoricalRequest(f"IBKR refused {symbol}: {exc.message}") from None
+            raise error_codes.contract_error(exc.code, exc.message, symbol, exchange) from None
         except TimeoutError:
             raise self._timeout(f"contract details for {symbol}") from None
         except ConnectionError as exc:
@@ -288,10 +285,7 @@ class IBKRClient:
         plan: ChunkPlan,
         request: dict[str, Any],
     ) -> FetchedChunk:
-        text = exc.message.lower()
-        if exc.code == 162 and "pacing" in text:
-            raise PacingViolation(f"IBKR pacing violation for {contract.symbol}: {exc.message}")
-        if exc.code == 162 and "no data" in text:
+        if error_codes.is_no_data(exc.code, exc.message):
             head = await self.head_timestamp(contract)
             if plan.end <= head:
                 # Nothing exists before the first trade: remember it instead of asking again.
@@ -307,11 +301,7 @@ class IBKRClient:
                 f"IBKR returned no data for {contract.symbol} {bar_size} "
                 f"{plan.start.isoformat()} to {plan.end.isoformat()}: {exc.message}"
             )
-        if exc.code == 200:
-            raise UnknownContract(contract.symbol, exchange)
-        if exc.code == 321:
-            raise InvalidHistoricalRequest(f"IBKR refused the request (321): {exc.message}")
-        raise InvalidHistoricalRequest(f"IBKR error {exc.code}: {exc.message}")
+        raise error_codes.historical_error(exc.code, exc.message, contract.symbol, exchange)
 
     def _to_bars(
         self,

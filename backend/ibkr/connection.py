@@ -10,10 +10,9 @@ from datetime import datetime
 from ib_insync import IB
 from loguru import logger
 
+from backend.ibkr import error_codes
 from backend.market_data.errors import ClientIdInUse, GatewayUnavailable
 from backend.storage.types import utc_now
-
-CLIENT_ID_IN_USE = 326
 
 
 class IBConnection:
@@ -66,7 +65,7 @@ class IBConnection:
 
         def on_error(_req_id: int, code: int, _text: str, _contract) -> None:
             nonlocal refused_client_id
-            refused_client_id = refused_client_id or code == CLIENT_ID_IN_USE
+            refused_client_id = refused_client_id or code == error_codes.CLIENT_ID_IN_USE
 
         self.ib.errorEvent += on_error
         try:
