@@ -83,29 +83,35 @@ DATABASE_NOT_MIGRATED = (
 )
 
 
-def database_error_response(exc: Exception) -> JSONResponse | None:
-    """503 for a database that is down, busy or not migrated; None for any other error."""
+def database_problem(exc: Exception) -> tuple[str, str] | None:
+    """(code, detail) for a database that is down, busy or not migrated; None for other errors."""
     # SQLAlchemy wraps the driver's error; code that talks to the driver directly gets it bare.
     driver_error = exc.orig if isinstance(exc, DBAPIError) else exc
     message = str(driver_error)
     sqlite_error = isinstance(driver_error, sqlite3.OperationalError)
     if isinstance(exc, PoolTimeout) or (sqlite_error and "database is locked" in message):
-        return JSONResponse(
-            error_body("every database connection is busy; retry after a moment", "database_busy"),
-            status_code=503,
-            headers={"Retry-After": str(DATABASE_BUSY_RETRY_AFTER_S)},
-        )
+        return "database_busy", "every database connection is busy; retry after a moment"
     undefined_table = getattr(driver_error, "sqlstate", None) == "42P01"
     if undefined_table or (sqlite_error and message.startswith("no such table")):
-        return JSONResponse(error_body(DATABASE_NOT_MIGRATED, "database_unavailable"), 503)
+        return "database_unavailable", DATABASE_NOT_MIGRATED
     unreachable = (
         isinstance(exc, OperationalError | InterfaceError)
         or isinstance(driver_error, DRIVER_CONNECTION_ERRORS)
         or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
     )
     if unreachable:
-        return JSONResponse(error_body(DATABASE_UNAVAILABLE, "database_unavailable"), 503)
+        return "database_unavailable", DATABASE_UNAVAILABLE
     return None
+
+
+def database_error_response(exc: Exception) -> JSONResponse | None:
+    """503 for a database that is down, busy or not migrated; None for any other error."""
+    problem = database_problem(exc)
+    if problem is None:
+        return None
+    code, detail = problem
+    busy = {"Retry-After": str(DATABASE_BUSY_RETRY_AFTER_S)} if code == "database_busy" else None
+    return JSONResponse(error_body(detail, code), status_code=503, headers=busy)
 
 
 def status_for(error: MarketDataError) -> int:

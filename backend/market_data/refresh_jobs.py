@@ -226,8 +226,8 @@ class RefreshJobs:
                 self.connection.port,
                 f"nothing could be fetched; the cache keeps its {len(result.bars)} older bars",
             )
-            return await self._ended(job, symbol, "error", progress, error)
-        return await self._ended(job, symbol, "ok", progress)
+            return await self._ended(job, symbol, "error", progress, error, len(result.bars))
+        return await self._ended(job, symbol, "ok", progress, cached=len(result.bars))
 
     async def _ended(
         self,
@@ -236,21 +236,27 @@ class RefreshJobs:
         status: Literal["ok", "error", "cancelled"],
         progress: FetchProgress,
         error: Exception | None = None,
+        cached: int | None = None,
     ) -> SymbolRefresh:
+        """`cached`: the bars the service just read for the range, when it got that far."""
+        if cached is None:
+            cached = await self._count_cached(job, symbol)
+        return SymbolRefresh(symbol, job.data_type, status, progress.bars_committed, cached, error)
+
+    async def _count_cached(self, job: RefreshJob, symbol: str) -> int:
         series = SeriesKey(symbol, job.exchange, job.data_type.value)
         repository = self.service.repository
         try:
             summary = await repository.database.run(
                 repository.summarize, series, job.start, job.end, None
             )
-            cached = summary.bars
         except Exception as exc:
             # The database failing now must not turn a finished symbol into a crashed job.
             logger.bind(job_id=job.job_id, symbol=symbol).warning(
                 "cannot count cached bars: {}", exc
             )
-            cached = 0
-        return SymbolRefresh(symbol, job.data_type, status, progress.bars_committed, cached, error)
+            return 0
+        return summary.bars
 
     async def _record_cancelled(self, job: RefreshJob) -> None:
         done = {result.symbol for result in job.results}

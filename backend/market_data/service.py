@@ -66,7 +66,6 @@ class FetchProgress:
     """What one call has committed so far; the caller's copy stays right if the call fails."""
 
     bars_committed: int = 0
-    chunks_committed: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,8 +137,7 @@ class MarketDataService:
             self.find_gaps, series, bar_size, start, end, honour_expiry=False
         )
         if coverage.missing:
-            await self._run(self.repository.record_outcome, series, "miss", self.clock())
-            CACHE_LOOKUPS.labels(CacheOutcome.MISS.value).inc()
+            await self._run(self._record_outcome, series, CacheOutcome.MISS)
             days_back = max(1, (self.clock() - start).days + 1)
             raise CacheMissInDebugMode(
                 series.symbol, series.exchange, series.data_type, coverage.missing, days_back
@@ -212,12 +210,12 @@ class MarketDataService:
         had_cached_bars = coverage.summary.bars > 0
         if failure is not None:
             if not had_cached_bars:
-                await self._run(self.repository.record_outcome, series, "miss", self.clock())
+                await self._run(self._record_outcome, series, CacheOutcome.MISS)
                 raise failure
             logger.bind(symbol=series.symbol, data_type=series.data_type).warning(
                 "gateway failed; serving stale cache: {}", failure
             )
-            await self._run(self.repository.record_outcome, series, "stale", self.clock())
+            await self._run(self._record_outcome, series, CacheOutcome.STALE)
             return MarketDataResult(
                 *_ident(series, start, end),
                 bars,
@@ -234,7 +232,7 @@ class MarketDataService:
             source = DataSource.CACHE
         else:
             source = DataSource.MIXED if from_cache else DataSource.IBKR
-        await self._run(self.repository.record_outcome, series, outcome.value, self.clock())
+        await self._run(self._record_outcome, series, outcome)
         return MarketDataResult(
             *_ident(series, start, end),
             bars,
@@ -250,7 +248,7 @@ class MarketDataService:
         self, series: SeriesKey, start: datetime, end: datetime, coverage: Coverage
     ) -> MarketDataResult:
         bars = self.repository.read_ohlcv(series, start, end)
-        self.repository.record_outcome(series, "hit", self.clock())
+        self._record_outcome(series, CacheOutcome.HIT)
         summary = coverage.summary
         return MarketDataResult(
             *_ident(series, start, end),
@@ -324,7 +322,6 @@ class MarketDataService:
         )
         # Counted only once the transaction has committed.
         progress.bars_committed += stored
-        progress.chunks_committed += 1
 
     # -- live (cache disabled) ------------------------------------------------------------------
 
@@ -341,6 +338,8 @@ class MarketDataService:
             bars.extend((b.timestamp, b.open, b.high, b.low, b.close, b.volume) for b in chunk.bars)
             if chunk.bars:
                 fetched_at.append(chunk.fetched_at)
+        # Nothing is stored with the cache disabled, so the bypass is counted in /metrics only.
+        CACHE_LOOKUPS.labels(CacheOutcome.BYPASS.value).inc()
         return MarketDataResult(
             *_ident(series, start, end),
             bars,
@@ -399,8 +398,12 @@ class MarketDataService:
             market_calendar.group_into_ranges(needed, expected, bar_size, series.exchange),
         )
 
+    def _record_outcome(self, series: SeriesKey, outcome: CacheOutcome) -> None:
+        """Count a lookup's outcome: in the series' stored statistics and in /metrics."""
+        self.repository.record_outcome(series, outcome.value, self.clock())
+        CACHE_LOOKUPS.labels(outcome.value).inc()
+
     def _log(self, result: MarketDataResult, seconds: float) -> None:
-        CACHE_LOOKUPS.labels(result.outcome.value).inc()
         logger.bind(
             symbol=result.symbol,
             data_type=result.data_type,

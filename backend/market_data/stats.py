@@ -82,9 +82,7 @@ class CacheStatsService:
         return CacheStats(**totals, hit_rate=hit_rate(**totals), series=series)
 
 
-def _series(
-    key: SeriesId, summary: dict | None, counter: CacheSeriesStats | None
-) -> SeriesStats:
+def _series(key: SeriesId, summary: dict | None, counter: CacheSeriesStats | None) -> SeriesStats:
     symbol, exchange, data_type = key
     hits = counter.hits if counter else 0
     misses = counter.misses if counter else 0

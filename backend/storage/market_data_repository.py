@@ -38,8 +38,6 @@ STATS = CacheSeriesStats.__table__
 SUMMARIES = CacheSeriesSummary.__table__
 
 
-
-
 @dataclass(frozen=True)
 class SeriesSummary:
     """What the cache holds for a whole series, from its summary row (no bar is read)."""
@@ -661,15 +659,7 @@ class MarketDataCacheRepository:
                 for row in self._lock_summaries(connection, bar_filter)
             )
             if bar_filter.date_from is None and bar_filter.date_to is None:
-                coverage = [
-                    getattr(COVERAGE.c, name) == value
-                    for name, value in (
-                        ("symbol", bar_filter.symbol),
-                        ("exchange", bar_filter.exchange),
-                        ("data_type", bar_filter.data_type),
-                    )
-                    if value is not None
-                ]
+                coverage = self._key_filter(bar_filter, COVERAGE)
                 connection.execute(delete(COVERAGE).where(*coverage))
         return int(deleted or 0)
 
@@ -753,10 +743,10 @@ class MarketDataCacheRepository:
         return MarketDataCacheRepository._series_conditions(series, SUMMARIES)
 
     @staticmethod
-    def _summary_conditions(bar_filter: BarFilter) -> list:
-        """Summaries of the series that may hold bars matching the filter."""
-        conditions = [
-            SUMMARIES.c[name] == value
+    def _key_filter(bar_filter: BarFilter, table) -> list:
+        """The filter's symbol, exchange and bar size, on a table keyed by them."""
+        return [
+            table.c[name] == value
             for name, value in (
                 ("symbol", bar_filter.symbol),
                 ("exchange", bar_filter.exchange),
@@ -764,6 +754,11 @@ class MarketDataCacheRepository:
             )
             if value is not None
         ]
+
+    @staticmethod
+    def _summary_conditions(bar_filter: BarFilter) -> list:
+        """Summaries of the series that may hold bars matching the filter."""
+        conditions = MarketDataCacheRepository._key_filter(bar_filter, SUMMARIES)
         if bar_filter.date_from is not None:
             conditions.append(SUMMARIES.c.last_bar_at >= bar_filter.date_from)
         if bar_filter.date_to is not None:
@@ -781,15 +776,6 @@ class MarketDataCacheRepository:
 
     @staticmethod
     def _conditions(bar_filter: BarFilter) -> list:
-        conditions = []
-        if bar_filter.symbol is not None:
-            conditions.append(BARS.c.symbol == bar_filter.symbol)
-        if bar_filter.exchange is not None:
-            conditions.append(BARS.c.exchange == bar_filter.exchange)
-        if bar_filter.data_type is not None:
-            conditions.append(BARS.c.data_type == bar_filter.data_type)
-        if bar_filter.date_from is not None:
-            conditions.append(BARS.c.timestamp >= bar_filter.date_from)
-        if bar_filter.date_to is not None:
-            conditions.append(BARS.c.timestamp <= bar_filter.date_to)
-        return conditions
+        return MarketDataCacheRepository._key_filter(
+            bar_filter, BARS
+        ) + MarketDataCacheRepository._date_conditions(bar_filter)

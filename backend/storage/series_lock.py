@@ -72,11 +72,6 @@ class SeriesLocks:
             if local.users == 0:
                 del self._local[series]
 
-    def waiting(self, series: SeriesKey) -> int:
-        """Callers holding or waiting for the series in this process."""
-        local = self._local.get(series)
-        return local.users if local else 0
-
     async def _lock_across_processes(self, series: SeriesKey) -> Connection | None:
         if self.database.dialect != "postgresql":
             return None

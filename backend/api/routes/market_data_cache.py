@@ -1,6 +1,5 @@
 """Cache management endpoints: list, inspect, refresh from IBKR, clear, statistics."""
 
-import json
 from datetime import datetime
 from typing import Annotated
 
@@ -16,7 +15,7 @@ from backend.api.deps import (
     check_date_order,
     require_api_token,
 )
-from backend.api.errors import ErrorPublic, database_error_response, status_for
+from backend.api.errors import ErrorPublic, database_problem, status_for
 from backend.api.schemas.inputs import Exchange, Symbol
 from backend.api.schemas.market_data_cache import (
     MAX_OFFSET,
@@ -384,10 +383,10 @@ def job_public(job: RefreshJob) -> RefreshJobPublic:
 def _refresh_error(error: Exception) -> RefreshError:
     if isinstance(error, MarketDataError):
         return RefreshError(code=error.code, detail=str(error), status_code=status_for(error))
-    database = database_error_response(error)
+    database = database_problem(error)
     if database is not None:
-        body = json.loads(database.body)
-        return RefreshError(code=body["code"], detail=body["detail"], status_code=503)
+        code, detail = database
+        return RefreshError(code=code, detail=detail, status_code=503)
     return RefreshError(
         code="internal_error", detail="unexpected error; see the server log", status_code=500
     )
