@@ -75,17 +75,28 @@ class RequestDeadline:
 _H11_RECEIVING = (h11.IDLE, h11.SEND_BODY)
 
 
-class H11WithRequestTimeout(H11Protocol):
-    """uvicorn's pure-Python HTTP/1.1 protocol, with a deadline on each incoming request."""
+class _RequestDeadlineMixin:
+    """The deadline's life with the connection; each parser says when a request starts and ends."""
 
     request_timeout_s = REQUEST_TIMEOUT_S
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
+        super().connection_made(transport)  # type: ignore[misc]
         self.request_deadline = RequestDeadline(
-            self.loop, transport, self.request_timeout_s, self.client
+            self.loop,  # type: ignore[attr-defined]
+            transport,
+            self.request_timeout_s,
+            self.client,  # type: ignore[attr-defined]
         )
         self.request_deadline.start()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.request_deadline.stop()
+        super().connection_lost(exc)  # type: ignore[misc]
+
+
+class H11WithRequestTimeout(_RequestDeadlineMixin, H11Protocol):
+    """uvicorn's pure-Python HTTP/1.1 protocol, with a deadline on each incoming request."""
 
     def data_received(self, data: bytes) -> None:
         if self.conn.their_state in _H11_RECEIVING:
@@ -94,22 +105,9 @@ class H11WithRequestTimeout(H11Protocol):
         if self.conn.their_state not in _H11_RECEIVING:
             self.request_deadline.stop()
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.request_deadline.stop()
-        super().connection_lost(exc)
 
-
-class HttpToolsWithRequestTimeout(HttpToolsProtocol):
+class HttpToolsWithRequestTimeout(_RequestDeadlineMixin, HttpToolsProtocol):
     """uvicorn's httptools (llhttp) protocol, with a deadline on each incoming request."""
-
-    request_timeout_s = REQUEST_TIMEOUT_S
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        self.request_deadline = RequestDeadline(
-            self.loop, transport, self.request_timeout_s, self.client
-        )
-        self.request_deadline.start()
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -118,10 +116,6 @@ class HttpToolsWithRequestTimeout(HttpToolsProtocol):
     def on_message_complete(self) -> None:
         self.request_deadline.stop()
         super().on_message_complete()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.request_deadline.stop()
-        super().connection_lost(exc)
 
 
 HTTP_PROTOCOLS: dict[str, type[H11WithRequestTimeout] | type[HttpToolsWithRequestTimeout]] = {
