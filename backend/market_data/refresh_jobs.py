@@ -43,10 +43,10 @@ class SymbolRefresh:
     error: Exception | None = None
 
 
-@dataclass
-class RefreshJob:
-    job_id: str
-    created_at: datetime
+@dataclass(frozen=True)
+class JobRequest:
+    """The request as the job runs it: defaults filled in and the range resolved."""
+
     symbols: list[str]
     exchange: str
     data_type: BarSize
@@ -54,6 +54,13 @@ class RefreshJob:
     force: bool
     start: datetime
     end: datetime
+
+
+@dataclass
+class RefreshJob:
+    job_id: str
+    created_at: datetime
+    request: JobRequest
     estimate: RequestEstimate
     status: JobStatus = "queued"
     finished_at: datetime | None = None
@@ -112,17 +119,9 @@ class RefreshJobs:
             force=force,
             what="this refresh",
         )
+        request = JobRequest(symbols, exchange, data_type, days_back, force, start, end)
         job = RefreshJob(
-            job_id=uuid.uuid4().hex,
-            created_at=now,
-            symbols=symbols,
-            exchange=exchange,
-            data_type=data_type,
-            days_back=days_back,
-            force=force,
-            start=start,
-            end=end,
-            estimate=estimate,
+            job_id=uuid.uuid4().hex, created_at=now, request=request, estimate=estimate
         )
         self._jobs[job.job_id] = job
         job.task = asyncio.get_running_loop().create_task(self._run(job))
@@ -160,11 +159,11 @@ class RefreshJobs:
 
     async def _run(self, job: RefreshJob) -> None:
         job.status = "running"
-        log = logger.bind(job_id=job.job_id, data_type=job.data_type.value)
+        log = logger.bind(job_id=job.job_id, data_type=job.request.data_type.value)
         log.info(
             "refresh job started: {} symbols on {}, ~{} requests",
-            len(job.symbols),
-            job.exchange,
+            len(job.request.symbols),
+            job.request.exchange,
             job.estimate.requests,
         )
         try:
@@ -174,17 +173,19 @@ class RefreshJobs:
                 await self.connection.ensure_connected()
             except GatewayUnavailable as exc:
                 log.warning("refresh job cannot start: {}", exc)
-                for symbol in job.symbols:
+                for symbol in job.request.symbols:
                     job.results.append(
                         await self._ended(job, symbol, "error", FetchProgress(), exc)
                     )
             else:
-                for symbol in job.symbols:
+                for symbol in job.request.symbols:
                     job.results.append(await self._refresh_one(job, symbol))
         except asyncio.CancelledError:
             await self._record_cancelled(job)
             log.info(
-                "refresh job cancelled after {} of {} symbols", len(job.results), len(job.symbols)
+                "refresh job cancelled after {} of {} symbols",
+                len(job.results),
+                len(job.request.symbols),
             )
             return
         succeeded = sum(result.status == "ok" for result in job.results)
@@ -197,16 +198,16 @@ class RefreshJobs:
         self._forget_old_jobs()
 
     async def _refresh_one(self, job: RefreshJob, symbol: str) -> SymbolRefresh:
-        log = logger.bind(job_id=job.job_id, symbol=symbol, data_type=job.data_type.value)
+        log = logger.bind(job_id=job.job_id, symbol=symbol, data_type=job.request.data_type.value)
         progress = FetchProgress()
         try:
             result = await self.service.get_or_fetch_market_data(
                 symbol,
-                job.exchange,
-                job.data_type,
-                job.start,
-                job.end,
-                force_refresh=job.force,
+                job.request.exchange,
+                job.request.data_type,
+                job.request.start,
+                job.request.end,
+                force_refresh=job.request.force,
                 progress=progress,
             )
         except MarketDataError as exc:
@@ -241,14 +242,16 @@ class RefreshJobs:
         """`cached`: the bars the service just read for the range, when it got that far."""
         if cached is None:
             cached = await self._count_cached(job, symbol)
-        return SymbolRefresh(symbol, job.data_type, status, progress.bars_committed, cached, error)
+        return SymbolRefresh(
+            symbol, job.request.data_type, status, progress.bars_committed, cached, error
+        )
 
     async def _count_cached(self, job: RefreshJob, symbol: str) -> int:
-        series = SeriesKey(symbol, job.exchange, job.data_type.value)
+        series = SeriesKey(symbol, job.request.exchange, job.request.data_type.value)
         repository = self.service.repository
         try:
             summary = await repository.database.run(
-                repository.summarize, series, job.start, job.end, None
+                repository.summarize, series, job.request.start, job.request.end, None
             )
         except Exception as exc:
             # The database failing now must not turn a finished symbol into a crashed job.
@@ -260,7 +263,7 @@ class RefreshJobs:
 
     async def _record_cancelled(self, job: RefreshJob) -> None:
         done = {result.symbol for result in job.results}
-        for symbol in job.symbols:
+        for symbol in job.request.symbols:
             if symbol not in done:
                 job.results.append(await self._ended(job, symbol, "cancelled", FetchProgress()))
         job.status = "cancelled"

@@ -50,6 +50,7 @@ router = APIRouter(prefix="/api/market-data/cache", tags=["market-data-cache"])
 
 # How long POST /refresh?wait=true holds the request open before answering 202 with the job.
 REFRESH_WAIT_S = 120.0
+NO_SUCH_JOB = {404: {"model": ErrorPublic, "description": "No such job"}}
 
 
 @router.get("", response_model=CachedBarsPublic)
@@ -145,7 +146,7 @@ async def refresh_cache(
 @router.get(
     "/refresh/{job_id}",
     response_model=RefreshJobPublic,
-    responses={404: {"model": ErrorPublic, "description": "No such job"}},
+    responses=NO_SUCH_JOB,
 )
 @inject
 async def refresh_job(
@@ -153,18 +154,13 @@ async def refresh_job(
     jobs: Annotated[RefreshJobs, Depends(Provide[Container.refresh_jobs])],
 ) -> RefreshJobPublic:
     """A refresh job's progress and per-symbol results."""
-    job = jobs.get(job_id)
-    if job is None:
-        raise HTTPException(
-            404, f"no refresh job {job_id}; jobs are kept in memory and forgotten on restart"
-        )
-    return job_public(job)
+    return job_public(_known_job(jobs.get(job_id), job_id))
 
 
 @router.delete(
     "/refresh/{job_id}",
     response_model=RefreshJobPublic,
-    responses={404: {"model": ErrorPublic, "description": "No such job"}, **GUARDED},
+    responses={**NO_SUCH_JOB, **GUARDED},
     dependencies=[Depends(require_api_token)],
 )
 @inject
@@ -177,12 +173,7 @@ async def cancel_refresh_job(
     Answers with the job once it has stopped (status `cancelled`; bars committed so far stay
     cached and are counted). A job that had already finished is returned unchanged.
     """
-    job = await jobs.cancel(job_id)
-    if job is None:
-        raise HTTPException(
-            404, f"no refresh job {job_id}; jobs are kept in memory and forgotten on restart"
-        )
-    return job_public(job)
+    return job_public(_known_job(await jobs.cancel(job_id), job_id))
 
 
 @router.get(
@@ -355,17 +346,9 @@ def job_public(job: RefreshJob) -> RefreshJobPublic:
         status=job.status,
         created_at=job.created_at,
         finished_at=job.finished_at,
-        request=RefreshJobRequest(
-            symbols=job.symbols,
-            exchange=job.exchange,
-            data_type=job.data_type,
-            days_back=job.days_back,
-            force=job.force,
-            start=job.start,
-            end=job.end,
-        ),
+        request=RefreshJobRequest.model_validate(job.request, from_attributes=True),
         estimate=RequestEstimatePublic(**job.estimate.to_json()),
-        progress=RefreshProgress(done=len(job.results), total=len(job.symbols)),
+        progress=RefreshProgress(done=len(job.results), total=len(job.request.symbols)),
         results=[
             RefreshResultPublic(
                 symbol=result.symbol,
@@ -378,6 +361,14 @@ def job_public(job: RefreshJob) -> RefreshJobPublic:
             for result in job.results
         ],
     )
+
+
+def _known_job(job: RefreshJob | None, job_id: str) -> RefreshJob:
+    if job is None:
+        raise HTTPException(
+            404, f"no refresh job {job_id}; jobs are kept in memory and forgotten on restart"
+        )
+    return job
 
 
 def _refresh_error(error: Exception) -> RefreshError:

@@ -17,12 +17,16 @@ from pydantic import (
 )
 
 from backend.api.schemas.inputs import DaysBack, Exchange, Symbol
+from backend.api.schemas.records import model_of
 from backend.market_data.domain import (
     MAX_SYMBOLS_PER_REQUEST,
+    Bar,
     BarSize,
     parse_exchange,
     parse_symbol,
 )
+from backend.market_data.refresh_jobs import JobRequest
+from backend.market_data.stats import SeriesStats
 
 MAX_PAGE_SIZE = 5000
 # Offsets past any plausible row count are refused before they reach the database driver.
@@ -66,16 +70,7 @@ class DeletedPublic(BaseModel):
 # -- one series -------------------------------------------------------------------------------
 
 
-class SeriesBarPublic(BaseModel):
-    timestamp: datetime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    wap: float | None
-    bar_count: int | None
-    is_final: bool
+SeriesBarPublic = model_of("SeriesBarPublic", Bar)
 
 
 # Bars per page of the series route: a page of 1-minute bars is about 2 MB of JSON at the most.
@@ -159,25 +154,7 @@ class SeriesPublic(BaseModel):
 # -- statistics -------------------------------------------------------------------------------
 
 
-class SeriesStatsPublic(BaseModel):
-    """One series: what is cached, and how lookups against it went."""
-
-    symbol: str
-    exchange: str
-    data_type: BarSize
-    bar_count: int
-    first: datetime | None
-    last: datetime | None
-    last_updated: datetime | None
-    expired: bool
-    expired_count: int
-    hits: int
-    misses: int
-    partial_hits: int
-    stale_serves: int
-    hit_rate: float | None
-    last_hit_at: datetime | None
-    last_refresh_at: datetime | None
+SeriesStatsPublic = model_of("SeriesStatsPublic", SeriesStats, SeriesStats.__doc__)
 
 
 class CacheStatsPublic(BaseModel):
@@ -263,16 +240,7 @@ class RefreshProgress(BaseModel):
     total: int
 
 
-class RefreshJobRequest(BaseModel):
-    """The request as the job runs it: defaults filled in and the range resolved."""
-
-    symbols: list[str]
-    exchange: str
-    data_type: BarSize
-    days_back: int
-    force: bool
-    start: datetime
-    end: datetime
+RefreshJobRequest = model_of("RefreshJobRequest", JobRequest, JobRequest.__doc__)
 
 
 class RequestEstimatePublic(BaseModel):
