@@ -11,17 +11,10 @@ from typing import Any
 from ib_insync import Contract, Stock
 from ib_insync.wrapper import RequestError
 from loguru import logger
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    RetryError,
-    retry_base,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential,
-)
+from tenacity import RetryCallState, RetryError, retry_base, retry_if_exception_type
 
 from backend.core import metrics
+from backend.core.retry import Backoff
 from backend.ibkr import chunking, error_codes
 from backend.ibkr.chunking import DEFAULT_SESSIONS_PER_REQUEST, ChunkPlan
 from backend.ibkr.connection import IBConnection
@@ -82,11 +75,8 @@ class IBKRClient:
         self.pacing = pacing
         self.clock = clock
         self.request_timeout_s = request_timeout_s
-        self.retry_attempts = retry_attempts
-        self.retry_base_s = retry_base_s
-        self.retry_max_s = retry_max_s
+        self.backoff = Backoff(retry_attempts, retry_base_s, retry_max_s, sleep)
         self.sessions_per_request = sessions_per_request or DEFAULT_SESSIONS_PER_REQUEST
-        self._sleep = sleep
         self._contracts: dict[tuple[str, str], Contract] = {}
         self._head_timestamps: dict[int, datetime] = {}
 
@@ -181,12 +171,9 @@ class IBKRClient:
         self, contract: Contract, exchange: str, bar_size: BarSize, plan: ChunkPlan
     ) -> FetchedChunk:
         """One chunk, retried with back-off on pacing violations, timeouts and disconnects."""
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type((PacingViolation, GatewayTimeout, _Disconnected))
+        retrying = self.backoff.retrying(
+            retry_if_exception_type((PacingViolation, GatewayTimeout, _Disconnected))
             | _retry_no_data_once,
-            stop=stop_after_attempt(self.retry_attempts),
-            wait=wait_exponential(multiplier=self.retry_base_s, max=self.retry_max_s),
-            sleep=self._sleep,
             before_sleep=lambda state: logger.bind(symbol=contract.symbol).warning(
                 "historical request failed, retrying: {}", state.outcome.exception()
             ),

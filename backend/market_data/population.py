@@ -9,8 +9,9 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from loguru import logger
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import retry_if_exception_type
 
+from backend.core.retry import Backoff
 from backend.ibkr.client import ChunkPlan, IBKRClient
 from backend.market_data.domain import BarSize, SeriesKey
 from backend.market_data.errors import GatewayTimeout, MarketDataError, PacingViolation
@@ -138,10 +139,7 @@ class CachePopulationService:
         self.repository = repository
         self.clock = clock
         self.max_concurrency = max_concurrency
-        self.retry_attempts = retry_attempts
-        self.retry_base_s = retry_base_s
-        self.retry_max_s = retry_max_s
-        self._sleep = sleep
+        self.backoff = Backoff(retry_attempts, retry_base_s, retry_max_s, sleep)
 
     def window(self, days_back: int) -> tuple[datetime, datetime]:
         """From midnight UTC `days_back` days ago up to now, so re-runs on one day ask alike."""
@@ -232,13 +230,8 @@ class CachePopulationService:
             log.warning("{} {} failed, retrying the series: {}", plan.symbol, plan.data_type, error)
             on_event(SeriesRetrying(plan.symbol, plan.data_type, state.attempt_number, str(error)))
 
-        retrying = AsyncRetrying(
-            retry=retry_if_exception_type(TRANSIENT_ERRORS),
-            stop=stop_after_attempt(self.retry_attempts),
-            wait=wait_exponential(multiplier=self.retry_base_s, max=self.retry_max_s),
-            sleep=self._sleep,
-            before_sleep=before_retry,
-            reraise=True,
+        retrying = self.backoff.retrying(
+            retry_if_exception_type(TRANSIENT_ERRORS), before_sleep=before_retry, reraise=True
         )
         try:
             async for attempt in retrying:
