@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlmodel import SQLModel
 
 from backend.storage.database import Database
 from backend.storage.workflow_tables import (
@@ -137,17 +138,15 @@ class WorkflowRepository:
     def add_log(
         self, execution_id: int, step: str, level: str, message: str, created_at: datetime
     ) -> None:
-        with self.database.session() as session:
-            session.add(
-                WorkflowLog(
-                    execution_id=execution_id,
-                    step=step,
-                    level=level,
-                    message=message,
-                    created_at=created_at,
-                )
+        self._insert(
+            WorkflowLog(
+                execution_id=execution_id,
+                step=step,
+                level=level,
+                message=message,
+                created_at=created_at,
             )
-            session.commit()
+        )
 
     def add_lineage(
         self,
@@ -160,20 +159,18 @@ class WorkflowRepository:
         meta: dict[str, Any],
         created_at: datetime,
     ) -> None:
-        with self.database.session() as session:
-            session.add(
-                LineageRecord(
-                    execution_id=execution_id,
-                    step=step,
-                    symbol=symbol,
-                    data_type=data_type,
-                    range_start=range_start,
-                    range_end=range_end,
-                    meta=meta,
-                    created_at=created_at,
-                )
+        self._insert(
+            LineageRecord(
+                execution_id=execution_id,
+                step=step,
+                symbol=symbol,
+                data_type=data_type,
+                range_start=range_start,
+                range_end=range_end,
+                meta=meta,
+                created_at=created_at,
             )
-            session.commit()
+        )
 
     def logs_for(self, execution_id: int) -> list[WorkflowLog]:
         """The execution's log lines in the order they were written."""
@@ -195,3 +192,8 @@ class WorkflowRepository:
                     .order_by(LineageRecord.id)
                 ).scalars()
             )
+
+    def _insert(self, record: SQLModel) -> None:
+        with self.database.session() as session:
+            session.add(record)
+            session.commit()

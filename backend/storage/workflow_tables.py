@@ -42,29 +42,30 @@ class WorkflowExecution(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
-class WorkflowLog(SQLModel, table=True):
-    __tablename__ = "workflow_logs"
-    __table_args__ = (Index("ix_workflow_logs_execution_id", "execution_id"),)
+class ExecutionStepRecord(SQLModel):
+    """The columns a row of one execution's steps starts with; it is deleted with the execution.
+
+    execution_id is indexed (ix_<table>_execution_id): these rows are read an execution at a time.
+    """
 
     id: int | None = Field(default=None, primary_key=True)
     execution_id: int = Field(
-        foreign_key="workflow_executions.id", nullable=False, ondelete="CASCADE"
+        foreign_key="workflow_executions.id", nullable=False, ondelete="CASCADE", index=True
     )
     step: str = Field(max_length=64, nullable=False)
+
+
+class WorkflowLog(ExecutionStepRecord, table=True):
+    __tablename__ = "workflow_logs"
+
     level: str = Field(max_length=10, nullable=False)
     message: str = Field(nullable=False)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
 
 
-class LineageRecord(SQLModel, table=True):
+class LineageRecord(ExecutionStepRecord, table=True):
     __tablename__ = "lineage_records"
-    __table_args__ = (Index("ix_lineage_records_execution_id", "execution_id"),)
 
-    id: int | None = Field(default=None, primary_key=True)
-    execution_id: int = Field(
-        foreign_key="workflow_executions.id", nullable=False, ondelete="CASCADE"
-    )
-    step: str = Field(max_length=64, nullable=False)
     symbol: str = Field(max_length=12, nullable=False)
     data_type: str = Field(max_length=4, nullable=False)
     range_start: datetime = Field(sa_type=UTCDateTime, nullable=False)
