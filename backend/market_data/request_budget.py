@@ -63,32 +63,6 @@ class RequestPlanner:
         # faster, so this is an upper bound, which is what a limit should be measured against.
         return requests * self.limits.global_window_s / self.limits.global_max
 
-    async def estimate(
-        self,
-        symbols: list[str],
-        exchange: str,
-        bar_size: BarSize,
-        start: datetime,
-        end: datetime,
-        *,
-        force: bool = False,
-        stop_above: int | None = None,
-    ) -> RequestEstimate:
-        run = self.service.repository.database.run
-        per_symbol = await run(self.client.count_chunks, exchange, bar_size, [(start, end)])
-        if force:
-            return self._estimate(per_symbol * len(symbols))
-        requests = 0
-        for index, symbol in enumerate(symbols):
-            series = SeriesKey(symbol, exchange, bar_size.value)
-            coverage = await run(self.service.find_gaps, series, bar_size, start, end)
-            requests += await run(self.client.count_chunks, exchange, bar_size, coverage.missing)
-            if stop_above is not None and requests > stop_above:
-                # Past the ceiling already; the symbols not looked at count at most per_symbol.
-                unchecked = len(symbols) - index - 1
-                return self._estimate(requests + unchecked * per_symbol)
-        return self._estimate(requests)
-
     async def check(
         self,
         symbols: list[str],
@@ -101,12 +75,23 @@ class RequestPlanner:
         what: str = "this request",
     ) -> RequestEstimate:
         """The estimate, or RequestBudgetExceeded when it is above the ceiling."""
-        estimate = await self.estimate(
-            symbols, exchange, bar_size, start, end, force=force, stop_above=self.ceiling
-        )
+        run = self.service.repository.database.run
+        per_symbol = await run(self.client.count_chunks, exchange, bar_size, [(start, end)])
+        if force:
+            requests = per_symbol * len(symbols)
+        else:
+            requests = 0
+            for index, symbol in enumerate(symbols):
+                series = SeriesKey(symbol, exchange, bar_size.value)
+                coverage = await run(self.service.find_gaps, series, bar_size, start, end)
+                requests += await run(
+                    self.client.count_chunks, exchange, bar_size, coverage.missing
+                )
+                if requests > self.ceiling:
+                    # Past the ceiling already; the symbols not looked at count at most per_symbol.
+                    requests += (len(symbols) - index - 1) * per_symbol
+                    break
+        estimate = RequestEstimate(requests, self.duration_s(requests))
         if estimate.requests > self.ceiling:
             raise RequestBudgetExceeded(estimate, self.ceiling, what)
         return estimate
-
-    def _estimate(self, requests: int) -> RequestEstimate:
-        return RequestEstimate(requests, self.duration_s(requests))
