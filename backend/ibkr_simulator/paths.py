@@ -30,24 +30,14 @@ class DailyWalk:
 
 @dataclass
 class MinuteGrid:
-    """1-minute bars of several sessions as (sessions x MINUTES_PER_GRID_ROW) arrays."""
+    """1-minute bars of several sessions: `bars` holds (sessions x MINUTES_PER_GRID_ROW) arrays."""
 
     indexes: np.ndarray
     length: np.ndarray  # minutes actually in each session; columns past it are padding
-    start: np.ndarray
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-    wap: np.ndarray
-    count: np.ndarray
+    bars: BarArrays
 
     def row(self, r: int) -> BarArrays:
-        n = int(self.length[r])
-        return BarArrays(self.start[r, :n], self.open[r, :n], self.high[r, :n], self.low[r, :n],
-                         self.close[r, :n], self.volume[r, :n], self.wap[r, :n],
-                         self.count[r, :n])
+        return self.bars.take((r, slice(0, int(self.length[r]))))
 
 
 def daily_walk(seed: int, instrument: Instrument, sessions: SessionTable) -> DailyWalk:
@@ -128,7 +118,8 @@ def minute_grid(seed: int, instrument: Instrument, sessions: SessionTable, walk:
     trade_size = 110 * np.exp(0.25 * noise[1])
     count = np.maximum(np.rint(volume / trade_size), 1).astype(np.int64)
     wap = np.clip(np.round((open_ + high + low + close) / 4, 4), low, high)
-    return MinuteGrid(indexes, length, start, open_, high, low, close, volume, wap, count)
+    return MinuteGrid(indexes, length,
+                      BarArrays(start, open_, high, low, close, volume, wap, count))
 
 
 def symbol_key(symbol: str) -> int:

@@ -89,25 +89,26 @@ class PriceModel:
                     rth: bool) -> dict[int, tuple | None]:
         """Daily bar fields per session of the grid (None for a session without minutes)."""
         head = int(instrument.head_timestamp.timestamp())
+        bars = grid.bars
         day_open = self.sessions.day_open(rth)[grid.indexes][:, None]
         day_close = self.sessions.day_close(rth)[grid.indexes][:, None]
         columns = np.arange(MINUTES_PER_GRID_ROW)
         keep = (
             (columns < grid.length[:, None])
-            & (grid.start >= day_open) & (grid.start < day_close)
-            & (grid.start >= head) & (grid.start < now)
+            & (bars.start >= day_open) & (bars.start < day_close)
+            & (bars.start >= head) & (bars.start < now)
         )
         first = np.argmax(keep, axis=1)
         last = MINUTES_PER_GRID_ROW - 1 - np.argmax(keep[:, ::-1], axis=1)
         rows_ = np.arange(len(grid.indexes))
-        high = np.where(keep, grid.high, -np.inf).max(axis=1)
-        low = np.where(keep, grid.low, np.inf).min(axis=1)
-        volume = np.where(keep, grid.volume, 0).sum(axis=1)
-        turnover = np.where(keep, grid.wap * grid.volume, 0.0).sum(axis=1)
+        high = np.where(keep, bars.high, -np.inf).max(axis=1)
+        low = np.where(keep, bars.low, np.inf).min(axis=1)
+        volume = np.where(keep, bars.volume, 0).sum(axis=1)
+        turnover = np.where(keep, bars.wap * bars.volume, 0.0).sum(axis=1)
         wap = np.clip(np.round(turnover / np.maximum(volume, 1), 4), low, high)
-        count = np.where(keep, grid.count, 0).sum(axis=1)
-        open_ = grid.open[rows_, first]
-        close = grid.close[rows_, last]
+        count = np.where(keep, bars.count, 0).sum(axis=1)
+        open_ = bars.open[rows_, first]
+        close = bars.close[rows_, last]
         has_minutes = keep.any(axis=1)
         # Only a finished session is final; today's bar still grows while `now` advances.
         final = day_close[:, 0] <= now
