@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func, select, update
-from sqlmodel import SQLModel
 
 from backend.storage.database import Database
 from backend.storage.workflow_tables import (
     UNFINISHED_STATUSES,
     ExecutionStatus,
+    ExecutionStepRecord,
     LineageRecord,
     WorkflowExecution,
     WorkflowLog,
 )
+
+StepRecord = TypeVar("StepRecord", bound=ExecutionStepRecord)
 
 
 class WorkflowRepository:
@@ -174,26 +176,22 @@ class WorkflowRepository:
 
     def logs_for(self, execution_id: int) -> list[WorkflowLog]:
         """The execution's log lines in the order they were written."""
-        with self.database.session() as session:
-            return list(
-                session.execute(
-                    select(WorkflowLog)
-                    .where(WorkflowLog.execution_id == execution_id)
-                    .order_by(WorkflowLog.created_at, WorkflowLog.id)
-                ).scalars()
-            )
+        return self._step_records(WorkflowLog, execution_id, WorkflowLog.created_at, WorkflowLog.id)
 
     def lineage_for(self, execution_id: int) -> list[LineageRecord]:
+        return self._step_records(LineageRecord, execution_id, LineageRecord.id)
+
+    def _step_records(
+        self, table: type[StepRecord], execution_id: int, *order_by: Any
+    ) -> list[StepRecord]:
         with self.database.session() as session:
             return list(
                 session.execute(
-                    select(LineageRecord)
-                    .where(LineageRecord.execution_id == execution_id)
-                    .order_by(LineageRecord.id)
+                    select(table).where(table.execution_id == execution_id).order_by(*order_by)
                 ).scalars()
             )
 
-    def _insert(self, record: SQLModel) -> None:
+    def _insert(self, record: ExecutionStepRecord) -> None:
         with self.database.session() as session:
             session.add(record)
             session.commit()
