@@ -12,7 +12,7 @@ import backend.storage  # noqa: F401  (registers the tables)
 from alembic import command
 from backend.storage.database import Database, create_db_engine
 from backend.storage.market_data_repository import SUMMARIES, MarketDataCacheRepository
-from backend.storage.market_data_tables import MarketDataCache
+from tests.support import per_bar_cache
 from tests.support.migrations import alembic_config
 
 SUMMARY_TABLE = "market_data_series_summary"
@@ -23,7 +23,9 @@ CACHE_TABLES = {
     SUMMARY_TABLE,
 }
 PLATFORM_TABLES = {"workflow_executions", "workflow_logs", "lineage_records"}
+# The partial index over what can expire: open bars at revision 0003, open segments since 0004.
 OPEN_BARS_INDEX = "ix_market_data_cache_open_bars"
+OPEN_SEGMENTS_INDEX = "ix_market_data_cache_open_segments"
 
 
 def _tables(url: str) -> set[str]:
@@ -37,17 +39,22 @@ def test_upgrade_downgrade_upgrade(database_url):
     config = alembic_config(database_url)
     command.upgrade(config, "head")
     assert _tables(database_url) == CACHE_TABLES | PLATFORM_TABLES
+    assert OPEN_SEGMENTS_INDEX in _bar_indexes(database_url)
+    assert OPEN_BARS_INDEX not in _bar_indexes(database_url)
+    command.downgrade(config, "0003_series_summaries")
+    assert _tables(database_url) == CACHE_TABLES | PLATFORM_TABLES
     assert OPEN_BARS_INDEX in _bar_indexes(database_url)
+    assert OPEN_SEGMENTS_INDEX not in _bar_indexes(database_url)
     command.downgrade(config, "0002_market_data_cache")
     assert _tables(database_url) == CACHE_TABLES - {SUMMARY_TABLE} | PLATFORM_TABLES
-    assert OPEN_BARS_INDEX not in _bar_indexes(database_url)
+    assert not {OPEN_BARS_INDEX, OPEN_SEGMENTS_INDEX} & _bar_indexes(database_url)
     command.downgrade(config, "0001_baseline")
     assert _tables(database_url) == PLATFORM_TABLES
     command.downgrade(config, "base")
     assert _tables(database_url) == set()
     command.upgrade(config, "head")
     assert _tables(database_url) == CACHE_TABLES | PLATFORM_TABLES
-    assert OPEN_BARS_INDEX in _bar_indexes(database_url)
+    assert OPEN_SEGMENTS_INDEX in _bar_indexes(database_url)
     command.check(config)
 
 
@@ -75,17 +82,24 @@ def test_drift_check_sees_missing_tables(database_url):
     assert added == CACHE_TABLES
 
 
-def test_drift_check_sees_the_missing_summaries_and_open_bars_index(database_url):
+def test_drift_check_sees_the_missing_summaries_and_open_segments_index(database_url):
     command.upgrade(alembic_config(database_url), "0002_market_data_cache")
     engine = create_db_engine(database_url)
     with engine.connect() as connection:
         diffs = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     engine.dispose()
     assert {diff[1].name for diff in diffs if diff[0] == "add_table"} == {SUMMARY_TABLE}
-    assert {diff[1].name for diff in diffs if diff[0] == "add_index"} == {OPEN_BARS_INDEX}
+    assert {diff[1].name for diff in diffs if diff[0] == "add_index"} == {OPEN_SEGMENTS_INDEX}
 
 
 NOW = datetime(2025, 12, 1, 22, 0, tzinfo=UTC)
+REQUEST = {
+    "end_date_time": "",
+    "duration": "30 D",
+    "bar_size": "1 day",
+    "what_to_show": "TRADES",
+    "use_rth": True,
+}
 
 
 def _bar(symbol: str, exchange: str, data_type: str, day: int, **fields) -> dict:
@@ -95,8 +109,19 @@ def _bar(symbol: str, exchange: str, data_type: str, day: int, **fields) -> dict
         "exchange": exchange,
         "data_type": data_type,
         "timestamp": datetime(2025, 11, day, 15, 30, tzinfo=UTC),
-        "ohlcv_data": {"open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 10.0},
-        "metadata": {"source": "ibkr", "is_final": fields.pop("is_final", True)},
+        "ohlcv_data": {
+            "open": 1.0,
+            "high": 2.0,
+            "low": 0.5,
+            "close": 1.5,
+            "volume": 10.0,
+            "wap": None,
+            "bar_count": None,
+        },
+        "metadata": {
+            **per_bar_cache.fetch_meta(REQUEST),
+            "is_final": fields.pop("is_final", True),
+        },
         "fetched_at": fetched_at,
         "expires_at": fields.pop("expires_at", fetched_at + timedelta(hours=24)),
         "created_at": fetched_at,
@@ -115,7 +140,8 @@ def test_bars_cached_before_the_migration_get_their_summaries(database_url):
     bars.append(_bar("IBM", "NYSE", "1d", 29, is_final=False, expires_at=NOW + timedelta(hours=1)))
     engine = create_db_engine(database_url)
     with engine.begin() as connection:
-        connection.execute(insert(MarketDataCache.__table__), bars)
+        # Rows of the per-bar table, which 0004 converts into segments.
+        connection.execute(insert(per_bar_cache.BARS), bars)
     engine.dispose()
 
     command.upgrade(config, "head")
