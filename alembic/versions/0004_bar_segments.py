@@ -52,8 +52,11 @@ CACHE = "market_data_cache"
 SEGMENT_STAGING = "market_data_cache_segments"
 BAR_STAGING = "market_data_cache_bars"
 
-# Rows (or segments) whose session had not closed when fetched. The text is the models' own,
-# word for word, so the queries that repeat it use the partial index (see 0003).
+# Segments holding a bar whose session had not closed when fetched: a boolean column, so the
+# planners have statistics for it. The text is the model's own, word for word, so the queries
+# that repeat it use the partial index.
+OPEN_SEGMENT_PREDICATE = "NOT is_final"
+# The per-bar rows' open bars, as 0003 indexed them (restored by the downgrade).
 OPEN_PREDICATE = {
     "postgresql": "(metadata ->> 'is_final') IS DISTINCT FROM 'true'",
     "sqlite": "json_extract(metadata, '$.is_final') IS NOT 1",
@@ -114,6 +117,7 @@ def _segment_columns() -> list[sa.Column]:
         sa.Column("segment_date", sa.Date(), nullable=False),
         sa.Column("last_bar_at", UTC_DATETIME, nullable=False),
         sa.Column("bar_count", sa.Integer(), nullable=False),
+        sa.Column("is_final", sa.Boolean(), nullable=False),
         sa.Column("ohlcv_data", sa.LargeBinary(), nullable=False),
         sa.Column("indicators", JSON, nullable=True),
         sa.Column("metadata", JSON, nullable=False),
@@ -171,8 +175,8 @@ def upgrade() -> None:
         "ix_market_data_cache_open_segments",
         CACHE,
         ["symbol", "exchange", "data_type", "timestamp", "expires_at"],
-        postgresql_where=sa.text(OPEN_PREDICATE["postgresql"]),
-        sqlite_where=sa.text(OPEN_PREDICATE["sqlite"]),
+        postgresql_where=sa.text(OPEN_SEGMENT_PREDICATE),
+        sqlite_where=sa.text(OPEN_SEGMENT_PREDICATE),
     )
 
 
@@ -277,12 +281,9 @@ def _segment_row(
         "timestamp": _utc(bars[0].timestamp),
         "last_bar_at": _utc(bars[-1].timestamp),
         "bar_count": len(bars),
+        "is_final": all_final,
         "ohlcv_data": encode_segment(columns, fetch_index),
-        "metadata": {
-            "fetches": [entry for entry, _, _ in fetches],
-            "is_final": all_final,
-            "format": FORMAT_VERSION,
-        },
+        "metadata": {"fetches": [entry for entry, _, _ in fetches], "format": FORMAT_VERSION},
         "fetched_at": latest_fetched_at,
         "expires_at": expires_at,
         "created_at": min(_utc(bar.created_at) for bar in bars),

@@ -193,3 +193,43 @@ def bar_end(exchange: str, bar_size: BarSize, bar_start: datetime) -> datetime:
     end = bar_start + BAR_LENGTH[bar_size]
     close = session_close_for_bar(exchange, bar_size, bar_start)
     return min(end, close) if close else end
+
+
+def segment_runs(
+    exchange: str, bar_size: BarSize, starts_ns: np.ndarray
+) -> list[tuple[date, int, int]]:
+    """Split bars in time order into segments: (segment date, first index, index past the last).
+
+    A segment is an intraday bar's trading session (dated like the session) or a daily bar's
+    calendar month (dated by its first day). `starts_ns` are bar starts in nanoseconds since the
+    epoch, UTC, ascending, as BarColumns hold them. An intraday bar outside every session (which
+    IBKR does not send for regular hours) gets a segment of its UTC day.
+    """
+    if len(starts_ns) == 0:
+        return []
+    seconds = starts_ns // 1_000_000_000
+    utc_days = seconds.astype("datetime64[s]").astype("datetime64[D]")
+    if bar_size is BarSize.D1:
+        months = utc_days.astype("datetime64[M]")
+        keys = months.astype(np.int64)
+    else:
+        calendar_for(exchange)  # raises UnsupportedExchange
+        schedule = _schedule(EXCHANGE_CALENDARS[exchange.upper()])
+        position = np.searchsorted(schedule.close_seconds, seconds, side="right")
+        in_range = position < len(schedule.sessions)
+        opens = schedule.open_seconds[np.minimum(position, len(schedule.sessions) - 1)]
+        inside = in_range & (opens <= seconds)
+        # Sessions by index; anything outside them by its UTC day, kept apart by the sign.
+        keys = np.where(inside, position, -1 - utc_days.astype(np.int64))
+    change = np.flatnonzero(keys[1:] != keys[:-1]) + 1
+    bounds = [0, *change.tolist(), len(keys)]
+    runs = []
+    for first, stop in zip(bounds, bounds[1:], strict=False):
+        if bar_size is BarSize.D1:
+            segment_date = months[first].astype("datetime64[D]").astype(date)
+        elif keys[first] >= 0:
+            segment_date = schedule.sessions[int(keys[first])].day
+        else:
+            segment_date = utc_days[first].astype(date)
+        runs.append((segment_date, first, stop))
+    return runs

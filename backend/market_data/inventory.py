@@ -6,6 +6,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
+
+from backend.market_data.bar_columns import BarColumns
 from backend.market_data.domain import (
     DEFAULT_DAYS_BACK,
     MAX_DAYS_BACK,
@@ -14,8 +17,11 @@ from backend.market_data.domain import (
     SeriesKey,
 )
 from backend.market_data.errors import NotCached
-from backend.storage.market_data_repository import BarFilter, CachedBar, MarketDataCacheRepository
-from backend.storage.market_data_tables import MarketDataCache
+from backend.storage.market_data_repository import (
+    BarFilter,
+    MarketDataCacheRepository,
+    SegmentSlice,
+)
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
@@ -23,9 +29,10 @@ LATEST = datetime.max.replace(tzinfo=UTC)
 
 @dataclass(frozen=True)
 class CachedBarsPage:
-    """One page of stored rows, the total matching the filter, and when `expired` is judged."""
+    """One page of stored bars (slices of their segments), the total matching the filter, and
+    when `expired` is judged."""
 
-    rows: list[MarketDataCache]
+    slices: list[SegmentSlice]
     total: int
     as_of: datetime
 
@@ -39,7 +46,10 @@ class SeriesPage:
 
     series: SeriesKey
     data_type: BarSize
-    bars: list[CachedBar]
+    bars: BarColumns
+    # When the page's bars were fetched: the earliest and the latest fetch.
+    fetched_from: datetime
+    fetched_to: datetime
     total: int
     expired: bool
     next_after: datetime | None
@@ -64,8 +74,8 @@ class CacheInventory:
         self.default_exchange = default_exchange
 
     def list_bars(self, bar_filter: BarFilter, limit: int, offset: int) -> CachedBarsPage:
-        rows, total = self.repository.list_bars(bar_filter, limit, offset)
-        return CachedBarsPage(rows, total, self.clock())
+        slices, total = self.repository.list_bars(bar_filter, limit, offset)
+        return CachedBarsPage(slices, total, self.clock())
 
     def delete_bars(self, bar_filter: BarFilter) -> int:
         return self.repository.delete_bars(bar_filter)
@@ -100,19 +110,24 @@ class CacheInventory:
         for candidate in self._exchanges_to_try(symbol, data_type, chosen, exchange is None):
             series = SeriesKey(symbol, candidate, data_type.value)
             # One bar more than the page tells whether another page follows.
-            bars = self.repository.read_bars(series, page_start, end, limit + 1)
-            if bars:
+            slices = self.repository.read_page(series, page_start, end, limit + 1)
+            if slices:
                 break
         else:
             raise NotCached(symbol, chosen, data_type.value, self._days_back(data_type, date_from))
+        bars = BarColumns.concat([part.columns for part in slices])
         next_after = None
         if len(bars) > limit:
-            del bars[limit:]
-            next_after = bars[-1].timestamp
+            bars = bars.take(np.arange(limit))
+            next_after = bars.last_at()
+            slices = _without_last_bar(slices)
+        fetched = [part.fetched_range() for part in slices]
         return SeriesPage(
             series,
             data_type,
             bars,
+            fetched_from=min(first for first, _ in fetched),
+            fetched_to=max(last for _, last in fetched),
             total=self._total(series, date_from, date_to, start, end),
             expired=self.repository.any_expired(series, start, end, self.clock()),
             next_after=next_after,
@@ -151,6 +166,14 @@ class CacheInventory:
             return DEFAULT_DAYS_BACK[data_type]
         days = (self.clock() - date_from).days + 1
         return min(max(days, 1), MAX_DAYS_BACK)
+
+
+def _without_last_bar(slices: list[SegmentSlice]) -> list[SegmentSlice]:
+    """The slices less their last bar: the one read only to learn that another page follows."""
+    last = slices[-1]
+    if last.stop - last.first == 1:
+        return slices[:-1]
+    return [*slices[:-1], SegmentSlice(last.segment, last.first, last.stop - 1)]
 
 
 def _exclusive_end(date_to: datetime) -> datetime:

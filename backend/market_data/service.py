@@ -10,14 +10,17 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+import pandas as pd
+import pyarrow as pa
 from loguru import logger
 
 from backend.core.metrics import CACHE_LOOKUPS
 from backend.ibkr.client import ChunkPlan, FetchedChunk, IBKRClient
 from backend.market_data import calendar as market_calendar
-from backend.market_data.domain import BarSize, OhlcvBar, SeriesKey
+from backend.market_data.bar_columns import BarColumns
+from backend.market_data.domain import BarSize, SeriesKey
 from backend.market_data.errors import CacheMissInDebugMode, GatewayUnavailable, PacingViolation
-from backend.storage.market_data_repository import CacheSummary, MarketDataCacheRepository, NewBar
+from backend.storage.market_data_repository import CacheSummary, Fetch, MarketDataCacheRepository
 from backend.storage.series_lock import SeriesLocks
 
 
@@ -51,7 +54,8 @@ class MarketDataResult:
     data_type: str
     start: datetime
     end: datetime
-    bars: list[OhlcvBar]
+    # The bars in time order, as columns (see BarColumns).
+    bars: BarColumns
     source: DataSource
     outcome: CacheOutcome
     bars_from_cache: int
@@ -59,6 +63,13 @@ class MarketDataResult:
     missing: list[tuple[datetime, datetime]] = field(default_factory=list)
     # When the bars served were fetched from IBKR: (earliest, latest), or (None, None) if no bars.
     fetched_at_range: tuple[datetime | None, datetime | None] = (None, None)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The bars as a DataFrame: a UTC DatetimeIndex and float64 columns."""
+        return self.bars.to_pandas()
+
+    def to_arrow(self) -> pa.Table:
+        return self.bars.to_arrow()
 
 
 @dataclass
@@ -205,7 +216,7 @@ class MarketDataService:
 
         fetched = progress.bars_committed
         final = await self._run(self.find_gaps, series, bar_size, start, end)
-        bars = await self._run(self.repository.read_ohlcv, series, start, end)
+        bars = await self._run(self.repository.read_columns, series, start, end)
         fetched_range = (final.summary.fetched_from, final.summary.fetched_to)
         had_cached_bars = coverage.summary.bars > 0
         if failure is not None:
@@ -247,7 +258,7 @@ class MarketDataService:
     def _serve_hit(
         self, series: SeriesKey, start: datetime, end: datetime, coverage: Coverage
     ) -> MarketDataResult:
-        bars = self.repository.read_ohlcv(series, start, end)
+        bars = self.repository.read_columns(series, start, end)
         self._record_outcome(series, CacheOutcome.HIT)
         summary = coverage.summary
         return MarketDataResult(
@@ -289,34 +300,18 @@ class MarketDataService:
         ]
 
     def _store_chunk(self, series: SeriesKey, chunk: FetchedChunk, progress: FetchProgress) -> None:
-        meta = {
-            "source": "ibkr",
-            "what_to_show": chunk.request["what_to_show"],
-            "use_rth": chunk.request["use_rth"],
-            "request": chunk.request,
-        }
-        bars = [
-            NewBar(
-                timestamp=bar.timestamp,
-                ohlcv={
-                    "open": bar.open,
-                    "high": bar.high,
-                    "low": bar.low,
-                    "close": bar.close,
-                    "volume": bar.volume,
-                    "wap": bar.wap,
-                    "bar_count": bar.bar_count,
-                },
-                is_final=bar.is_final,
-            )
-            for bar in chunk.bars
-        ]
+        fetch = Fetch(
+            source="ibkr",
+            what_to_show=chunk.request["what_to_show"],
+            use_rth=chunk.request["use_rth"],
+            request=chunk.request,
+            fetched_at=chunk.fetched_at,
+            expires_at=chunk.fetched_at + self.ttl,
+        )
         stored = self.repository.store_chunk(
             series,
-            bars,
-            meta,
-            chunk.fetched_at,
-            chunk.fetched_at + self.ttl,
+            BarColumns.from_bars(chunk.bars),
+            fetch,
             chunk.confirmed_empty,
             chunk.empty_reason,
         )
@@ -329,15 +324,19 @@ class MarketDataService:
         self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime
     ) -> MarketDataResult:
         assert self.client is not None
-        bars: list[OhlcvBar] = []
+        parts: list[BarColumns] = []
         fetched_at: list[datetime] = []
         plans = await asyncio.to_thread(self._plan, series.exchange, bar_size, [(start, end)])
         async for chunk in self.client.fetch_chunks(
             series.symbol, series.exchange, bar_size, start, end, plans=plans
         ):
-            bars.extend((b.timestamp, b.open, b.high, b.low, b.close, b.volume) for b in chunk.bars)
             if chunk.bars:
+                parts.append(BarColumns.from_bars(chunk.bars))
                 fetched_at.append(chunk.fetched_at)
+        # Chunks may overlap at their edges; the later one's bars win, as in the cache.
+        bars = BarColumns.empty()
+        for part in parts:
+            bars = bars.merged_with(part)
         # Nothing is stored with the cache disabled, so the bypass is counted in /metrics only.
         CACHE_LOOKUPS.labels(CacheOutcome.BYPASS.value).inc()
         return MarketDataResult(

@@ -1,13 +1,19 @@
-"""SQL for the bar cache: range reads, bulk upserts, confirmed-empty ranges, deletes, statistics."""
+"""SQL for the bar cache: segment reads and upserts, confirmed-empty ranges, deletes, statistics.
+
+A row of market_data_cache is one segment (see MarketDataCache): the bars of one session, or of
+one month for daily bars, as typed columns. Reads select the segments overlapping a range and
+cut the first and last one to it; writes merge fetched bars into their segments, one upsert per
+segment, all of a chunk in one transaction.
+"""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, NamedTuple
+from datetime import date, datetime, timedelta
+from typing import Any
 
+import numpy as np
 from sqlalchemy import (
     Connection,
     Row,
@@ -15,27 +21,117 @@ from sqlalchemy import (
     bindparam,
     delete,
     func,
-    or_,
+    insert,
     select,
     text,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from backend.market_data.domain import OhlcvBar, SeriesKey
+from backend.market_data import calendar as market_calendar
+from backend.market_data.bar_columns import BarColumns, datetime_to_ns
+from backend.market_data.domain import BarSize, SeriesKey
 from backend.storage.database import Database
 from backend.storage.market_data_tables import (
-    OPEN_BAR_PREDICATE,
+    OPEN_SEGMENT_PREDICATE,
     CacheCoverage,
     CacheSeriesStats,
     CacheSeriesSummary,
     MarketDataCache,
 )
+from backend.storage.segment_codec import FORMAT_VERSION, decode_segment, encode_segment
 
-BARS = MarketDataCache.__table__
+SEGMENTS = MarketDataCache.__table__
 COVERAGE = CacheCoverage.__table__
 STATS = CacheSeriesStats.__table__
 SUMMARIES = CacheSeriesSummary.__table__
+
+# No segment spans more than this (a month of daily bars), so a range read can bound its index
+# scan from below as well as above.
+MAX_SEGMENT_SPAN = timedelta(days=32)
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """Where bars came from: one IBKR request and when it was answered."""
+
+    source: str
+    what_to_show: str
+    use_rth: bool
+    request: dict[str, Any]
+    fetched_at: datetime
+    expires_at: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "what_to_show": self.what_to_show,
+            "use_rth": self.use_rth,
+            "request": self.request,
+            "fetched_at": self.fetched_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, value: dict[str, Any]) -> Fetch:
+        return cls(
+            value["source"],
+            value["what_to_show"],
+            value["use_rth"],
+            value["request"],
+            datetime.fromisoformat(value["fetched_at"]),
+            datetime.fromisoformat(value["expires_at"]),
+        )
+
+    def provenance(self) -> dict[str, Any]:
+        """What a bar's metadata says about where it came from (its times have columns)."""
+        return {
+            "source": self.source,
+            "what_to_show": self.what_to_show,
+            "use_rth": self.use_rth,
+            "request": self.request,
+        }
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stored segment, decoded: its bars, and for each bar the fetch it came from."""
+
+    id: int
+    series: SeriesKey
+    segment_date: date
+    columns: BarColumns
+    fetch_index: np.ndarray
+    fetches: list[Fetch]
+    indicators: dict[str, Any] | None
+
+    def fetched_at_ns(self) -> np.ndarray:
+        return _per_bar([f.fetched_at for f in self.fetches], self.fetch_index)
+
+    def expires_at_ns(self) -> np.ndarray:
+        return _per_bar([f.expires_at for f in self.fetches], self.fetch_index)
+
+
+@dataclass(frozen=True)
+class SegmentSlice:
+    """Bars [first, stop) of a segment: what one page of a listing shows of it."""
+
+    segment: Segment
+    first: int
+    stop: int
+
+    @property
+    def columns(self) -> BarColumns:
+        return self.segment.columns.take(np.arange(self.first, self.stop))
+
+    @property
+    def fetch_index(self) -> np.ndarray:
+        return self.segment.fetch_index[self.first : self.stop]
+
+    def fetched_range(self) -> tuple[datetime, datetime]:
+        """When the slice's bars were fetched: the earliest and the latest fetch."""
+        used = [self.segment.fetches[int(i)].fetched_at for i in np.unique(self.fetch_index)]
+        return min(used), max(used)
 
 
 @dataclass(frozen=True)
@@ -50,29 +146,14 @@ class SeriesSummary:
 
 @dataclass(frozen=True)
 class CacheSummary:
-    """What the cache holds for a series and range, without reading the bars themselves."""
+    """What the cache holds for a series and range."""
 
     bars: int
-    # Bars still good to serve: final, or within their TTL (every bar when expiry is ignored).
+    # Bars still good to serve: those of segments that are final or within their TTL (every bar
+    # when expiry is ignored). A segment expires whole, and is fetched again whole.
     fresh_bars: int
     fetched_from: datetime | None
     fetched_to: datetime | None
-
-
-class CachedBar(NamedTuple):
-    """A bar as read from the cache. A tuple, because a year of 1-minute bars is ~98k of them."""
-
-    timestamp: datetime
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
-    wap: float | None
-    bar_count: int | None
-    is_final: bool
-    fetched_at: datetime
-    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -80,6 +161,7 @@ class BarFilter:
     symbol: str | None = None
     exchange: str | None = None
     data_type: str | None = None
+    # Both ends inclusive.
     date_from: datetime | None = None
     date_to: datetime | None = None
 
@@ -88,60 +170,57 @@ class BarFilter:
         return all(value is None for value in vars(self).values())
 
 
-@dataclass(frozen=True)
-class NewBar:
-    timestamp: datetime
-    ohlcv: dict[str, Any]
-    is_final: bool
+def _per_bar(times: list[datetime], fetch_index: np.ndarray) -> np.ndarray:
+    stamps = np.array([datetime_to_ns(moment) for moment in times], dtype=np.int64)
+    return stamps[fetch_index] if len(stamps) else np.empty(0, dtype=np.int64)
 
 
-_OHLCV = BARS.c.ohlcv_data
-# One series' bars in [start, end), as bound parameters so each read compiles once.
-_SERIES_RANGE = (
-    BARS.c.symbol == bindparam("symbol"),
-    BARS.c.exchange == bindparam("exchange"),
-    BARS.c.data_type == bindparam("data_type"),
-    BARS.c.timestamp >= bindparam("start", type_=BARS.c.timestamp.type),
-    BARS.c.timestamp < bindparam("end", type_=BARS.c.timestamp.type),
+# One series' segments overlapping [start, end), oldest first, as bound parameters so each read
+# compiles once. The lower bound on `timestamp` keeps the index scan to the range.
+_OVERLAPPING = (
+    SEGMENTS.c.symbol == bindparam("symbol"),
+    SEGMENTS.c.exchange == bindparam("exchange"),
+    SEGMENTS.c.data_type == bindparam("data_type"),
+    SEGMENTS.c.timestamp >= bindparam("scan_from", type_=SEGMENTS.c.timestamp.type),
+    SEGMENTS.c.timestamp < bindparam("end", type_=SEGMENTS.c.timestamp.type),
+    SEGMENTS.c.last_bar_at >= bindparam("start", type_=SEGMENTS.c.timestamp.type),
 )
-READ_BARS = (
+READ_DATA = select(SEGMENTS.c.ohlcv_data).where(*_OVERLAPPING).order_by(SEGMENTS.c.timestamp)
+READ_SEGMENTS = (
     select(
-        BARS.c.timestamp,
-        _OHLCV["open"].as_float(),
-        _OHLCV["high"].as_float(),
-        _OHLCV["low"].as_float(),
-        _OHLCV["close"].as_float(),
-        _OHLCV["volume"].as_float(),
-        _OHLCV["wap"].as_float(),
-        _OHLCV["bar_count"].as_integer(),
-        BARS.c.metadata["is_final"].as_boolean(),
-        BARS.c.fetched_at,
-        BARS.c.expires_at,
+        SEGMENTS.c.id,
+        SEGMENTS.c.timestamp,
+        SEGMENTS.c.segment_date,
+        SEGMENTS.c.ohlcv_data,
+        SEGMENTS.c.metadata,
+        SEGMENTS.c.indicators,
     )
-    .where(*_SERIES_RANGE)
-    .order_by(BARS.c.timestamp)
+    .where(*_OVERLAPPING)
+    .order_by(SEGMENTS.c.timestamp)
 )
-
-# One page of READ_BARS: keyset paging moves `start` past the last bar of the previous page.
-READ_BARS_PAGE = READ_BARS.limit(bindparam("limit"))
-
-READ_OHLCV = (
+# The most segments a page reads at a time.
+PAGE_SEGMENTS = 16
+READ_SEGMENTS_PAGE = READ_SEGMENTS.limit(bindparam("segments"))
+# What a coverage check needs of each segment, without its bars.
+READ_SPANS = (
     select(
-        BARS.c.timestamp,
-        _OHLCV["open"].as_float(),
-        _OHLCV["high"].as_float(),
-        _OHLCV["low"].as_float(),
-        _OHLCV["close"].as_float(),
-        _OHLCV["volume"].as_float(),
+        SEGMENTS.c.id,
+        SEGMENTS.c.timestamp,
+        SEGMENTS.c.last_bar_at,
+        SEGMENTS.c.bar_count,
+        SEGMENTS.c.metadata,
+        SEGMENTS.c.is_final,
+        SEGMENTS.c.expires_at,
     )
-    .where(*_SERIES_RANGE)
-    .order_by(BARS.c.timestamp)
+    .where(*_OVERLAPPING)
+    .order_by(SEGMENTS.c.timestamp)
 )
 
 
-def _open_bars(dialect: str):
-    """Bars that are not final, as the partial index ix_market_data_cache_open_bars lists them."""
-    return text(OPEN_BAR_PREDICATE[dialect])
+def _open_segments():
+    """Segments with a bar not final, as the partial index ix_market_data_cache_open_segments
+    lists them."""
+    return text(OPEN_SEGMENT_PREDICATE)
 
 
 _SUMMARY_COLUMNS = (
@@ -151,12 +230,7 @@ _SUMMARY_COLUMNS = (
     SUMMARIES.c.last_fetched_at,
 )
 
-
-def _is_fresh(now):
-    """Final bars never expire; the others are fresh until expires_at."""
-    is_final = BARS.c.metadata["is_final"].as_boolean()
-    return or_(is_final.is_(True), BARS.c.expires_at > now)
-
+_KEY_COLUMNS = ("symbol", "exchange", "data_type")
 
 OUTCOME_COLUMNS = {
     "hit": "hits",
@@ -169,124 +243,137 @@ OUTCOME_COLUMNS = {
 class MarketDataCacheRepository:
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._compiled_reads: dict[int, tuple[str, dict[str, Any]]] = {}
-
-    def _compiled(self, connection: Connection, statement) -> tuple[str, dict[str, Any]]:
-        """A read compiled once: its SQL text and its fixed parameters (the JSON keys)."""
-        key = id(statement)
-        if key not in self._compiled_reads:
-            compiled = statement.compile(dialect=connection.dialect)
-            self._compiled_reads[key] = (str(compiled), dict(compiled.params))
-        return self._compiled_reads[key]
-
-    @staticmethod
-    def _range_params(series: SeriesKey, start: datetime, end: datetime) -> dict[str, Any]:
-        return {
-            "symbol": series.symbol,
-            "exchange": series.exchange,
-            "data_type": series.data_type,
-            "start": start,
-            "end": end,
-        }
-
-    @staticmethod
-    def _range_conditions(series: SeriesKey, start: datetime, end: datetime) -> list:
-        return [
-            BARS.c.symbol == series.symbol,
-            BARS.c.exchange == series.exchange,
-            BARS.c.data_type == series.data_type,
-            BARS.c.timestamp >= start,
-            BARS.c.timestamp < end,
-        ]
+        self._compiled_reads: dict[int, str] = {}
 
     # -- reads ----------------------------------------------------------------------------------
 
-    def read_bars(
-        self, series: SeriesKey, start: datetime, end: datetime, limit: int | None = None
-    ) -> list[CachedBar]:
-        """Bars in [start, end) in time order, the first `limit` of them when given.
-
-        JSON fields are extracted in SQL, not in Python.
-        """
-        params = self._range_params(series, start, end)
-        statement = READ_BARS
-        if limit is not None:
-            statement = READ_BARS_PAGE
-            params["limit"] = limit
+    def read_columns(self, series: SeriesKey, start: datetime, end: datetime) -> BarColumns:
+        """The bars in [start, end) in time order: the hot path of every warm read."""
         with self.database.read_engine.connect() as connection:
-            if connection.dialect.name == "postgresql":
-                # Straight from psycopg, as in read_ohlcv.
-                sql, fixed_params = self._compiled(connection, statement)
-                cursor = connection.connection.driver_connection.cursor(binary=True)
-                rows = cursor.execute(sql, {**fixed_params, **params}).fetchall()
-            else:
-                rows = connection.execute(statement, params).all()
-        return list(map(CachedBar._make, rows))
+            blobs = self._fetch_rows(connection, READ_DATA, _range_params(series, start, end))
+        parts = [decode_segment(bytes(blob))[0] for (blob,) in blobs]
+        return _cut(BarColumns.concat(parts), start, end)
+
+    def read_page(
+        self, series: SeriesKey, start: datetime, end: datetime, limit: int
+    ) -> list[SegmentSlice]:
+        """The first `limit` bars in [start, end), as slices of their segments.
+
+        Segments are read a few at a time, so a page costs the same however long the series.
+        """
+        page: list[SegmentSlice] = []
+        held = 0
+        # One segment first (a session of 1-minute bars fills a page of hundreds), then twice
+        # as many each time, up to PAGE_SEGMENTS.
+        params = {**_range_params(series, start, end), "segments": 1}
+        with self.database.read_engine.connect() as connection:
+            while held < limit:
+                rows = connection.execute(READ_SEGMENTS_PAGE, params).all()
+                for row in rows:
+                    segment = _decode(series, row)
+                    inside = np.flatnonzero(_range_mask(segment.columns, start, end))
+                    chosen = inside[: limit - held]
+                    if len(chosen):
+                        page.append(SegmentSlice(segment, int(chosen[0]), int(chosen[-1]) + 1))
+                        held += len(chosen)
+                if len(rows) < params["segments"]:
+                    break
+                # Keyset paging over segments: the next batch starts after the last one read.
+                params["scan_from"] = rows[-1].timestamp + timedelta(microseconds=1)
+                params["segments"] = min(2 * params["segments"], PAGE_SEGMENTS)
+        return page
+
+    def read_segments(self, series: SeriesKey, start: datetime, end: datetime) -> list[Segment]:
+        """The decoded segments overlapping [start, end), whole (not cut to the range)."""
+        with self.database.read_engine.connect() as connection:
+            rows = connection.execute(READ_SEGMENTS, _range_params(series, start, end)).all()
+        return [_decode(series, row) for row in rows]
 
     def series_summary(self, series: SeriesKey) -> SeriesSummary | None:
         """The series' summary row; None when the cache holds none of its bars."""
-        statement = select(*_SUMMARY_COLUMNS).where(*self._summary_key(series))
+        statement = select(*_SUMMARY_COLUMNS).where(*_key(series, SUMMARIES))
         with self.database.read_engine.connect() as connection:
             row = connection.execute(statement).one_or_none()
         return None if row is None else SeriesSummary(*row)
 
     def count_bars(self, series: SeriesKey, start: datetime, end: datetime) -> int:
-        """Bars in [start, end): a range count over the series' unique index."""
-        statement = (
-            select(func.count())
-            .select_from(BARS)
-            .where(*self._range_conditions(series, start, end))
-        )
-        with self.database.read_engine.connect() as connection:
-            return connection.execute(statement).scalar_one()
+        """Bars in [start, end), from the segments' counts; only the two ends are decoded."""
+        return self.summarize(series, start, end, None).bars
 
     def any_expired(self, series: SeriesKey, start: datetime, end: datetime, now: datetime) -> bool:
-        """Whether a bar in [start, end) has expired at `now`; reads only the open bars' index."""
-        statement = select(
-            select(BARS.c.id)
+        """Whether a not-final bar in [start, end) has expired at `now` (open segments only)."""
+        statement = (
+            select(SEGMENTS.c.id)
             .where(
-                _open_bars(self._dialect),
-                *self._range_conditions(series, start, end),
-                BARS.c.expires_at <= now,
+                _open_segments(),
+                *_overlapping(series, start, end),
+                SEGMENTS.c.expires_at <= now,
             )
-            .exists()
+            .order_by(SEGMENTS.c.timestamp)
         )
         with self.database.read_engine.connect() as connection:
-            return bool(connection.execute(statement).scalar_one())
-
-    def read_ohlcv(self, series: SeriesKey, start: datetime, end: datetime) -> list[OhlcvBar]:
-        """OHLCV tuples in [start, end), in time order: the hot path of every warm read."""
-        params = self._range_params(series, start, end)
-        with self.database.read_engine.connect() as connection:
-            if connection.dialect.name == "postgresql":
-                # Straight from psycopg, in binary: SQLAlchemy's per-row result processing would
-                # cost more than the query itself for a year of 1-minute bars, and a UTC session
-                # returns aware UTC datetimes already.
-                sql, fixed_params = self._compiled(connection, READ_OHLCV)
-                cursor = connection.connection.driver_connection.cursor(binary=True)
-                return cursor.execute(sql, {**fixed_params, **params}).fetchall()
-            return [tuple(row) for row in connection.execute(READ_OHLCV, params)]
+            ids = list(connection.execute(statement).scalars())
+        if not ids:
+            return False
+        for segment in self._segments_by_id(series, ids):
+            inside = _range_mask(segment.columns, start, end)
+            if np.any(_expired_mask(segment, datetime_to_ns(now)) & inside):
+                return True
+        return False
 
     def summarize(
         self, series: SeriesKey, start: datetime, end: datetime, now: datetime | None
     ) -> CacheSummary:
-        """Counts and fetched_at range of the cached bars in [start, end); fresh at `now`."""
-        fresh = func.count() if now is None else func.count().filter(_is_fresh(now))
-        statement = select(
-            func.count(), fresh, func.min(BARS.c.fetched_at), func.max(BARS.c.fetched_at)
-        ).where(*self._range_conditions(series, start, end))
+        """Counts and fetched_at range of the cached bars in [start, end); fresh at `now`.
+
+        A segment inside the range is counted from its row; one the range cuts through is
+        decoded. Most ranges cut at most the first and the last segment.
+        """
         with self.database.read_engine.connect() as connection:
-            return CacheSummary(*connection.execute(statement).one())
+            spans = self._fetch_rows(connection, READ_SPANS, _range_params(series, start, end))
+        bars = fresh = 0
+        fetched: list[datetime] = []
+        cut_ids = []
+        for segment_id, first_at, last_at, count, meta, is_final, expires_at in spans:
+            if first_at < start or last_at >= end:
+                cut_ids.append(segment_id)
+                continue
+            bars += count
+            if _is_fresh(is_final, expires_at, now):
+                fresh += count
+            fetched.extend(datetime.fromisoformat(f["fetched_at"]) for f in meta["fetches"])
+        if cut_ids:
+            expiry = {row[0]: (row[5], row[6]) for row in spans}
+            for segment in self._segments_by_id(series, cut_ids):
+                inside = _range_mask(segment.columns, start, end)
+                held = int(inside.sum())
+                if not held:
+                    continue
+                bars += held
+                if _is_fresh(*expiry[segment.id], now):
+                    fresh += held
+                used = np.unique(segment.fetch_index[inside])
+                fetched.extend(segment.fetches[int(i)].fetched_at for i in used)
+        return CacheSummary(
+            bars, fresh, min(fetched) if fetched else None, max(fetched) if fetched else None
+        )
 
     def fresh_timestamps(
         self, series: SeriesKey, start: datetime, end: datetime, now: datetime | None
     ) -> set[datetime]:
         """Start times of the fresh cached bars in [start, end) (all of them when now is None)."""
-        conditions = self._range_conditions(series, start, end)
-        if now is not None:
-            conditions.append(_is_fresh(now))
         with self.database.read_engine.connect() as connection:
-            return set(connection.execute(select(BARS.c.timestamp).where(*conditions)).scalars())
+            rows = connection.execute(
+                select(SEGMENTS.c.ohlcv_data, SEGMENTS.c.is_final, SEGMENTS.c.expires_at)
+                .where(*_overlapping(series, start, end))
+                .order_by(SEGMENTS.c.timestamp)
+            ).all()
+        parts = [
+            decode_segment(bytes(blob))[0]
+            for blob, is_final, expires_at in rows
+            if _is_fresh(is_final, expires_at, now)
+        ]
+        return set(_cut(BarColumns.concat(parts), start, end).timestamps())
 
     def empty_ranges(
         self, series: SeriesKey, start: datetime, end: datetime
@@ -294,9 +381,7 @@ class MarketDataCacheRepository:
         statement = (
             select(COVERAGE.c.range_start, COVERAGE.c.range_end)
             .where(
-                COVERAGE.c.symbol == series.symbol,
-                COVERAGE.c.exchange == series.exchange,
-                COVERAGE.c.data_type == series.data_type,
+                *_key(series, COVERAGE),
                 COVERAGE.c.range_end > start,
                 COVERAGE.c.range_start < end,
             )
@@ -307,38 +392,51 @@ class MarketDataCacheRepository:
 
     def list_bars(
         self, bar_filter: BarFilter, limit: int, offset: int
-    ) -> tuple[list[MarketDataCache], int]:
-        """One page of matching bars and the total that match.
+    ) -> tuple[list[SegmentSlice], int]:
+        """One page of matching bars, as slices of their segments, and the total that match.
 
-        Without a date filter the total is summed from the series summaries; with one it is a
-        count over the matching range.
+        Bars are ordered by symbol, bar size, exchange and time. The segments' rows give the
+        counts; only segments the date filter cuts through, and those on the page, are decoded.
         """
-        conditions = self._conditions(bar_filter)
-        if bar_filter.date_from is None and bar_filter.date_to is None:
-            count = select(func.coalesce(func.sum(SUMMARIES.c.bar_count), 0)).where(
-                *self._summary_conditions(bar_filter)
+        conditions = [*_key_filter(bar_filter, SEGMENTS), *_date_overlap(bar_filter)]
+        statement = (
+            select(
+                SEGMENTS.c.id,
+                SEGMENTS.c.symbol,
+                SEGMENTS.c.exchange,
+                SEGMENTS.c.data_type,
+                SEGMENTS.c.timestamp,
+                SEGMENTS.c.last_bar_at,
+                SEGMENTS.c.bar_count,
             )
-        else:
-            count = select(func.count()).select_from(BARS).where(*conditions)
-        with self.database.session() as session:
-            total = session.execute(count).scalar_one()
-            rows = (
-                session.execute(
-                    select(MarketDataCache)
-                    .where(*conditions)
-                    .order_by(
-                        MarketDataCache.symbol,
-                        MarketDataCache.data_type,
-                        MarketDataCache.timestamp,
-                        MarketDataCache.exchange,
-                    )
-                    .limit(limit)
-                    .offset(offset)
-                )
-                .scalars()
-                .all()
+            .where(*conditions)
+            .order_by(
+                SEGMENTS.c.symbol,
+                SEGMENTS.c.data_type,
+                SEGMENTS.c.exchange,
+                SEGMENTS.c.timestamp,
             )
-        return list(rows), total
+        )
+        page: list[SegmentSlice] = []
+        total = 0
+        with self.database.read_engine.connect() as connection:
+            spans = connection.execute(statement).all()
+            for span in spans:
+                cut = _cut_by_filter(bar_filter, span.timestamp, span.last_bar_at)
+                segment = None
+                if cut or (total + span.bar_count > offset and total < offset + limit):
+                    segment = self._segment_by_id(connection, span)
+                if segment is None:
+                    total += span.bar_count
+                    continue
+                positions = np.flatnonzero(_filter_mask(segment.columns, bar_filter))
+                wanted_from = max(0, offset - total)
+                wanted_to = max(0, offset + limit - total)
+                chosen = positions[wanted_from:wanted_to]
+                if len(chosen):
+                    page.append(SegmentSlice(segment, int(chosen[0]), int(chosen[-1]) + 1))
+                total += len(positions)
+        return page, total
 
     def cached_exchanges(self, symbol: str, data_type: str) -> list[str]:
         """Exchanges the cache holds bars of this symbol and bar size for, alphabetically."""
@@ -353,24 +451,28 @@ class MarketDataCacheRepository:
     def series_summaries(self, now: datetime) -> list[dict[str, Any]]:
         """Per series: bar count, first and last bar, last update, and bars expired at `now`.
 
-        Read from the summary rows and the open bars' index: the cost grows with the number of
-        series and of bars not yet final, not with the bars cached.
+        Read from the summary rows and the open segments' index: the cost grows with the number
+        of series and of segments not yet final, not with the bars cached.
         """
-        expired = (
+        expired_segments = (
             select(
-                BARS.c.symbol,
-                BARS.c.exchange,
-                BARS.c.data_type,
-                func.count().label("expired_count"),
+                SEGMENTS.c.symbol,
+                SEGMENTS.c.exchange,
+                SEGMENTS.c.data_type,
+                SEGMENTS.c.id,
+                SEGMENTS.c.segment_date,
+                SEGMENTS.c.ohlcv_data,
+                SEGMENTS.c.metadata,
+                SEGMENTS.c.indicators,
             )
-            .where(_open_bars(self._dialect), BARS.c.expires_at <= now)
-            .group_by(BARS.c.symbol, BARS.c.exchange, BARS.c.data_type)
+            .where(_open_segments(), SEGMENTS.c.expires_at <= now)
             .subquery("expired")
         )
         same_series = and_(
-            *(SUMMARIES.c[name] == expired.c[name] for name in ("symbol", "exchange", "data_type"))
+            *(SUMMARIES.c[name] == expired_segments.c[name] for name in _KEY_COLUMNS)
         )
-        # One statement, so the counts and the expiry come from the same snapshot.
+        # One statement, so the counts and the expiry come from the same snapshot: a row per
+        # series, and one more per expired segment it has.
         statement = (
             select(
                 SUMMARIES.c.symbol,
@@ -380,146 +482,151 @@ class MarketDataCacheRepository:
                 SUMMARIES.c.first_bar_at.label("first"),
                 SUMMARIES.c.last_bar_at.label("last"),
                 SUMMARIES.c.last_fetched_at.label("last_updated"),
-                func.coalesce(expired.c.expired_count, 0).label("expired_count"),
+                expired_segments.c.id,
+                expired_segments.c.segment_date,
+                expired_segments.c.ohlcv_data,
+                expired_segments.c.metadata,
+                expired_segments.c.indicators,
             )
-            .select_from(SUMMARIES.outerjoin(expired, same_series))
+            .select_from(SUMMARIES.outerjoin(expired_segments, same_series))
             .order_by(SUMMARIES.c.symbol, SUMMARIES.c.data_type, SUMMARIES.c.exchange)
         )
+        summaries: dict[tuple[str, str, str], dict[str, Any]] = {}
         with self.database.read_engine.connect() as connection:
-            return [dict(row) for row in connection.execute(statement).mappings()]
+            for row in connection.execute(statement):
+                key = (row.symbol, row.exchange, row.data_type)
+                summary = summaries.setdefault(
+                    key,
+                    {
+                        "symbol": row.symbol,
+                        "exchange": row.exchange,
+                        "data_type": row.data_type,
+                        "bar_count": row.bar_count,
+                        "first": row.first,
+                        "last": row.last,
+                        "last_updated": row.last_updated,
+                        "expired_count": 0,
+                    },
+                )
+                if row.id is not None:
+                    segment = _decode(SeriesKey(*key), row)
+                    expired = _expired_mask(segment, datetime_to_ns(now))
+                    summary["expired_count"] += int(expired.sum())
+        return list(summaries.values())
 
     # -- writes ---------------------------------------------------------------------------------
 
     def store_chunk(
         self,
         series: SeriesKey,
-        bars: Sequence[NewBar],
-        meta: dict[str, Any],
-        fetched_at: datetime,
-        expires_at: datetime,
+        bars: BarColumns,
+        fetch: Fetch,
         empty_ranges: Sequence[tuple[datetime, datetime]] = (),
         empty_reason: str | None = None,
     ) -> int:
-        """Upsert one fetched chunk and its confirmed-empty ranges in a single transaction.
+        """Merge one fetched chunk into its segments, and record its confirmed-empty ranges, in a
+        single transaction; return the bars stored.
 
-        The series' summary is brought up to date in the same transaction.
+        A fetched bar replaces the cached bar with its start time; other cached bars of the
+        segment stay. The series' summary is brought up to date in the same transaction.
         """
         with self.database.engine.begin() as connection:
-            if bars:
+            if len(bars):
                 # Locked first: the writers of a series then take turns, so the figures stay exact.
                 summary = self._lock_summary(connection, series)
-                inserted = self._upsert_bars(connection, series, bars, meta, fetched_at, expires_at)
-                self._summarize_upsert(connection, series, summary, bars, inserted, fetched_at)
+                added = 0
+                runs = market_calendar.segment_runs(
+                    series.exchange, BarSize(series.data_type), bars.timestamp
+                )
+                for segment_date, first, stop in runs:
+                    part = bars.take(np.arange(first, stop))
+                    added += self._merge_segment(connection, series, segment_date, part, fetch)
+                self._summarize_upsert(connection, series, summary, bars, added, fetch.fetched_at)
             if empty_ranges:
-                self._record_empty(connection, series, empty_ranges, empty_reason or "", fetched_at)
-            self._bump_stats(connection, series, {"last_refresh_at": fetched_at})
+                self._record_empty(
+                    connection, series, empty_ranges, empty_reason or "", fetch.fetched_at
+                )
+            self._bump_stats(connection, series, {"last_refresh_at": fetch.fetched_at})
         return len(bars)
 
-    def _upsert_bars(
+    def _merge_segment(
         self,
         connection: Connection,
         series: SeriesKey,
-        bars: Sequence[NewBar],
-        meta: dict[str, Any],
-        fetched_at: datetime,
-        expires_at: datetime,
+        segment_date: date,
+        bars: BarColumns,
+        fetch: Fetch,
     ) -> int:
-        """Upsert the bars; return how many were new (the others replaced cached bars)."""
-        rows = [
-            {
-                "symbol": series.symbol,
-                "exchange": series.exchange,
-                "data_type": series.data_type,
-                "timestamp": bar.timestamp,
-                "ohlcv_data": bar.ohlcv,
-                "metadata": {**meta, "is_final": bar.is_final},
-                "fetched_at": fetched_at,
-                "expires_at": expires_at,
-                "created_at": fetched_at,
-                "updated_at": fetched_at,
-            }
-            for bar in bars
-        ]
-        if self._dialect == "postgresql":
-            return self._copy_upsert_bars(connection, rows)
-        # SQLite has no way to tell an inserted row from an updated one, but its writers take
-        # turns (this transaction holds the write lock since _lock_summary), so the bars in the
-        # chunk's span before and after the upsert differ by exactly the new ones.
-        timestamps = [bar.timestamp for bar in bars]
-        span = [BARS.c.timestamp >= min(timestamps), BARS.c.timestamp <= max(timestamps)]
-        count = (
-            select(func.count()).select_from(BARS).where(*self._series_conditions(series), *span)
-        )
-        before = connection.execute(count).scalar_one()
-        insert = self._insert(BARS)
-        statement = insert.on_conflict_do_update(
-            index_elements=["symbol", "exchange", "data_type", "timestamp"],
-            set_={
-                "ohlcv_data": insert.excluded.ohlcv_data,
-                "metadata": insert.excluded.metadata,
-                "fetched_at": insert.excluded.fetched_at,
-                "expires_at": insert.excluded.expires_at,
-                "updated_at": insert.excluded.updated_at,
-            },
-        )
-        connection.execute(statement, rows)
-        return connection.execute(count).scalar_one() - before
+        """Upsert one segment with the fetched bars merged in; return how many bars are new."""
+        existing = connection.execute(
+            select(
+                SEGMENTS.c.id,
+                SEGMENTS.c.segment_date,
+                SEGMENTS.c.ohlcv_data,
+                SEGMENTS.c.metadata,
+                SEGMENTS.c.indicators,
+            ).where(*_key(series, SEGMENTS), SEGMENTS.c.segment_date == segment_date)
+        ).one_or_none()
+        new_index = np.zeros(len(bars), dtype=np.uint16)
+        if existing is None:
+            self._insert_segment(connection, series, segment_date, bars, new_index, [fetch])
+            return len(bars)
+        old = _decode(series, existing)
+        # The fetched bars replace cached ones with the same start; each bar keeps naming its
+        # fetch, and only the fetches some bar still comes from are kept.
+        replaced = np.isin(old.columns.timestamp, bars.timestamp)
+        merged = old.columns.take(~replaced).merged_with(bars)
+        tags = np.full(len(merged), len(old.fetches), dtype=np.uint16)
+        tags[~np.isin(merged.timestamp, bars.timestamp)] = old.fetch_index[~replaced]
+        fetches, tags = _prune_fetches([*old.fetches, fetch], tags)
+        self._update_segment(connection, existing.id, merged, tags, fetches, existing.indicators)
+        return len(merged) - len(old.columns)
 
-    @staticmethod
-    def _copy_upsert_bars(connection: Connection, rows: list[dict[str, Any]]) -> int:
-        """COPY into a transaction-scoped staging table, then one INSERT ... ON CONFLICT.
-
-        A year of 1-minute bars is ~98k rows; row-by-row VALUES upserts take several times as
-        long as COPY, while this stays close to it. Runs inside the caller's transaction.
-        Returns the rows inserted: a row the upsert inserted has no xmax, one it updated carries
-        the updating transaction's id there.
-        """
-        cursor = connection.connection.driver_connection.cursor()
-        cursor.execute(
-            "CREATE TEMP TABLE incoming_bars (symbol text, exchange text, data_type text,"
-            " timestamp timestamptz, ohlcv_data jsonb, metadata jsonb, fetched_at timestamptz,"
-            " expires_at timestamptz) ON COMMIT DROP"
+    def _insert_segment(
+        self,
+        connection: Connection,
+        series: SeriesKey,
+        segment_date: date,
+        bars: BarColumns,
+        fetch_index: np.ndarray,
+        fetches: list[Fetch],
+        indicators: dict[str, Any] | None = None,
+    ) -> None:
+        connection.execute(
+            insert(SEGMENTS).values(
+                symbol=series.symbol,
+                exchange=series.exchange,
+                data_type=series.data_type,
+                segment_date=segment_date,
+                indicators=indicators,
+                **_segment_values(bars, fetch_index, fetches),
+                created_at=max(f.fetched_at for f in fetches),
+            )
         )
-        with cursor.copy(
-            "COPY incoming_bars (symbol, exchange, data_type, timestamp, ohlcv_data, metadata,"
-            " fetched_at, expires_at) FROM STDIN"
-        ) as copy:
-            for row in rows:
-                copy.write_row(
-                    (
-                        row["symbol"],
-                        row["exchange"],
-                        row["data_type"],
-                        row["timestamp"],
-                        json.dumps(row["ohlcv_data"]),
-                        json.dumps(row["metadata"]),
-                        row["fetched_at"],
-                        row["expires_at"],
-                    )
-                )
-        inserted = cursor.execute(
-            "WITH upserted AS (INSERT INTO market_data_cache (symbol, exchange, data_type,"
-            " timestamp, ohlcv_data, metadata, fetched_at, expires_at, created_at, updated_at)"
-            " SELECT symbol, exchange, data_type, timestamp, ohlcv_data, metadata, fetched_at,"
-            " expires_at, fetched_at, fetched_at FROM incoming_bars"
-            " ON CONFLICT (symbol, exchange, data_type, timestamp) DO UPDATE SET"
-            " ohlcv_data = EXCLUDED.ohlcv_data, metadata = EXCLUDED.metadata,"
-            " fetched_at = EXCLUDED.fetched_at, expires_at = EXCLUDED.expires_at,"
-            " updated_at = EXCLUDED.updated_at"
-            " RETURNING xmax = 0 AS inserted)"
-            " SELECT count(*) FILTER (WHERE inserted) FROM upserted"
-        ).fetchone()
-        cursor.execute("DROP TABLE incoming_bars")
-        return int(inserted[0])
+
+    def _update_segment(
+        self,
+        connection: Connection,
+        segment_id: int,
+        bars: BarColumns,
+        fetch_index: np.ndarray,
+        fetches: list[Fetch],
+        indicators: dict[str, Any] | None,
+    ) -> None:
+        connection.execute(
+            update(SEGMENTS)
+            .where(SEGMENTS.c.id == segment_id)
+            .values(indicators=indicators, **_segment_values(bars, fetch_index, fetches))
+        )
 
     # -- series summaries -----------------------------------------------------------------------
 
     def _lock_summary(self, connection: Connection, series: SeriesKey) -> SeriesSummary:
         """The series' summary row, created if missing and locked until the transaction ends."""
-        insert = self._insert(SUMMARIES).values(
+        insert_summary = self._insert(SUMMARIES).values(
             symbol=series.symbol, exchange=series.exchange, data_type=series.data_type, bar_count=0
         )
-        statement = insert.on_conflict_do_update(
+        statement = insert_summary.on_conflict_do_update(
             index_elements=["symbol", "exchange", "data_type"],
             set_={"bar_count": SUMMARIES.c.bar_count},
         ).returning(*_SUMMARY_COLUMNS)
@@ -530,13 +637,11 @@ class MarketDataCacheRepository:
         connection: Connection,
         series: SeriesKey,
         summary: SeriesSummary,
-        bars: Sequence[NewBar],
-        inserted: int,
+        bars: BarColumns,
+        added: int,
         fetched_at: datetime,
     ) -> None:
-        timestamps = [bar.timestamp for bar in bars]
-        first = min(timestamps)
-        last = max(timestamps)
+        first, last = bars.first_at(), bars.last_at()
         last_fetched_at = fetched_at
         if summary.bar_count:
             first = min(first, summary.first_bar_at or first)
@@ -544,19 +649,23 @@ class MarketDataCacheRepository:
             if summary.last_fetched_at is not None and summary.last_fetched_at > fetched_at:
                 # Written with an older fetch time than the series already had (a clock set
                 # back): the bars it replaced may have held the latest one, so look.
-                last_fetched_at = connection.execute(
-                    select(func.max(BARS.c.fetched_at)).where(*self._series_conditions(series))
-                ).scalar_one()
+                last_fetched_at = self._latest_fetch(connection, series)
         connection.execute(
             update(SUMMARIES)
-            .where(*self._summary_key(series))
+            .where(*_key(series, SUMMARIES))
             .values(
-                bar_count=summary.bar_count + inserted,
+                bar_count=summary.bar_count + added,
                 first_bar_at=first,
                 last_bar_at=last,
                 last_fetched_at=last_fetched_at,
             )
         )
+
+    @staticmethod
+    def _latest_fetch(connection: Connection, series: SeriesKey) -> datetime | None:
+        return connection.execute(
+            select(func.max(SEGMENTS.c.fetched_at)).where(*_key(series, SEGMENTS))
+        ).scalar_one()
 
     def _lock_summaries(self, connection: Connection, bar_filter: BarFilter) -> list[Row]:
         """Lock the summaries of the series that may hold matching bars; returned in key order.
@@ -566,7 +675,7 @@ class MarketDataCacheRepository:
         """
         statement = (
             update(SUMMARIES)
-            .where(*self._summary_conditions(bar_filter))
+            .where(*_summary_conditions(bar_filter))
             .values(bar_count=SUMMARIES.c.bar_count)
             .returning(
                 SUMMARIES.c.symbol, SUMMARIES.c.exchange, SUMMARIES.c.data_type, *_SUMMARY_COLUMNS
@@ -576,33 +685,58 @@ class MarketDataCacheRepository:
         return sorted(rows, key=lambda row: (row.symbol, row.exchange, row.data_type))
 
     def _delete_series_bars(self, connection: Connection, row: Row, bar_filter: BarFilter) -> int:
-        """Delete one series' matching bars and correct its summary; return the bars deleted."""
+        """Delete one series' matching bars and correct its summary; return the bars deleted.
+
+        Segments the filter covers are deleted whole; one it cuts through is rewritten with the
+        bars outside the filter.
+        """
         series = SeriesKey(row.symbol, row.exchange, row.data_type)
-        conditions = self._series_conditions(series) + self._date_conditions(bar_filter)
-        whole_series = (
-            bar_filter.date_from is None or bar_filter.date_from <= row.first_bar_at
-        ) and (bar_filter.date_to is None or bar_filter.date_to >= row.last_bar_at)
-        newest_deleted = None
-        if not whole_series:
-            newest_deleted = connection.execute(
-                select(func.max(BARS.c.fetched_at)).where(*conditions)
-            ).scalar_one()
-        deleted = int(connection.execute(delete(BARS).where(*conditions)).rowcount or 0)
+        conditions = [*_key(series, SEGMENTS), *_date_overlap(bar_filter)]
+        spans = connection.execute(
+            select(
+                SEGMENTS.c.id, SEGMENTS.c.timestamp, SEGMENTS.c.last_bar_at, SEGMENTS.c.bar_count
+            ).where(*conditions)
+        ).all()
+        deleted = 0
+        whole = [span.id for span in spans if not _cut_by_filter(bar_filter, *span[1:3])]
+        if whole:
+            deleted += sum(span.bar_count for span in spans if span.id in set(whole))
+            connection.execute(delete(SEGMENTS).where(SEGMENTS.c.id.in_(whole)))
+        for span in spans:
+            if span.id in whole:
+                continue
+            segment = self._segment_by_id(connection, span, series)
+            keep = ~_filter_mask(segment.columns, bar_filter)
+            removed = int((~keep).sum())
+            if not removed:
+                continue
+            deleted += removed
+            if not keep.any():
+                connection.execute(delete(SEGMENTS).where(SEGMENTS.c.id == segment.id))
+                continue
+            fetches, tags = _prune_fetches(segment.fetches, segment.fetch_index[keep])
+            self._update_segment(
+                connection,
+                segment.id,
+                segment.columns.take(keep),
+                tags,
+                fetches,
+                segment.indicators,
+            )
         if deleted == 0:
             return 0
-        key = self._summary_key(series)
+        key = _key(series, SUMMARIES)
         if deleted >= row.bar_count:
             connection.execute(delete(SUMMARIES).where(*key))
             return deleted
-        in_series = self._series_conditions(series)
-        # min and max one at a time: each is then one step down the unique index.
-        first = connection.execute(select(func.min(BARS.c.timestamp)).where(*in_series)).scalar()
-        last = connection.execute(select(func.max(BARS.c.timestamp)).where(*in_series)).scalar()
-        last_fetched_at = row.last_fetched_at
-        if newest_deleted is not None and newest_deleted >= row.last_fetched_at:
-            last_fetched_at = connection.execute(
-                select(func.max(BARS.c.fetched_at)).where(*in_series)
-            ).scalar_one()
+        in_series = _key(series, SEGMENTS)
+        # min and max one at a time: each is then one step down an index.
+        first = connection.execute(
+            select(func.min(SEGMENTS.c.timestamp)).where(*in_series)
+        ).scalar()
+        last = connection.execute(
+            select(func.max(SEGMENTS.c.last_bar_at)).where(*in_series)
+        ).scalar()
         connection.execute(
             update(SUMMARIES)
             .where(*key)
@@ -610,7 +744,7 @@ class MarketDataCacheRepository:
                 bar_count=row.bar_count - deleted,
                 first_bar_at=first,
                 last_bar_at=last,
-                last_fetched_at=last_fetched_at,
+                last_fetched_at=self._latest_fetch(connection, series),
             )
         )
         return deleted
@@ -623,13 +757,13 @@ class MarketDataCacheRepository:
         reason: str,
         checked_at: datetime,
     ) -> None:
-        insert = self._insert(COVERAGE)
-        statement = insert.on_conflict_do_update(
+        insert_range = self._insert(COVERAGE)
+        statement = insert_range.on_conflict_do_update(
             index_elements=["symbol", "exchange", "data_type", "range_start"],
             set_={
-                "range_end": insert.excluded.range_end,
-                "reason": insert.excluded.reason,
-                "checked_at": insert.excluded.checked_at,
+                "range_end": insert_range.excluded.range_end,
+                "reason": insert_range.excluded.reason,
+                "checked_at": insert_range.excluded.checked_at,
             },
         )
         connection.execute(
@@ -659,14 +793,13 @@ class MarketDataCacheRepository:
                 for row in self._lock_summaries(connection, bar_filter)
             )
             if bar_filter.date_from is None and bar_filter.date_to is None:
-                coverage = self._key_filter(bar_filter, COVERAGE)
+                coverage = _key_filter(bar_filter, COVERAGE)
                 connection.execute(delete(COVERAGE).where(*coverage))
         return int(deleted or 0)
 
     def matches_every_bar(self, bar_filter: BarFilter) -> bool:
         """Whether the cache holds bars and the filter matches each one (from the summaries)."""
-        keys = {name: getattr(bar_filter, name) for name in ("symbol", "exchange", "data_type")}
-        inside = [SUMMARIES.c[name] == value for name, value in keys.items() if value is not None]
+        inside = _key_filter(bar_filter, SUMMARIES)
         if bar_filter.date_from is not None:
             inside.append(SUMMARIES.c.first_bar_at >= bar_filter.date_from)
         if bar_filter.date_to is not None:
@@ -695,17 +828,19 @@ class MarketDataCacheRepository:
         times = {
             name: values[name] for name in ("last_hit_at", "last_refresh_at") if name in values
         }
-        insert = self._insert(STATS).values(
+        insert_stats = self._insert(STATS).values(
             symbol=series.symbol,
             exchange=series.exchange,
             data_type=series.data_type,
             **counters,
             **times,
         )
-        updates: dict[str, Any] = {name: STATS.c[name] + insert.excluded[name] for name in counters}
-        updates.update({name: insert.excluded[name] for name in times})
+        updates: dict[str, Any] = {
+            name: STATS.c[name] + insert_stats.excluded[name] for name in counters
+        }
+        updates.update({name: insert_stats.excluded[name] for name in times})
         connection.execute(
-            insert.on_conflict_do_update(
+            insert_stats.on_conflict_do_update(
                 index_elements=["symbol", "exchange", "data_type"], set_=updates
             )
         )
@@ -729,53 +864,205 @@ class MarketDataCacheRepository:
     def _insert(self, table):
         return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
 
-    @staticmethod
-    def _series_conditions(series: SeriesKey, table=BARS) -> list:
-        """The series' rows in a table keyed by (symbol, exchange, data_type)."""
-        return [
-            table.c.symbol == series.symbol,
-            table.c.exchange == series.exchange,
-            table.c.data_type == series.data_type,
-        ]
+    def _fetch_rows(self, connection: Connection, statement, params: dict[str, Any]) -> list:
+        if connection.dialect.name != "postgresql":
+            return connection.execute(statement, params).all()
+        # Straight from psycopg, in binary: SQLAlchemy's per-row result processing costs more
+        # than the query for the few hundred segments of a year, and a UTC session returns
+        # aware UTC datetimes already.
+        key = id(statement)
+        if key not in self._compiled_reads:
+            self._compiled_reads[key] = str(statement.compile(dialect=connection.dialect))
+        cursor = connection.connection.driver_connection.cursor(binary=True)
+        return cursor.execute(self._compiled_reads[key], params).fetchall()
 
-    @staticmethod
-    def _summary_key(series: SeriesKey) -> list:
-        return MarketDataCacheRepository._series_conditions(series, SUMMARIES)
-
-    @staticmethod
-    def _key_filter(bar_filter: BarFilter, table) -> list:
-        """The filter's symbol, exchange and bar size, on a table keyed by them."""
-        return [
-            table.c[name] == value
-            for name, value in (
-                ("symbol", bar_filter.symbol),
-                ("exchange", bar_filter.exchange),
-                ("data_type", bar_filter.data_type),
+    def _segments_by_id(self, series: SeriesKey, ids: list[int]) -> Iterator[Segment]:
+        statement = (
+            select(
+                SEGMENTS.c.id,
+                SEGMENTS.c.segment_date,
+                SEGMENTS.c.ohlcv_data,
+                SEGMENTS.c.metadata,
+                SEGMENTS.c.indicators,
             )
-            if value is not None
-        ]
+            .where(SEGMENTS.c.id.in_(ids))
+            .order_by(SEGMENTS.c.timestamp)
+        )
+        with self.database.read_engine.connect() as connection:
+            rows = connection.execute(statement).all()
+        return (_decode(series, row) for row in rows)
 
     @staticmethod
-    def _summary_conditions(bar_filter: BarFilter) -> list:
-        """Summaries of the series that may hold bars matching the filter."""
-        conditions = MarketDataCacheRepository._key_filter(bar_filter, SUMMARIES)
-        if bar_filter.date_from is not None:
-            conditions.append(SUMMARIES.c.last_bar_at >= bar_filter.date_from)
-        if bar_filter.date_to is not None:
-            conditions.append(SUMMARIES.c.first_bar_at <= bar_filter.date_to)
-        return conditions
+    def _segment_by_id(
+        connection: Connection, span: Row, series: SeriesKey | None = None
+    ) -> Segment:
+        row = connection.execute(
+            select(
+                SEGMENTS.c.id,
+                SEGMENTS.c.segment_date,
+                SEGMENTS.c.ohlcv_data,
+                SEGMENTS.c.metadata,
+                SEGMENTS.c.indicators,
+            ).where(SEGMENTS.c.id == span.id)
+        ).one()
+        if series is None:
+            series = SeriesKey(span.symbol, span.exchange, span.data_type)
+        return _decode(series, row)
 
-    @staticmethod
-    def _date_conditions(bar_filter: BarFilter) -> list:
-        conditions = []
-        if bar_filter.date_from is not None:
-            conditions.append(BARS.c.timestamp >= bar_filter.date_from)
-        if bar_filter.date_to is not None:
-            conditions.append(BARS.c.timestamp <= bar_filter.date_to)
-        return conditions
 
-    @staticmethod
-    def _conditions(bar_filter: BarFilter) -> list:
-        return MarketDataCacheRepository._key_filter(
-            bar_filter, BARS
-        ) + MarketDataCacheRepository._date_conditions(bar_filter)
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _range_params(series: SeriesKey, start: datetime, end: datetime) -> dict[str, Any]:
+    return {
+        "symbol": series.symbol,
+        "exchange": series.exchange,
+        "data_type": series.data_type,
+        "scan_from": _minus(start, MAX_SEGMENT_SPAN),
+        "start": start,
+        "end": end,
+    }
+
+
+def _minus(moment: datetime, span: timedelta) -> datetime:
+    try:
+        return moment - span
+    except OverflowError:
+        return moment
+
+
+def _overlapping(series: SeriesKey, start: datetime, end: datetime) -> list:
+    return [
+        *_key(series, SEGMENTS),
+        SEGMENTS.c.timestamp >= _minus(start, MAX_SEGMENT_SPAN),
+        SEGMENTS.c.timestamp < end,
+        SEGMENTS.c.last_bar_at >= start,
+    ]
+
+
+def _key(series: SeriesKey, table) -> list:
+    """The series' rows in a table keyed by (symbol, exchange, data_type)."""
+    return [
+        table.c.symbol == series.symbol,
+        table.c.exchange == series.exchange,
+        table.c.data_type == series.data_type,
+    ]
+
+
+def _key_filter(bar_filter: BarFilter, table) -> list:
+    """The filter's symbol, exchange and bar size, on a table keyed by them."""
+    return [
+        table.c[name] == value
+        for name, value in (
+            ("symbol", bar_filter.symbol),
+            ("exchange", bar_filter.exchange),
+            ("data_type", bar_filter.data_type),
+        )
+        if value is not None
+    ]
+
+
+def _summary_conditions(bar_filter: BarFilter) -> list:
+    """Summaries of the series that may hold bars matching the filter."""
+    conditions = _key_filter(bar_filter, SUMMARIES)
+    if bar_filter.date_from is not None:
+        conditions.append(SUMMARIES.c.last_bar_at >= bar_filter.date_from)
+    if bar_filter.date_to is not None:
+        conditions.append(SUMMARIES.c.first_bar_at <= bar_filter.date_to)
+    return conditions
+
+
+def _date_overlap(bar_filter: BarFilter) -> list:
+    """Segments holding a bar in the filter's dates (both ends inclusive)."""
+    conditions = []
+    if bar_filter.date_from is not None:
+        conditions.append(SEGMENTS.c.last_bar_at >= bar_filter.date_from)
+    if bar_filter.date_to is not None:
+        conditions.append(SEGMENTS.c.timestamp <= bar_filter.date_to)
+    return conditions
+
+
+def _cut_by_filter(bar_filter: BarFilter, first_at: datetime, last_at: datetime) -> bool:
+    """Whether the filter's dates cut through a segment spanning [first_at, last_at]."""
+    return (bar_filter.date_from is not None and first_at < bar_filter.date_from) or (
+        bar_filter.date_to is not None and last_at > bar_filter.date_to
+    )
+
+
+def _filter_mask(columns: BarColumns, bar_filter: BarFilter) -> np.ndarray:
+    mask = np.ones(len(columns), dtype=bool)
+    if bar_filter.date_from is not None:
+        mask &= columns.timestamp >= datetime_to_ns(bar_filter.date_from)
+    if bar_filter.date_to is not None:
+        mask &= columns.timestamp <= datetime_to_ns(bar_filter.date_to)
+    return mask
+
+
+def _range_mask(columns: BarColumns, start: datetime, end: datetime) -> np.ndarray:
+    return (columns.timestamp >= datetime_to_ns(start)) & (columns.timestamp < datetime_to_ns(end))
+
+
+def _cut(columns: BarColumns, start: datetime, end: datetime) -> BarColumns:
+    """The bars in [start, end), for the first and last segment of a range read."""
+    if not len(columns):
+        return columns
+    if columns.timestamp[0] >= datetime_to_ns(start) and columns.timestamp[-1] < datetime_to_ns(
+        end
+    ):
+        return columns
+    return columns.between(start, end)
+
+
+def _is_fresh(is_final: bool, expires_at: datetime, now: datetime | None) -> bool:
+    """A final segment never expires; an open one is fresh until its expires_at."""
+    return now is None or bool(is_final) or expires_at > now
+
+
+def _expired_mask(segment: Segment, now_ns: int) -> np.ndarray:
+    """Bars that were not final when fetched and whose fetch has passed its TTL."""
+    return ~segment.columns.is_final & (segment.expires_at_ns() <= now_ns)
+
+
+def _decode(series: SeriesKey, row: Row) -> Segment:
+    columns, fetch_index = decode_segment(bytes(row.ohlcv_data))
+    return Segment(
+        id=row.id,
+        series=series,
+        segment_date=row.segment_date,
+        columns=columns,
+        fetch_index=fetch_index,
+        fetches=[Fetch.from_json(f) for f in row.metadata["fetches"]],
+        indicators=row.indicators,
+    )
+
+
+def _prune_fetches(fetches: list[Fetch], tags: np.ndarray) -> tuple[list[Fetch], np.ndarray]:
+    """Only the fetches some bar still comes from, with the bars' tags renumbered to match."""
+    used = np.unique(tags)
+    renumber = np.zeros(len(fetches), dtype=np.uint16)
+    renumber[used] = np.arange(len(used), dtype=np.uint16)
+    return [fetches[int(i)] for i in used], renumber[tags]
+
+
+def _segment_values(
+    bars: BarColumns, fetch_index: np.ndarray, fetches: list[Fetch]
+) -> dict[str, Any]:
+    """A segment's stored columns, derived from its bars and their fetches."""
+    all_final = bool(bars.is_final.all())
+    open_fetches = {int(i) for i in np.unique(fetch_index[~bars.is_final])}
+    latest = max(fetches, key=lambda f: f.fetched_at)
+    if all_final:
+        expires_at = latest.expires_at
+    else:
+        expires_at = min(fetches[i].expires_at for i in open_fetches)
+    return {
+        "timestamp": bars.first_at(),
+        "last_bar_at": bars.last_at(),
+        "bar_count": len(bars),
+        "ohlcv_data": encode_segment(bars, fetch_index),
+        "is_final": all_final,
+        "metadata": {"fetches": [f.to_json() for f in fetches], "format": FORMAT_VERSION},
+        "fetched_at": latest.fetched_at,
+        "expires_at": expires_at,
+        "updated_at": latest.fetched_at,
+    }

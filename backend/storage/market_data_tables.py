@@ -1,22 +1,20 @@
-"""Cache tables: bars, ranges IBKR confirmed empty, per-series contents and lookup counts."""
+"""Cache tables: bar segments, confirmed-empty ranges, per-series contents and lookup counts."""
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Index, UniqueConstraint, text
+from sqlalchemy import Date, Index, LargeBinary, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from backend.storage.types import JSONType, UTCDateTime, utc_now
 
-# An open bar is one whose session had not closed when it was fetched (metadata.is_final not
-# true); only open bars expire. The cache holds few of them (a series' last session), so a partial
-# index over just those answers "how many bars have expired" without reading the final bars.
-# Queries repeat this predicate word for word, as literal SQL: the planners use a partial index
-# only when the query's condition matches the index's own.
-OPEN_BAR_PREDICATE = {
-    "postgresql": "(metadata ->> 'is_final') IS DISTINCT FROM 'true'",
-    "sqlite": "json_extract(metadata, '$.is_final') IS NOT 1",
-}
+# An open segment holds a bar whose session had not closed when it was fetched; only open
+# segments expire. The cache holds few of them (a series' last session), so a partial index over
+# just those answers "what has expired" without reading the final ones. Queries repeat this
+# predicate word for word, as literal SQL: the planners use a partial index only when the query's
+# condition matches the index's own. A real column, not a JSON field, so that the planners have
+# statistics for it and know how few rows it selects.
+OPEN_SEGMENT_PREDICATE = "NOT is_final"
 
 
 class MarketData(SQLModel):
@@ -24,45 +22,67 @@ class MarketData(SQLModel):
 
     symbol: str = Field(max_length=12, nullable=False)
     exchange: str = Field(max_length=12, nullable=False)
-    # Start of the bar in UTC. Daily bars use midnight UTC of the session date.
+    # Start of the record's first bar in UTC. Daily bars use midnight UTC of the session date.
     timestamp: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
 class MarketDataCache(MarketData, table=True):
-    """One cached bar. (symbol, exchange, data_type, timestamp) is unique, so writes are upserts."""
+    """One segment: a series' bars of one trading session (a calendar month for daily bars).
+
+    Bars travel in segments because one row per bar costs ~7x the space and ~20x the read time
+    of a Parquet file; one row per session costs about what the file does (see the README's
+    benchmarks). A segment is fetched, written and expired whole; (series, segment_date) is its
+    upsert key, and segments of a series never overlap.
+    """
 
     __tablename__ = "market_data_cache"
     __table_args__ = (
+        UniqueConstraint(
+            "symbol", "exchange", "data_type", "segment_date", name="uq_market_data_cache_segment"
+        ),
         UniqueConstraint(
             "symbol", "exchange", "data_type", "timestamp", name="uq_market_data_cache_bar"
         ),
         Index("ix_market_data_cache_symbol_timestamp", "symbol", "timestamp"),
         Index("ix_market_data_cache_symbol_data_type", "symbol", "data_type"),
         Index(
-            "ix_market_data_cache_open_bars",
+            "ix_market_data_cache_open_segments",
             "symbol",
             "exchange",
             "data_type",
             "timestamp",
             "expires_at",
-            postgresql_where=text(OPEN_BAR_PREDICATE["postgresql"]),
-            sqlite_where=text(OPEN_BAR_PREDICATE["sqlite"]),
+            postgresql_where=text(OPEN_SEGMENT_PREDICATE),
+            sqlite_where=text(OPEN_SEGMENT_PREDICATE),
         ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     data_type: str = Field(max_length=4, nullable=False)
-    # open, high, low, close, volume; wap and bar_count when IBKR sends them.
-    ohlcv_data: dict[str, Any] = Field(sa_type=JSONType, nullable=False)
+    # The session's date for intraday bars, the month's first day for daily bars.
+    segment_date: date = Field(sa_type=Date, nullable=False)
+    # Start of the segment's last bar: with `timestamp`, the span a range read looks at.
+    last_bar_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    bar_count: int = Field(nullable=False)
+    # Every bar's session had closed when it was fetched: settled history that never expires.
+    is_final: bool = Field(nullable=False)
+    # The bars as typed columns (backend/storage/segment_codec.py): bytea on PostgreSQL, BLOB on
+    # SQLite.
+    ohlcv_data: bytes = Field(sa_type=LargeBinary, nullable=False)
     indicators: dict[str, Any] | None = Field(default=None, sa_type=JSONType, nullable=True)
-    # SQLAlchemy reserves `metadata` on declarative classes; the column keeps the name.
+    # Provenance: {"fetches": [{source, what_to_show, use_rth, request, fetched_at, expires_at}],
+    # "format": codec version}. Each bar names its fetch, and says whether it is final, in the
+    # segment's columns. SQLAlchemy reserves `metadata` on declarative classes; the column keeps
+    # the name.
     meta: dict[str, Any] = Field(
         default_factory=dict,
         sa_type=JSONType,
         nullable=False,
         sa_column_kwargs={"name": "metadata"},
     )
+    # The latest fetch that supplied one of the bars.
     fetched_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # When the first not-final bar expires (for an all-final segment, the latest fetch's expiry).
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     created_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)

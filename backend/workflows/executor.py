@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 
 from backend.market_data import calendar as market_calendar
-from backend.market_data.domain import MAX_DAYS_BACK, BarSize, OhlcvBar, normalize_symbol
+from backend.market_data.bar_columns import BarColumns
+from backend.market_data.domain import MAX_DAYS_BACK, BarSize, normalize_symbol
 from backend.market_data.errors import MarketDataError
 from backend.market_data.service import DataSourcePolicy, MarketDataResult, MarketDataService
 from backend.storage.workflow_repository import WorkflowRepository
 from backend.storage.workflow_tables import ExecutionStatus, WorkflowExecution
 from backend.workflows.lineage import lineage_metadata
-from backend.workflows.strategies import Strategy, StrategyInputError, StrategyRegistry, bars_frame
+from backend.workflows.strategies import Strategy, StrategyInputError, StrategyRegistry
 
 if TYPE_CHECKING:
     from backend.market_data.request_budget import RequestPlanner
@@ -307,7 +308,8 @@ class StrategyExecutor:
             return {"status": "error", "bars": 0, "error": error}, []
         entry = await self._served_entry(execution_id, symbol, bar_size, result)
 
-        frame = bars_frame(result.bars)
+        # Strategies see open, high, low, close and volume on a UTC DatetimeIndex.
+        frame = result.to_pandas()[["open", "high", "low", "close", "volume"]]
         try:
             output = strategy.run(frame, params)
         except Exception as exc:
@@ -492,7 +494,7 @@ def _symbols(raw: Sequence[str]) -> list[str]:
 
 
 def _missing_ranges(
-    exchange: str, bar_size: BarSize, start: datetime, until: datetime, bars: Sequence[OhlcvBar]
+    exchange: str, bar_size: BarSize, start: datetime, until: datetime, bars: BarColumns
 ) -> tuple[int, list[tuple[datetime, datetime]]] | None:
     """(missing bar count, their ranges) of the calendar's bars in [start, until) not in `bars`.
 
@@ -503,7 +505,7 @@ def _missing_ranges(
     if len(bars) >= market_calendar.expected_bar_count(exchange, bar_size, start, until):
         return None
     expected = market_calendar.expected_bar_timestamps(exchange, bar_size, start, until)
-    served = {bar[0] for bar in bars}
+    served = set(bars.timestamps())
     absent = [stamp for stamp in expected if stamp not in served]
     if not absent:
         return None

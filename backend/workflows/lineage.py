@@ -44,7 +44,7 @@ def lineage_metadata(result: MarketDataResult, debug_mode: bool) -> dict[str, An
         "bar_count": len(result.bars),
         "fetched_at_min": _iso(fetched_min),
         "fetched_at_max": _iso(fetched_max),
-        "checksum": bars_checksum(result.bars),
+        "checksum": bars_checksum(result.bars.ohlcv()),
     }
 
 

@@ -66,7 +66,23 @@ def test_list_returns_every_field_and_the_total(seeded):
     assert (first["symbol"], first["exchange"], first["data_type"]) == ("IBM", "NYSE", "1d")
     assert first["timestamp"] == "2025-11-03T00:00:00Z"
     assert first["ohlcv_data"]["volume"] == 1003.0
-    assert first["metadata"] == {"source": "ibkr", "is_final": True}
+    # The bar's provenance: the fetch it came from, and whether its session had closed.
+    assert first["metadata"] == {
+        "source": "ibkr",
+        "what_to_show": "TRADES",
+        "use_rth": True,
+        "request": {},
+        "is_final": True,
+    }
+    assert first["ohlcv_data"] == {
+        "open": 10.0,
+        "high": 12.0,
+        "low": 9.0,
+        "close": 11.0,
+        "volume": 1003.0,
+        "wap": None,
+        "bar_count": None,
+    }
     assert first["expired"] is False
 
 

@@ -4,7 +4,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from backend.market_data.domain import SeriesKey
-from backend.storage.market_data_repository import NewBar
+from tests.support.bars import make_bars
+from tests.support.bars import store as store_bars
 from tests.support.cache_api import api_client
 from tests.support.gateway import FIXED_NOW
 from tests.support.sql_work import statements_of, work_on_bars
@@ -15,13 +16,9 @@ IBM = SeriesKey("IBM", "NYSE", "1h")
 
 
 def store(container, series, first, count, step, is_final=True, fetched_at=FIXED_NOW, ttl=None):
-    bars = [
-        NewBar(first + step * i, {"open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5}, is_final)
-        for i in range(count)
-    ]
-    expires_at = fetched_at + (ttl or timedelta(hours=24))
-    container.market_data_repository().store_chunk(
-        series, bars, {"source": "ibkr"}, fetched_at, expires_at
+    bars = make_bars(first, count, step, is_final=is_final)
+    store_bars(
+        container.market_data_repository(), series, bars, fetched_at, ttl or timedelta(hours=24)
     )
 
 
@@ -66,8 +63,10 @@ def test_stats_read_no_more_of_the_bars_when_the_cache_grows(migrated_database_u
     small_counts = {row["symbol"]: row["bar_count"] for row in small["series"]}
     assert small_counts == {"IBM": 243, "NVDA": 370}
     assert len(large_statements) == len(small_statements)
-    # The bars added are final: /stats reads the summaries and only the open bars' index.
-    assert large_work == small_work, (small_work, large_work)
+    # The bars added are final: /stats reads the summaries and only the open segments' index.
+    # (With few rows a planner may read the small table whole rather than use the index, so the
+    # larger cache may cost less; it must never cost more.)
+    assert large_work <= small_work, (small_work, large_work)
 
 
 def test_stats_statements_are_few_and_fixed(migrated_database_url):

@@ -8,13 +8,11 @@ from dataclasses import dataclass
 
 import pytest
 from dependency_injector import providers
-from sqlalchemy import func, select
 
 from backend.cli.populate import main
 from backend.market_data.population import CachePopulationService
-from backend.storage import MarketDataCache
-from backend.storage.database import Database
 from tests.support.app import make_container, make_settings
+from tests.support.bars import stored_bar_count
 from tests.support.gateway import FakeClock
 from tests.support.migrations import migrate_to_head
 
@@ -30,7 +28,8 @@ class CliRun:
 
     def series(self, symbol: str, data_type: str = "1d") -> dict:
         (event,) = [
-            e for e in self.events()
+            e
+            for e in self.events()
             if e["event"] == "series" and (e["symbol"], e["data_type"]) == (symbol, data_type)
         ]
         return event
@@ -68,16 +67,8 @@ def run_cli(argv: list[str], database_url: str, gateway_port: int, **overrides) 
 
 
 def cached_rows(database_url: str, symbol: str, data_type: str | None = None) -> int:
-    database = Database(database_url)
-    statement = select(func.count()).select_from(MarketDataCache).where(
-        MarketDataCache.symbol == symbol
-    )
-    if data_type:
-        statement = statement.where(MarketDataCache.data_type == data_type)
-    with database.session() as session:
-        count = session.execute(statement).scalar_one()
-    database.dispose()
-    return count
+    """Bars the cache holds for the symbol (summed over its segments)."""
+    return stored_bar_count(database_url, symbol, data_type)
 
 
 @dataclass

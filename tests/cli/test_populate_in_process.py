@@ -198,7 +198,7 @@ def test_the_command_a_debug_mode_miss_names_fills_the_cache(sqlite_cli):
 
     assert run.exit_code == 0, run.stdout + run.stderr
     # The debug-mode read that missed now finds every bar of its range in the cache.
-    served = [timestamp for timestamp, *_ in read().bars]
+    served = read().bars.timestamps()
     assert served == expected_bar_timestamps("NASDAQ", BarSize.H1, start, FIXED_NOW)
 
 

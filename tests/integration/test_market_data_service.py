@@ -8,14 +8,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
 
 from backend.market_data import calendar as market_calendar
 from backend.market_data.domain import BarSize, SeriesKey
 from backend.market_data.errors import CacheMissInDebugMode, GatewayUnavailable
 from backend.market_data.service import CacheOutcome, DataSource
-from backend.storage import MarketDataCache
-from backend.storage.database import Database
+from tests.support.bars import stored_bar_count, stored_bar_keys, stored_bars
 from tests.support.gateway import FIXED_NOW, FakeClock, free_port
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -23,29 +21,13 @@ YEAR_AGO = FIXED_NOW - timedelta(days=365)
 
 
 def bar_rows(database_url: str, symbol: str | None = None) -> int:
-    database = Database(database_url)
-    with database.session() as session:
-        statement = select(func.count()).select_from(MarketDataCache)
-        if symbol:
-            statement = statement.where(MarketDataCache.symbol == symbol)
-        count = session.execute(statement).scalar_one()
-    database.dispose()
-    return count
+    """Bars stored (summed over the segments that hold them)."""
+    return stored_bar_count(database_url, symbol)
 
 
 def distinct_bars(database_url: str) -> int:
-    database = Database(database_url)
-    with database.session() as session:
-        keys = session.execute(
-            select(
-                MarketDataCache.symbol,
-                MarketDataCache.exchange,
-                MarketDataCache.data_type,
-                MarketDataCache.timestamp,
-            ).distinct()
-        ).all()
-    database.dispose()
-    return len(keys)
+    """Distinct (series, timestamp) among the stored bars: equal to bar_rows when none repeats."""
+    return len(set(stored_bar_keys(database_url)))
 
 
 async def test_populating_nvda_and_tsla_stores_exactly_the_calendar_bars(
@@ -59,7 +41,7 @@ async def test_populating_nvda_and_tsla_stores_exactly_the_calendar_bars(
             result = await service.get_or_fetch_market_data(
                 symbol, "NASDAQ", "1d", YEAR_AGO, FIXED_NOW
             )
-            assert [timestamp for timestamp, *_ in result.bars] == expected
+            assert result.bars.timestamps() == expected
     assert bar_rows(migrated_database_url, "NVDA") == len(expected) == 250
     assert bar_rows(migrated_database_url, "TSLA") == len(expected)
     assert distinct_bars(migrated_database_url) == 2 * len(expected)
@@ -107,8 +89,8 @@ async def test_expired_bars_are_fetched_again_and_final_bars_are_kept(
     start, end = datetime(2025, 11, 24, tzinfo=UTC), datetime(2025, 12, 2, tzinfo=UTC)
 
     def stored():
-        return container.market_data_repository().read_bars(
-            SeriesKey("TSLA", "NASDAQ", "1d"), start, end
+        return stored_bars(
+            container.market_data_repository(), SeriesKey("TSLA", "NASDAQ", "1d"), start, end
         )
 
     first = await service.get_or_fetch_market_data("TSLA", "NASDAQ", "1d", start, end)
@@ -195,7 +177,7 @@ async def test_stale_if_error_serves_expired_cache_and_raises_when_nothing_cache
     down = build_container(migrated_database_url, free_port(), clock).market_data_service()
     stale = await down.get_or_fetch_market_data("INTC", "NASDAQ", "1d", start, clock.now)
     assert (stale.source, stale.outcome) == (DataSource.STALE_CACHE, CacheOutcome.STALE)
-    assert stale.bars[-1][0] == datetime(2025, 12, 1, tzinfo=UTC)
+    assert stale.bars.last_at() == datetime(2025, 12, 1, tzinfo=UTC)
     assert stale.missing  # 2025-12-02 could not be fetched and is reported, not hidden
 
     with pytest.raises(GatewayUnavailable, match="connection refused"):
@@ -212,7 +194,7 @@ async def test_twenty_concurrent_calls_share_one_fetch(migrated_database_url, si
     )
     assert sim.stats()["historical_requests"] == 1
     assert all(len(result.bars) == 250 for result in results)
-    assert {tuple(result.bars) for result in results} == {tuple(results[0].bars)}
+    assert all(result.bars == results[0].bars for result in results)
 
 
 async def test_a_caller_going_away_does_not_cancel_a_shared_fetch(
@@ -262,7 +244,7 @@ async def test_confirmed_empty_range_is_not_requested_again(
     first = await service.get_or_fetch_market_data(
         "ALAB", "NASDAQ", "1d", start, datetime(2024, 6, 1, tzinfo=UTC)
     )
-    assert first.bars[0][0] == datetime(2024, 3, 20, tzinfo=UTC)
+    assert first.bars.first_at() == datetime(2024, 3, 20, tzinfo=UTC)
     assert first.missing == []
     sim.reset()
     again = await service.get_or_fetch_market_data(

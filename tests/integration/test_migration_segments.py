@@ -270,9 +270,9 @@ def test_per_bar_cache_becomes_segments_and_comes_back(database_url):
             assert row["bar_count"] == len(bars)
             assert row["metadata"] == {
                 "fetches": [fetch.to_json() for fetch in fetches],
-                "is_final": not open_fetches,
                 "format": FORMAT_VERSION,
             }
+            assert row["is_final"] == (not open_fetches)
             assert row["fetched_at"] == latest.fetched_at
             assert row["expires_at"] == (
                 min(fetch.expires_at for fetch in open_fetches)

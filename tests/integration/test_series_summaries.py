@@ -3,24 +3,26 @@
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import select
 
+from backend.market_data.bar_columns import datetime_to_ns
 from backend.market_data.domain import SeriesKey
 from backend.storage.database import Database
 from backend.storage.market_data_repository import (
-    BARS,
+    SEGMENTS,
     BarFilter,
     MarketDataCacheRepository,
-    NewBar,
     SeriesSummary,
 )
+from tests.support.bars import make_bars
+from tests.support.bars import store as store_bars
 
 NOW = datetime(2025, 12, 1, 22, 0, tzinfo=UTC)
 DAY = timedelta(days=1)
 NVDA = SeriesKey("NVDA", "NASDAQ", "1d")
 TSLA = SeriesKey("TSLA", "NASDAQ", "1d")
 IBM = SeriesKey("IBM", "NYSE", "1h")
-META = {"source": "ibkr"}
+EARLIEST, LATEST = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
 
 
 @pytest.fixture
@@ -31,43 +33,37 @@ def repository(migrated_database_url):
 
 
 def bars(first: datetime, count: int, step: timedelta = DAY, is_final: bool = True):
-    return [
-        NewBar(first + step * i, {"open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5}, is_final)
-        for i in range(count)
-    ]
+    return make_bars(first, count, step, is_final=is_final)
 
 
 def store(repository, series, new_bars, fetched_at=NOW, ttl=timedelta(hours=24)):
-    repository.store_chunk(series, new_bars, META, fetched_at, fetched_at + ttl)
+    store_bars(repository, series, new_bars, fetched_at, ttl)
 
 
 def recount(repository: MarketDataCacheRepository, now: datetime) -> dict:
-    """What the summaries must say, from every bar: the query /stats used to run."""
-    is_final = BARS.c.metadata["is_final"].as_boolean()
-    expired = case((and_(BARS.c.expires_at <= now, is_final.is_not(True)), 1), else_=0)
-    statement = select(
-        BARS.c.symbol,
-        BARS.c.exchange,
-        BARS.c.data_type,
-        func.count(),
-        func.min(BARS.c.timestamp),
-        func.max(BARS.c.timestamp),
-        func.max(BARS.c.fetched_at),
-        func.sum(expired),
-    ).group_by(BARS.c.symbol, BARS.c.exchange, BARS.c.data_type)
+    """What the summaries must say, from every stored bar and the fetch it came from."""
     with repository.database.engine.connect() as connection:
-        return {
-            (symbol, exchange, data_type): {
-                "bar_count": count,
-                "first": first,
-                "last": last,
-                "last_updated": last_updated,
-                "expired_count": int(expired_count),
-            }
-            for symbol, exchange, data_type, count, first, last, last_updated, expired_count in (
-                connection.execute(statement)
-            )
+        keys = connection.execute(
+            select(SEGMENTS.c.symbol, SEGMENTS.c.exchange, SEGMENTS.c.data_type).distinct()
+        ).all()
+    figures = {}
+    for key in keys:
+        segments = repository.read_segments(SeriesKey(*key), EARLIEST, LATEST)
+        stamps = [stamp for s in segments for stamp in s.columns.timestamps()]
+        fetched = [f.fetched_at for s in segments for f in s.fetches]
+        expired = sum(
+            int(((~s.columns.is_final) & (s.expires_at_ns() <= datetime_to_ns(now))).sum())
+            for s in segments
+        )
+        assert stamps == sorted(set(stamps)), "segments overlap or are out of order"
+        figures[tuple(key)] = {
+            "bar_count": len(stamps),
+            "first": min(stamps),
+            "last": max(stamps),
+            "last_updated": max(fetched),
+            "expired_count": expired,
         }
+    return figures
 
 
 def summaries(repository: MarketDataCacheRepository, now: datetime) -> dict:
@@ -120,7 +116,7 @@ def test_upserting_the_same_chunk_again_does_not_count_its_bars_twice(repository
 def test_an_older_fetch_time_over_the_newest_bars_moves_last_updated_back(repository):
     chunk = bars(datetime(2025, 3, 3, tzinfo=UTC), 10)
     store(repository, NVDA, chunk, fetched_at=NOW)
-    store(repository, NVDA, chunk[5:], fetched_at=NOW - timedelta(days=2))
+    store(repository, NVDA, chunk.take(slice(5, None)), fetched_at=NOW - timedelta(days=2))
     assert assert_summaries_match(repository)["NVDA", "NASDAQ", "1d"]["last_updated"] == NOW
     store(repository, NVDA, chunk, fetched_at=NOW - timedelta(days=3))
     figures = assert_summaries_match(repository)

@@ -10,9 +10,10 @@ from fastapi.testclient import TestClient
 
 from backend.containers import Container
 from backend.main import create_app
-from backend.market_data.domain import SeriesKey
-from backend.storage.market_data_repository import NewBar
+from backend.market_data.bar_columns import BarColumns
+from backend.market_data.domain import Bar, SeriesKey
 from tests.support.app import make_container, make_settings
+from tests.support.bars import store
 from tests.support.gateway import FIXED_NOW, FakeClock
 
 # The base URL of TestClients: a Host the default ALLOWED_HOSTS accepts.
@@ -46,14 +47,20 @@ def seed_daily_bars(
     ttl: timedelta = timedelta(hours=24),
 ) -> None:
     """Daily bars for the given days of November 2025, as if fetched at fetched_at."""
-    bars = [
-        NewBar(
+    bars = BarColumns.from_bars(
+        Bar(
             datetime(2025, 11, day, tzinfo=FIXED_NOW.tzinfo),
-            {"open": 10.0, "high": 12.0, "low": 9.0, "close": 11.0, "volume": 1000.0 + day},
+            10.0,
+            12.0,
+            9.0,
+            11.0,
+            1000.0 + day,
+            None,
+            None,
             is_final,
         )
         for day in days
-    ]
-    container.market_data_repository().store_chunk(
-        SeriesKey(symbol, exchange, "1d"), bars, {"source": "ibkr"}, fetched_at, fetched_at + ttl
+    )
+    store(
+        container.market_data_repository(), SeriesKey(symbol, exchange, "1d"), bars, fetched_at, ttl
     )

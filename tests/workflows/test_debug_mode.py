@@ -189,7 +189,7 @@ async def test_a_bar_deleted_from_the_cache_is_a_debug_miss_naming_it(
     debug = build_container(sqlite_url, sim.port, FakeClock(), DEBUG_MODE=True)
     start, end = analysis_range("NASDAQ", FakeClock()(), LOOKBACK_DAYS)
     series = SeriesKey("NVDA", "NASDAQ", "1d")
-    stamp = debug.market_data_repository().read_ohlcv(series, start, end)[10][0]
+    stamp = debug.market_data_repository().read_columns(series, start, end).timestamps()[10]
     debug.market_data_repository().delete_bars(
         BarFilter("NVDA", "NASDAQ", "1d", date_from=stamp, date_to=stamp)
     )

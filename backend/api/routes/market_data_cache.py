@@ -43,8 +43,7 @@ from backend.market_data.errors import MarketDataError
 from backend.market_data.inventory import CacheInventory, SeriesPage, is_expired
 from backend.market_data.refresh_jobs import RefreshJob, RefreshJobs
 from backend.market_data.stats import CacheStatsService
-from backend.storage.market_data_repository import BarFilter
-from backend.storage.market_data_tables import MarketDataCache
+from backend.storage.market_data_repository import BarFilter, SegmentSlice
 
 router = APIRouter(prefix="/api/market-data/cache", tags=["market-data-cache"])
 
@@ -64,7 +63,8 @@ def list_cached_bars(
     """Cached bars matching the filters, one page at a time, with the total count."""
     page = inventory.list_bars(filters, limit, offset)
     return CachedBarsPublic(
-        data=[cached_bar_public(row, page.as_of) for row in page.rows], count=page.total
+        data=[bar for part in page.slices for bar in cached_bars_public(part, page.as_of)],
+        count=page.total,
     )
 
 
@@ -283,26 +283,42 @@ def check_cursor(
         )
 
 
-def cached_bar_public(row: MarketDataCache, now: datetime) -> CachedBarPublic:
-    assert row.id is not None
-    return CachedBarPublic(
-        id=row.id,
-        symbol=row.symbol,
-        exchange=row.exchange,
-        data_type=BarSize(row.data_type),
-        timestamp=row.timestamp,
-        ohlcv_data=row.ohlcv_data,
-        indicators=row.indicators,
-        metadata=row.meta,
-        fetched_at=row.fetched_at,
-        expires_at=row.expires_at,
-        expired=is_expired(bool(row.meta.get("is_final")), row.expires_at, now),
-    )
+def cached_bars_public(part: SegmentSlice, now: datetime) -> list[CachedBarPublic]:
+    """A segment's bars as the listing shows them: each with its values and its provenance.
+
+    `id` is the segment's: the bars of one session share it.
+    """
+    segment = part.segment
+    series = segment.series
+    fetches = segment.fetches
+    return [
+        CachedBarPublic(
+            id=segment.id,
+            symbol=series.symbol,
+            exchange=series.exchange,
+            data_type=BarSize(series.data_type),
+            timestamp=bar.timestamp,
+            ohlcv_data={
+                "open": bar.open,
+                "high": bar.high,
+                "low": bar.low,
+                "close": bar.close,
+                "volume": bar.volume,
+                "wap": bar.wap,
+                "bar_count": bar.bar_count,
+            },
+            indicators=segment.indicators,
+            metadata={**fetches[fetch].provenance(), "is_final": bar.is_final},
+            fetched_at=fetches[fetch].fetched_at,
+            expires_at=fetches[fetch].expires_at,
+            expired=is_expired(bar.is_final, fetches[fetch].expires_at, now),
+        )
+        for bar, fetch in zip(part.columns.bars(), part.fetch_index.tolist(), strict=True)
+    ]
 
 
 def series_public(page: SeriesPage) -> SeriesPublic:
     bars = page.bars
-    fetched = [bar.fetched_at for bar in bars]
     next_cursor = None
     if page.next_after is not None:
         next_cursor = SeriesCursor(
@@ -316,10 +332,10 @@ def series_public(page: SeriesPage) -> SeriesPublic:
         exchange=page.series.exchange,
         data_type=page.data_type,
         count=len(bars),
-        first=bars[0].timestamp,
-        last=bars[-1].timestamp,
-        fetched_from=min(fetched),
-        fetched_to=max(fetched),
+        first=bars.first_at(),
+        last=bars.last_at(),
+        fetched_from=page.fetched_from,
+        fetched_to=page.fetched_to,
         expired=page.expired,
         total=page.total,
         next_cursor=next_cursor,
@@ -333,9 +349,9 @@ def series_public(page: SeriesPage) -> SeriesPublic:
                 volume=bar.volume,
                 wap=bar.wap,
                 bar_count=bar.bar_count,
-                is_final=bool(bar.is_final),
+                is_final=bar.is_final,
             )
-            for bar in bars
+            for bar in bars.bars()
         ],
     )
 
