@@ -25,6 +25,7 @@ from backend.storage.database import Database, create_db_engine
 from backend.storage.market_data_repository import Fetch, MarketDataCacheRepository
 from backend.storage.market_data_tables import MarketDataCache
 from backend.storage.segment_codec import FORMAT_VERSION
+from backend.workflows.lineage import bars_checksum
 from tests.support import per_bar_cache
 from tests.support.migrations import alembic_config
 
@@ -42,6 +43,7 @@ IBM_1D = SeriesKey("IBM", "NYSE", "1d")
 IBM_SMART_1M = SeriesKey("IBM", "SMART", "1m")
 
 IB_BAR_SIZE = {"1m": "1 min", "1h": "1 hour", "1d": "1 day"}
+OHLCV_KEYS = ("open", "high", "low", "close", "volume")
 
 
 def _utc(*parts: int) -> datetime:
@@ -401,3 +403,35 @@ def test_a_cache_bigger_than_the_migrations_batches_converts_whole(database_url)
     # One fetch per segment: every bar comes back exactly, its creation time too.
     assert per_bar_cache.read_rows(engine, per_bar_cache.BARS) == originals
     engine.dispose()
+
+
+def test_lineage_checksums_are_the_same_before_and_after_segments(database_url):
+    """A workflow run's checksum names its bars: the storage change must not change it."""
+    config = alembic_config(database_url)
+    command.upgrade(config, PER_BAR_REVISION)
+    engine = create_db_engine(database_url)
+    _fill_per_bar_cache(engine)
+    # As the per-bar schema read them for a strategy: OHLCV out of each row's JSON, in time order.
+    before = {
+        series: bars_checksum(
+            [
+                (
+                    bar["timestamp"],
+                    *(float(bar["ohlcv_data"][key]) for key in OHLCV_KEYS),
+                )
+                for bar in bars
+            ]
+        )
+        for series, bars in _by_series(per_bar_cache.read_rows(engine, per_bar_cache.BARS)).items()
+    }
+    engine.dispose()
+
+    command.upgrade(config, "head")
+    database = Database(database_url)
+    repository = MarketDataCacheRepository(database)
+    after = {
+        series: bars_checksum(repository.read_columns(series, *EVER).ohlcv()) for series in before
+    }
+    database.dispose()
+    assert len(before) == 4
+    assert after == before
