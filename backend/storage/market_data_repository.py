@@ -64,10 +64,7 @@ class Fetch:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "source": self.source,
-            "what_to_show": self.what_to_show,
-            "use_rth": self.use_rth,
-            "request": self.request,
+            **self.provenance(),
             "fetched_at": self.fetched_at.isoformat(),
             "expires_at": self.expires_at.isoformat(),
         }

@@ -88,7 +88,16 @@ class MarketDataCache(MarketData, table=True):
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
 
 
-class CacheCoverage(SQLModel, table=True):
+class SeriesRecord(SQLModel):
+    """Fields of a record about one series, keyed by (symbol, exchange, data_type). Not a table."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    symbol: str = Field(max_length=12, nullable=False)
+    exchange: str = Field(max_length=12, nullable=False)
+    data_type: str = Field(max_length=4, nullable=False)
+
+
+class CacheCoverage(SeriesRecord, table=True):
     """A range IBKR confirmed has no bars (e.g. before the listing); it is not asked for again."""
 
     __tablename__ = "market_data_coverage"
@@ -98,17 +107,13 @@ class CacheCoverage(SQLModel, table=True):
         ),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    symbol: str = Field(max_length=12, nullable=False)
-    exchange: str = Field(max_length=12, nullable=False)
-    data_type: str = Field(max_length=4, nullable=False)
     range_start: datetime = Field(sa_type=UTCDateTime, nullable=False)
     range_end: datetime = Field(sa_type=UTCDateTime, nullable=False)
     reason: str = Field(max_length=200, nullable=False)
     checked_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
 
 
-class CacheSeriesSummary(SQLModel, table=True):
+class CacheSeriesSummary(SeriesRecord, table=True):
     """What the cache holds for one series, kept in the transaction that writes or deletes its bars.
 
     A row exists exactly while the series has bars. Writers of a series lock its row first, so
@@ -125,10 +130,6 @@ class CacheSeriesSummary(SQLModel, table=True):
         ),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    symbol: str = Field(max_length=12, nullable=False)
-    exchange: str = Field(max_length=12, nullable=False)
-    data_type: str = Field(max_length=4, nullable=False)
     bar_count: int = Field(default=0, nullable=False)
     first_bar_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     last_bar_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
@@ -136,7 +137,7 @@ class CacheSeriesSummary(SQLModel, table=True):
     last_fetched_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
-class CacheSeriesStats(SQLModel, table=True):
+class CacheSeriesStats(SeriesRecord, table=True):
     """How often one series was served from the cache; persisted so it survives a restart."""
 
     __tablename__ = "market_data_cache_stats"
@@ -146,10 +147,6 @@ class CacheSeriesStats(SQLModel, table=True):
         ),
     )
 
-    id: int | None = Field(default=None, primary_key=True)
-    symbol: str = Field(max_length=12, nullable=False)
-    exchange: str = Field(max_length=12, nullable=False)
-    data_type: str = Field(max_length=4, nullable=False)
     hits: int = Field(default=0, nullable=False)
     misses: int = Field(default=0, nullable=False)
     partial_hits: int = Field(default=0, nullable=False)

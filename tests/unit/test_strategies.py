@@ -100,7 +100,12 @@ def test_defaults_fill_missing_parameters_with_their_types():
         (SmaCrossover(), {"fast": 1}, "params.fast", "fast must be at least 2"),
         (SmaCrossover(), {"slow": 1000}, "params.slow", "slow must be at most 400"),
         (SmaCrossover(), {"speed": 3}, "params.speed", "has no parameter 'speed'"),
-        (RsiMeanReversion(), {"oversold": 50, "overbought": 50}, "params.oversold", "below"),
+        (
+            RsiMeanReversion(),
+            {"oversold": 50, "overbought": 50},
+            "params.oversold",
+            "oversold must be less than overbought",
+        ),
         (RsiMeanReversion(), {"overbought": float("nan")}, "params.overbought", "a number"),
     ],
 )

@@ -98,9 +98,18 @@ class Strategy(ABC):
         self.check(resolved)
         return resolved
 
+    # Pairs of parameters whose first must be less than its second (e.g. fast < slow).
+    ordered: tuple[tuple[str, str], ...] = ()
+
     def check(self, params: Mapping[str, Number]) -> None:
-        """Rules between parameters (e.g. fast < slow); raise StrategyInputError when broken."""
-        return None
+        """Rules between parameters; raise StrategyInputError when one is broken."""
+        for lower, upper in self.ordered:
+            if params[lower] >= params[upper]:
+                raise StrategyInputError(
+                    f"params.{lower}",
+                    f"{lower} must be less than {upper} "
+                    f"(got {lower}={params[lower]}, {upper}={params[upper]})",
+                )
 
     @abstractmethod
     def minimum_bars(self, params: Mapping[str, Number]) -> int:

@@ -8,7 +8,6 @@ from backend.workflows.strategies.base import (
     Number,
     ParameterSpec,
     Strategy,
-    StrategyInputError,
     became_true,
     known,
     signal_series,
@@ -40,13 +39,7 @@ class RsiMeanReversion(Strategy):
         ParameterSpec("overbought", "float", 70.0, 50.0, 99.0, "RSI level above which to sell"),
     )
 
-    def check(self, params: Mapping[str, Number]) -> None:
-        if params["oversold"] >= params["overbought"]:
-            raise StrategyInputError(
-                "params.oversold",
-                "oversold must be below overbought "
-                f"(got oversold={params['oversold']}, overbought={params['overbought']})",
-            )
+    ordered = (("oversold", "overbought"),)
 
     def minimum_bars(self, params: Mapping[str, Number]) -> int:
         # `period` changes need period + 1 closes, and entering a zone needs one bar before it.

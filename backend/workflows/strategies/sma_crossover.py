@@ -9,7 +9,6 @@ from backend.workflows.strategies.base import (
     Number,
     ParameterSpec,
     Strategy,
-    StrategyInputError,
     became_true,
     known,
     signal_series,
@@ -27,12 +26,7 @@ class SmaCrossover(Strategy):
         ParameterSpec("slow", "int", 30, 3, 400, "bars in the slow moving average; more than fast"),
     )
 
-    def check(self, params: Mapping[str, Number]) -> None:
-        if params["fast"] >= params["slow"]:
-            raise StrategyInputError(
-                "params.fast",
-                f"fast must be less than slow (got fast={params['fast']}, slow={params['slow']})",
-            )
+    ordered = (("fast", "slow"),)
 
     def minimum_bars(self, params: Mapping[str, Number]) -> int:
         # The slow average needs `slow` bars, and a crossing needs one bar before it.
