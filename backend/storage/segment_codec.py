@@ -1,211 +1,280 @@
-"""The bytes of one stored segment (market_data_cache.ohlcv_data): its bars as typed columns.
+"""The bytes of one stored segment (market_data_cache.ohlcv_data): its bars as packed records.
 
 Format version 1, little-endian throughout:
 
-    header (24 bytes)  "BSEG", version u8, body codec u8 (0 stored, 1 zstd), 7 column codes u8,
-                       3 pad bytes, bar count n u32, body length before compression u32
-    body               timestamp steps  int64 x n: the first bar's ns since the epoch, then
-                                        each bar's distance from the one before
-                       8-byte columns   float64 x n each (int64 for bar_count), code RAW
-                       int32 columns    int32 x n each, code k: the value times 10**k
-                       fetch index      uint16 x n
-                       is_final         uint8 x n
+    header (25 bytes)  "BSEG", version u8, layout u8 x 8 (the timestamp code, then the codes of
+                       open, high, low, close, volume, wap and bar_count), base timestamp i64
+                       (ns since the epoch), bar count n u32
+    body               n records (timestamp, open, high, low, close, volume, wap, bar_count,
+                       fetch_index u16, is_final u8), packed with no padding
 
-The codes are those of open, high, low, close, volume, wap and bar_count, and columns keep that
-order within their group. A float column gets the smallest k (0..8) for which every value comes
-back bit for bit through int32 -> float64 -> / 10**k (prices with two decimals: k=2); a column
-with NaN, or that no k reproduces, stays float64. bar_count is int32 (k=0) when it fits. The
-body is zstd-compressed (pyarrow's Codec, level -1) unless that would not make it smaller.
+The codes give each field's type. Timestamp: SECONDS (0) is int32 whole seconds, used when
+every bar starts on a whole second within int32 seconds of the first bar, whose start is then
+the base; RAW (255) is int64 nanoseconds with base 0; a bar starts at base + stored value.
+A float column's code k (0..8) is int32 value * 10**k, for the smallest k that gives back every
+value bit for bit through int32 -> float64 -> / 10**k (prices with two decimals: k=2); a column
+with NaN, infinities, -0.0 or values no k reproduces is RAW float64. bar_count is int32 (code 0)
+when it fits, else RAW int64. is_final is 1 or 0 (any nonzero reads as final).
 
-Why, measured on a year of 1-minute bars (252 segments of 390: random-walk prices around 100
-with two decimals, wap with four, whole volumes and counts). Bytes per bar include the header;
-Parquet is the same bars in one file written by pyarrow.parquet defaults (24.3 bytes a bar).
-Read time is decode_segment of every segment + BarColumns.concat + to_pandas() over
-pq.read_table(file).to_pandas(), medians of interleaved rounds:
+decode_segments reads the segments of a query at once: consecutive segments with one layout
+are joined, viewed as one record array and each field is converted by one numpy operation,
+written straight into the output columns, 256 kB of bodies at a time.
 
-    layout                                          bytes/bar   read time vs Parquet
-    float64 columns stored uncompressed                67.0          1.0-1.3x
-    float64 columns, zstd                              26.6          2.5x
-    float64, shuffled bytes, zstd                      29.9          2.9x
-    float64, timestamp steps, zstd                     19.3          2.7x
-    int32 decimals, shuffled bytes, zstd                8.9          2.6x
-    int32 decimals, timestamp steps, zstd level 1      11.8          2.7x
-    int32 decimals, timestamp steps, zstd level -1     14.7          2.3-2.4x  (this format)
+Why, measured on a year of 1-minute bars (252 segments of 390 bars: random-walk prices around
+100 with two decimals, wap with four, whole volumes and counts) against the same bars in one
+Parquet file written with pyarrow's defaults (25.3 bytes a bar). Times are medians of
+interleaved rounds over pq.read_table(file).to_pandas(), ranges over runs:
 
-zstd's time goes on literal bytes, and the float64 mantissas of decimal prices are nearly all
-literal; int32 multiples of 10**-k are a third of the size before compression and need no
-shuffle to compress (undoing a shuffle costs more per segment than the smaller body saves).
-Level -1 reads faster than level 1 for a little more space. Read time is bound by a fixed cost
-per segment: one zstd frame (about 16 us for a session) and a dozen numpy calls, so only the
-uncompressed layout, at 2.8x Parquet's size, reads as fast as Parquet.
+    bytes per bar                           records      SQLite file     PostgreSQL table
+                                                                         of (id, bytea) rows
+      these bars                              35.1          36.8         pglz 22.3, lz4 25.0,
+                                                                         uncompressed 38.2
+      every float column RAW                  59.1          63.1         pglz 36.4, lz4 36.5
+      (Parquet of the same: 28.8)
+
+    read time vs Parquet
+      decode_segments + to_pandas()           0.7-1.0x (0.4x once the allocator keeps its pages)
+      decode_segments                         0.3-0.7x
+      decode_segment of each + concat         1.2-1.9x
+      int32 columns one after the other,
+        zstd per segment, one at a time       1.7-2.9x
+
+Reading many segments had a fixed cost per segment: a zstd frame (about 18 us a session) and a
+dozen numpy calls. Records in rows let every segment of a layout be viewed as one array
+whatever their bar counts. Bodies in columns convert faster once viewed (contiguous fields:
+0.5x against 0.7x with a warm allocator, no faster with a cold one), but can only be viewed at
+once when the bar counts agree, which short sessions, gaps and the months of daily bars do not;
+otherwise each segment and column is a call of its own. In PostgreSQL rows also compress a
+little better than columns (pglz 22.3 against 24.2 bytes a bar): each field's high bytes repeat
+at the record's stride. About half of the decode time is page faults on fresh memory; joining
+256 kB at a time instead of a whole run leaves mostly the output columns' (about 1,650 faults
+for the year instead of 2,400).
+
+The codec compresses nothing. zstd over the records (15.4 bytes a bar at level 1) takes longer
+to decompress, even as one call over all the frames, than reading the bytes it saves; SQLite
+stays within 1.5x Parquet's size without it, and PostgreSQL compresses a value over about 2 kB
+itself. PostgreSQL sends values decompressed, so a query's time follows the record bytes plus
+the decompression: a year of these segments came back in 0.3-0.8x Parquet's read time stored
+uncompressed, 0.4-1.0x with lz4 and 0.9-1.7x with pglz.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 
 import numpy as np
-import pyarrow as pa
 
-from backend.market_data.bar_columns import BarColumns
+from backend.market_data.bar_columns import COLUMN_DTYPES, BarColumns
 
 FORMAT_VERSION = 1
 MAGIC = b"BSEG"
-# version, body codec, column codes, bar count, body length before compression
-_HEADER = struct.Struct("<4sBB7s3xII")  # 24 bytes, so the body starts 8-byte aligned
+# magic, version, layout (timestamp code, then the 7 column codes), base timestamp, bar count
+_HEADER = struct.Struct("<4sB8sqI")
 HEADER_SIZE = _HEADER.size
 
-_STORED, _ZSTD = 0, 1
-# Level -1 decodes faster than level 1 and the body is still 14.7 bytes a bar.
-_ZSTD_CODEC = pa.Codec("zstd", compression_level=-1)
-
-# Column code for an 8-byte column (float64, int64 for bar_count); other codes are the decimal
-# exponent k of an int32 column.
+# The code of an 8-byte field: float64 for a float column, int64 for bar_count, int64
+# nanoseconds for the timestamp. Every other code makes an int32 field: a float column's decimal
+# exponent k (the value times 10**k), 0 for bar_count, SECONDS for whole seconds.
 RAW = 255
+SECONDS = 0
 MAX_DECIMALS = 8
-_CODED_COLUMNS = ("open", "high", "low", "close", "volume", "wap", "bar_count")
-_FLOAT_COUNT = len(_CODED_COLUMNS) - 1
+_FLOAT_COLUMNS = ("open", "high", "low", "close", "volume", "wap")
 _POWERS_OF_TEN = 10.0 ** np.arange(MAX_DECIMALS + 1)
+_NS_PER_SECOND = 10**9
 _INT32 = np.iinfo(np.int32)
 _UINT16 = np.iinfo(np.uint16)
+_UINT32 = np.iinfo(np.uint32)
+# What decode_segments returns: the bar columns, then the fetch index.
+_OUTPUT_DTYPES = {**COLUMN_DTYPES, "fetch_index": np.dtype(np.uint16)}
+# Segments are joined and converted this many body bytes at a time: few enough that a batch
+# stays in the CPU cache while each of its fields is read out, and that the allocator hands the
+# same memory to the next batch instead of mapping fresh pages.
+_BATCH_BYTES = 256 * 1024
 
 
 def encode_segment(columns: BarColumns, fetch_index: np.ndarray) -> bytes:
     """The stored bytes of a segment's bars; fetch_index[i] names the fetch bar i came from."""
     count = len(columns)
+    if count > _UINT32.max:
+        raise ValueError(f"a segment holds at most {_UINT32.max} bars, not {count}")
     fetch_index = _checked_fetch_index(fetch_index, count)
-    codes = [_decimal_exponent(getattr(columns, name)) for name in _CODED_COLUMNS[:-1]]
-    codes.append(0 if _fits_int32(columns.bar_count) else RAW)
+    timestamp_code, base = _timestamp_code(columns.timestamp)
+    float_codes = [_decimal_exponent(getattr(columns, name)) for name in _FLOAT_COLUMNS]
+    bar_count_code = 0 if _fits_int32(columns.bar_count) else RAW
+    layout_key = bytes([timestamp_code, *float_codes, bar_count_code])
 
-    eight_byte = [np.diff(columns.timestamp, prepend=np.int64(0))]
-    four_byte = []
-    for name, code in zip(_CODED_COLUMNS, codes, strict=True):
+    records = np.empty(count, _layout(layout_key).dtype)
+    if timestamp_code == SECONDS:
+        records["timestamp"] = (columns.timestamp - base) // _NS_PER_SECOND
+    else:
+        records["timestamp"] = columns.timestamp
+    for name, code in zip(_FLOAT_COLUMNS, float_codes, strict=True):
         values = getattr(columns, name)
-        if code == RAW:
-            eight_byte.append(values)
-        elif name == "bar_count":
-            four_byte.append(values)
-        else:
-            four_byte.append(np.rint(values * _POWERS_OF_TEN[code]))
-    body = b"".join(
-        [
-            *(part.astype(part.dtype.newbyteorder("<")).tobytes() for part in eight_byte),
-            *(part.astype("<i4").tobytes() for part in four_byte),
-            fetch_index.astype("<u2").tobytes(),
-            columns.is_final.astype(np.uint8).tobytes(),
-        ]
-    )
-    compressed = _ZSTD_CODEC.compress(body, asbytes=True) if body else b""
-    body_codec = _ZSTD if 0 < len(compressed) < len(body) else _STORED
-    header = _HEADER.pack(MAGIC, FORMAT_VERSION, body_codec, bytes(codes), count, len(body))
-    return header + (compressed if body_codec == _ZSTD else body)
+        records[name] = values if code == RAW else np.rint(values * _POWERS_OF_TEN[code])
+    records["bar_count"] = columns.bar_count
+    records["fetch_index"] = fetch_index
+    records["is_final"] = columns.is_final
+    return _HEADER.pack(MAGIC, FORMAT_VERSION, layout_key, base, count) + records.tobytes()
 
 
-def decode_segment(data: bytes) -> tuple[BarColumns, np.ndarray]:
+def decode_segment(data: bytes | memoryview) -> tuple[BarColumns, np.ndarray]:
     """The bars and the per-bar fetch index of stored bytes; ValueError for anything malformed."""
-    if len(data) < HEADER_SIZE:
+    return decode_segments([data])
+
+
+def decode_segments(blobs: Sequence[bytes | memoryview]) -> tuple[BarColumns, np.ndarray]:
+    """The bars of segments given in time order, as one set of columns, and their fetch index.
+
+    Consecutive segments with one layout are viewed as one record array and each field is
+    converted once for all of them, so a segment costs a header and a memoryview."""
+    segments = []
+    for position, blob in enumerate(blobs):
+        try:
+            segments.append(_parsed(blob))
+        except ValueError as error:
+            where = f"segment {position + 1} of {len(blobs)}: " if len(blobs) > 1 else ""
+            raise ValueError(f"{where}{error}") from None
+
+    total = sum(segment.count for segment in segments)
+    output = {name: np.empty(total, dtype) for name, dtype in _OUTPUT_DTYPES.items()}
+    start = 0
+    for batch in _batches(segments):
+        start = _decode_batch(batch, output, start)
+    fetch_index = _read_only(output.pop("fetch_index"))
+    try:
+        columns = BarColumns(**output)
+    except ValueError as error:
+        raise ValueError(f"the decoded bars are not valid: {error}") from None
+    return columns, fetch_index
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The record of one layout key: its numpy dtype and how each field turns back into values."""
+
+    dtype: np.dtype
+    timestamp_unit: int  # nanoseconds per stored unit
+    divisors: dict[str, float]  # 10**k of each float field stored as int32 with k > 0
+
+
+@cache
+def _layout(layout_key: bytes) -> _Layout:
+    timestamp_code, *float_codes, bar_count_code = layout_key
+    if (
+        timestamp_code not in (SECONDS, RAW)
+        or any(MAX_DECIMALS < code != RAW for code in float_codes)
+        or bar_count_code not in (0, RAW)
+    ):
+        raise ValueError(f"segment has unknown column codes {list(layout_key)}")
+
+    def stored_type(code: int, raw_type: str) -> str:
+        return raw_type if code == RAW else "<i4"
+
+    fields = [("timestamp", stored_type(timestamp_code, "<i8"))]
+    fields += [
+        (name, stored_type(code, "<f8"))
+        for name, code in zip(_FLOAT_COLUMNS, float_codes, strict=True)
+    ]
+    fields += [("bar_count", stored_type(bar_count_code, "<i8"))]
+    fields += [("fetch_index", "<u2"), ("is_final", "u1")]
+    divisors = {
+        name: float(_POWERS_OF_TEN[code])
+        for name, code in zip(_FLOAT_COLUMNS, float_codes, strict=True)
+        if code not in (0, RAW)
+    }
+    return _Layout(
+        dtype=np.dtype(fields, align=False),
+        timestamp_unit=_NS_PER_SECOND if timestamp_code == SECONDS else 1,
+        divisors=divisors,
+    )
+
+
+@dataclass(frozen=True)
+class _Segment:
+    """One segment's header fields and a view of its body."""
+
+    layout_key: bytes
+    base: int  # nanoseconds added to every stored timestamp
+    count: int
+    body: memoryview
+
+
+def _parsed(blob: bytes | memoryview) -> _Segment:
+    """The header of a segment, checked against its length."""
+    if len(blob) < HEADER_SIZE:
         raise ValueError(
-            f"segment of {len(data)} bytes is shorter than its {HEADER_SIZE}-byte header"
+            f"segment of {len(blob)} bytes is shorter than its {HEADER_SIZE}-byte header"
         )
-    magic, version, body_codec, codes, count, body_length = _HEADER.unpack_from(data)
+    magic, version, layout_key, base, count = _HEADER.unpack_from(blob)
     if magic != MAGIC:
         raise ValueError("not a bar segment: it does not start with the segment magic bytes")
     if version != FORMAT_VERSION:
         raise ValueError(
             f"unknown segment format version {version}; this code reads {FORMAT_VERSION}"
         )
-    layout = _layout(codes)
-    if body_length != count * layout.bytes_per_bar:
+    body_length = count * _layout(layout_key).dtype.itemsize
+    if len(blob) - HEADER_SIZE != body_length:
         raise ValueError(
-            f"segment body is {body_length} bytes; {count} bars take {count * layout.bytes_per_bar}"
+            f"segment body is {len(blob) - HEADER_SIZE} bytes; {count} bars take {body_length}"
         )
-    body = np.frombuffer(_body(memoryview(data)[HEADER_SIZE:], body_codec, body_length), np.uint8)
-    # Read-only before anything is sliced from it, so every view BarColumns gets is read-only.
-    body.flags.writeable = False
-
-    eight_byte_end = 8 * count * (1 + layout.raw_count)
-    four_byte_end = eight_byte_end + 4 * count * layout.int32_count
-    timestamp = _read_only(np.add.accumulate(body[: 8 * count].view("<i8")))
-    raw = body[8 * count : eight_byte_end].view("<f8").reshape(layout.raw_count, count)
-    ints = body[eight_byte_end:four_byte_end].view("<i4").reshape(layout.int32_count, count)
-    fetch_index = body[four_byte_end : four_byte_end + 2 * count].view("<u2")
-    is_final = _read_only(body[four_byte_end + 2 * count :] != 0)
-
-    # One conversion for all the decimal columns: int32 -> float64, divided by 10**k per row.
-    decimals = ints[: len(layout.divisors)].astype(np.float64)
-    decimals /= layout.divisors
-    _read_only(decimals)
-    groups = (raw, decimals)
-    floats = [groups[group][row] for group, row in layout.float_sources]
-    if layout.bar_count_raw:
-        bar_count = raw[-1].view("<i8")
-    else:
-        bar_count = _read_only(ints[-1].astype(np.int64))
-    try:
-        columns = BarColumns(timestamp, *floats, bar_count, is_final)
-    except ValueError as error:
-        raise ValueError(f"segment does not hold valid bars: {error}") from None
-    return columns, fetch_index
+    return _Segment(layout_key, base, count, memoryview(blob)[HEADER_SIZE:])
 
 
-@dataclass(frozen=True)
-class _Layout:
-    """Where a body keeps each column, for one set of column codes (worked out once per set)."""
+def _batches(segments: list[_Segment]) -> Iterator[list[_Segment]]:
+    """Runs of consecutive segments with one layout, each of at most _BATCH_BYTES of bodies
+    (or a single larger segment)."""
+    batch: list[_Segment] = []
+    size = 0
+    for segment in segments:
+        if batch and (
+            segment.layout_key != batch[0].layout_key or size + len(segment.body) > _BATCH_BYTES
+        ):
+            yield batch
+            batch, size = [], 0
+        batch.append(segment)
+        size += len(segment.body)
+    if batch:
+        yield batch
 
-    raw_count: int  # 8-byte columns after the timestamps
-    int32_count: int
-    divisors: np.ndarray  # 10**k of each decimal column, as a column vector
-    float_sources: tuple[tuple[int, int], ...]  # per float column: (0 raw / 1 decimal, row)
-    bar_count_raw: bool
-    bytes_per_bar: int
 
-
-_RAW_GROUP, _DECIMAL_GROUP = 0, 1
-
-
-@cache
-def _layout(codes: bytes) -> _Layout:
-    float_codes, bar_count_code = codes[:_FLOAT_COUNT], codes[_FLOAT_COUNT]
-    if any(MAX_DECIMALS < code != RAW for code in float_codes) or bar_count_code not in (0, RAW):
-        raise ValueError(f"segment has unknown column codes {list(codes)}")
-    decimal_codes = [code for code in float_codes if code != RAW]
-    sources, raw_row, decimal_row = [], 0, 0
-    for code in float_codes:
-        if code == RAW:
-            sources.append((_RAW_GROUP, raw_row))
-            raw_row += 1
+def _decode_batch(batch: list[_Segment], output: dict[str, np.ndarray], start: int) -> int:
+    """Writes the batch's bars into output from position start; returns where they end."""
+    layout = _layout(batch[0].layout_key)
+    body = batch[0].body if len(batch) == 1 else b"".join(segment.body for segment in batch)
+    records = np.frombuffer(body, layout.dtype)
+    stop = start + len(records)
+    for name in layout.dtype.names:
+        target, stored = output[name][start:stop], records[name]
+        if name in layout.divisors:
+            # The operations _decimal_exponent checked, so these are the bits encoded.
+            np.divide(stored, layout.divisors[name], out=target)
+        elif name == "is_final":
+            np.not_equal(stored, 0, out=target)
         else:
-            sources.append((_DECIMAL_GROUP, decimal_row))
-            decimal_row += 1
-    bar_count_raw = bar_count_code == RAW
-    raw_count = raw_row + bar_count_raw
-    int32_count = decimal_row + (not bar_count_raw)
-    divisors = _POWERS_OF_TEN[decimal_codes, np.newaxis]
-    divisors.flags.writeable = False
-    return _Layout(
-        raw_count=raw_count,
-        int32_count=int32_count,
-        divisors=divisors,
-        float_sources=tuple(sources),
-        bar_count_raw=bar_count_raw,
-        # timestamp, 8-byte columns, int32 columns, fetch index, is_final
-        bytes_per_bar=8 + 8 * raw_count + 4 * int32_count + 2 + 1,
-    )
+            target[...] = stored
+    timestamp = output["timestamp"][start:stop]
+    if layout.timestamp_unit != 1:
+        timestamp *= layout.timestamp_unit
+    if len(batch) == 1:
+        timestamp += batch[0].base
+    else:
+        bases = np.array([segment.base for segment in batch], np.int64)
+        timestamp += np.repeat(bases, [segment.count for segment in batch])
+    return stop
 
 
-def _body(stored: memoryview, body_codec: int, body_length: int):
-    if body_codec == _STORED:
-        if len(stored) != body_length:
-            raise ValueError(f"segment body is {len(stored)} bytes, its header says {body_length}")
-        return stored
-    if body_codec != _ZSTD:
-        raise ValueError(f"segment has unknown body codec {body_codec}")
-    try:
-        return _ZSTD_CODEC.decompress(stored, decompressed_size=body_length)
-    except (OSError, pa.ArrowException) as error:
-        raise ValueError(f"segment body does not decompress: {error}") from None
+def _timestamp_code(timestamp: np.ndarray) -> tuple[int, int]:
+    """SECONDS and the first bar's start when every start is a whole second within int32
+    seconds of the first, else RAW and base 0."""
+    if not len(timestamp):
+        return SECONDS, 0
+    first, last = int(timestamp[0]), int(timestamp[-1])
+    if (last - first) // _NS_PER_SECOND <= _INT32.max and not (timestamp % _NS_PER_SECOND).any():
+        return SECONDS, first
+    return RAW, 0
 
 
 def _read_only(array: np.ndarray) -> np.ndarray:
@@ -233,7 +302,7 @@ def _decimal_exponent(values: np.ndarray) -> int:
         scaled = np.rint(values * power)
         if len(values) and (scaled.min() < _INT32.min or scaled.max() > _INT32.max):
             return RAW  # a larger k only scales further out of range
-        # The operations decode_segment does, so equal bits here mean equal bits there.
+        # The operations decoding does, so equal bits here mean equal bits there.
         decoded = scaled.astype(np.int32).astype(np.float64) / power
         if np.array_equal(decoded.view(np.int64), bits):
             return k

@@ -11,16 +11,27 @@ from backend.storage.segment_codec import (
     HEADER_SIZE,
     MAGIC,
     RAW,
+    SECONDS,
     decode_segment,
+    decode_segments,
     encode_segment,
 )
 
 SESSION_OPEN_NS = 1_741_012_200 * 10**9  # 2025-03-03 14:30 UTC
+DAY_NS = 86_400 * 10**9
 MINUTE_NS = 60 * 10**9
-HEADER = struct.Struct("<4sBB7s3xII")
+# The header as the module docstring describes it.
+HEADER = struct.Struct("<4sB8sqI")
+HEADER_FIELDS = ("magic", "version", "layout", "base", "count")
+# The record of a segment whose every field is RAW.
+RAW_RECORD = np.dtype(
+    [("timestamp", "<i8")]
+    + [(name, "<f8") for name in ("open", "high", "low", "close", "volume", "wap")]
+    + [("bar_count", "<i8"), ("fetch_index", "<u2"), ("is_final", "u1")]
+)
 
 
-def session(bars: int = 390, seed: int = 1) -> BarColumns:
+def session(bars: int = 390, seed: int = 1, day: int = 0) -> BarColumns:
     """A session of 1-minute bars like IBKR's: a random walk with two-decimal prices, a wap
     with four decimals, whole volumes and trade counts."""
     rng = np.random.default_rng(seed)
@@ -29,7 +40,7 @@ def session(bars: int = 390, seed: int = 1) -> BarColumns:
     high = np.round(np.maximum(open_, close) + np.abs(rng.normal(0, 0.03, bars)), 2)
     low = np.round(np.minimum(open_, close) - np.abs(rng.normal(0, 0.03, bars)), 2)
     return BarColumns(
-        timestamp=SESSION_OPEN_NS + np.arange(bars, dtype=np.int64) * MINUTE_NS,
+        timestamp=SESSION_OPEN_NS + day * DAY_NS + np.arange(bars, dtype=np.int64) * MINUTE_NS,
         open=open_,
         high=high,
         low=low,
@@ -46,18 +57,42 @@ def with_columns(columns: BarColumns, **replacements: np.ndarray) -> BarColumns:
     return BarColumns(**(fields | replacements))
 
 
+def awkward(columns: BarColumns) -> BarColumns:
+    """The bars with values no decimal scale reproduces, so every column is stored RAW."""
+    marks = np.arange(len(columns))
+    return with_columns(
+        columns,
+        # 0.1 + 0.2 is 0.30000000000000004: not a short decimal, so it must not be rounded
+        open=columns.open + (0.1 + 0.2),
+        high=columns.high * np.pi,
+        # too large for an int32 once scaled to cents
+        low=columns.low * 1e8,
+        # -0.0 differs from 0.0 only in its sign bit
+        close=np.where(marks == 0, -0.0, columns.close * np.e),
+        volume=np.where(marks % 7 == 0, np.nan, columns.volume),
+        wap=np.where(marks == 0, np.inf, columns.wap),
+        bar_count=columns.bar_count + 2**40,
+    )
+
+
 def round_trip(columns: BarColumns, fetch_index=None) -> tuple[BarColumns, np.ndarray]:
     if fetch_index is None:
         fetch_index = np.zeros(len(columns), dtype=np.uint16)
     decoded, decoded_index = decode_segment(encode_segment(columns, fetch_index))
     assert decoded == columns
+    for name in BarColumns.__dataclass_fields__:
+        assert same_bits(getattr(decoded, name), getattr(columns, name)), name
     assert decoded_index.dtype == np.uint16
     assert decoded_index.tolist() == np.asarray(fetch_index).tolist()
     return decoded, decoded_index
 
 
 def same_bits(left: np.ndarray, right: np.ndarray) -> bool:
-    return left.tobytes() == right.tobytes()
+    return left.dtype == right.dtype and left.tobytes() == right.tobytes()
+
+
+def header_of(data: bytes) -> dict:
+    return dict(zip(HEADER_FIELDS, HEADER.unpack_from(data), strict=True))
 
 
 # -- round trips ---------------------------------------------------------------------------------
@@ -65,19 +100,20 @@ def same_bits(left: np.ndarray, right: np.ndarray) -> bool:
 
 def test_a_session_round_trips_with_its_fetch_index():
     columns = session()
-    fetch_index = (np.arange(len(columns)) // 100).astype(np.uint16)
-    decoded, _ = round_trip(columns, fetch_index)
-
-    for name in BarColumns.__dataclass_fields__:
-        assert same_bits(getattr(decoded, name), getattr(columns, name)), name
+    round_trip(columns, (np.arange(len(columns)) // 100).astype(np.uint16))
 
 
-def test_a_session_is_stored_compressed():
+def test_a_session_is_stored_as_int32_decimals_and_seconds():
     columns = session()
     data = encode_segment(columns, np.zeros(len(columns), np.uint16))
+    header = header_of(data)
 
-    # 67 bytes a bar as plain typed arrays; stored, the session takes well under half of that.
-    assert len(data) < len(columns) * 67 / 2
+    # timestamp in seconds; prices in cents; whole volumes; wap with four decimals; counts
+    assert list(header["layout"]) == [SECONDS, 2, 2, 2, 2, 0, 4, 0]
+    assert header["base"] == columns.timestamp[0]
+    assert header["count"] == len(columns)
+    # eight int32 fields, the fetch index and is_final
+    assert len(data) == HEADER_SIZE + len(columns) * (8 * 4 + 2 + 1)
 
 
 def test_missing_values_and_open_sessions_round_trip():
@@ -113,29 +149,59 @@ def test_a_single_bar_round_trips():
 
 
 def test_values_no_decimal_scale_reproduces_keep_their_exact_bits():
-    columns = session(bars=40)
-    awkward = with_columns(
-        columns,
-        # 0.1 + 0.2 is 0.30000000000000004: not a short decimal, so it must not be rounded
-        open=columns.open + (0.1 + 0.2),
-        high=columns.high * np.pi,
-        # too large for an int32 once scaled to cents
-        low=columns.low * 1e8,
-        # -0.0 differs from 0.0 only in its sign bit
-        close=np.where(np.arange(40) == 5, -0.0, columns.close),
-        wap=np.where(np.arange(40) == 0, np.inf, columns.wap),
-        bar_count=columns.bar_count + 2**40,
+    columns = awkward(session(bars=40))
+    data = encode_segment(columns, np.zeros(40, np.uint16))
+
+    assert list(header_of(data)["layout"]) == [SECONDS, *[RAW] * 7]
+    round_trip(columns)
+
+
+def test_a_decimal_column_with_a_negative_zero_stays_exact():
+    columns = session(bars=10)
+    round_trip(with_columns(columns, close=np.where(np.arange(10) == 3, -0.0, columns.close)))
+
+
+def test_huge_values_round_trip():
+    columns = session(bars=10)
+    round_trip(
+        with_columns(
+            columns,
+            open=np.full(10, 1.7e308),
+            volume=np.full(10, 2.0**53),
+            wap=np.full(10, -1e300),
+            bar_count=np.full(10, np.iinfo(np.int64).max),
+        )
     )
-    decoded, _ = round_trip(awkward)
-
-    for name in BarColumns.__dataclass_fields__:
-        assert same_bits(getattr(decoded, name), getattr(awkward, name)), name
 
 
-def test_irregular_timestamps_round_trip():
+def test_sub_second_timestamps_keep_their_nanoseconds():
     columns = session(bars=5)
     gaps = np.array([0, 1, 5, 6, 400], dtype=np.int64) * MINUTE_NS + 123
-    round_trip(with_columns(columns, timestamp=SESSION_OPEN_NS + gaps))
+    sub_second = with_columns(columns, timestamp=SESSION_OPEN_NS + gaps)
+    data = encode_segment(sub_second, np.zeros(5, np.uint16))
+
+    assert header_of(data)["layout"][0] == RAW
+    round_trip(sub_second)
+
+
+def test_timestamps_beyond_int32_seconds_of_the_first_are_stored_raw():
+    columns = session(bars=3)
+    far_apart = with_columns(
+        columns, timestamp=np.array([-(2**31), 0, 2**31], dtype=np.int64) * 10**9
+    )
+    data = encode_segment(far_apart, np.zeros(3, np.uint16))
+
+    assert header_of(data)["layout"][0] == RAW
+    round_trip(far_apart)
+
+
+def test_whole_seconds_before_the_epoch_are_stored_as_seconds():
+    columns = session(bars=3)
+    before_epoch = with_columns(columns, timestamp=np.array([-120, -60, 0], np.int64) * 10**9)
+    data = encode_segment(before_epoch, np.zeros(3, np.uint16))
+
+    assert header_of(data)["layout"][0] == SECONDS
+    round_trip(before_epoch)
 
 
 def test_decoded_arrays_are_read_only():
@@ -165,6 +231,94 @@ def test_encode_takes_any_integer_fetch_index_in_range():
     round_trip(columns, np.array([0, 1, 2, 65535], dtype=np.int64))
 
 
+# -- many segments at once -----------------------------------------------------------------------
+
+
+def segments_of_every_layout() -> list[tuple[BarColumns, np.ndarray]]:
+    """Consecutive days whose layouts differ, repeat and change back, with an empty segment."""
+    days = [
+        session(seed=1, day=0),
+        session(seed=2, day=1),  # same layout as the day before
+        awkward(session(bars=60, seed=3, day=2)),
+        BarColumns.empty(),
+        session(bars=1, seed=4, day=3),
+        with_columns(session(bars=7, seed=5, day=4), wap=np.full(7, np.nan)),
+        session(seed=6, day=5),
+    ]
+    sub_second = session(bars=4, seed=7, day=6)
+    days.append(with_columns(sub_second, timestamp=sub_second.timestamp + 5))
+    return [(day, (np.arange(len(day)) % 3).astype(np.uint16) + i) for i, day in enumerate(days)]
+
+
+def test_many_segments_decode_as_their_single_decodes_joined():
+    segments = segments_of_every_layout()
+    blobs = [encode_segment(columns, fetch_index) for columns, fetch_index in segments]
+    assert len({bytes(header_of(blob)["layout"]) for blob in blobs}) >= 4
+
+    decoded, fetch_index = decode_segments(blobs)
+
+    singles = [decode_segment(blob) for blob in blobs]
+    expected = BarColumns.concat([columns for columns, _ in singles])
+    assert decoded == expected
+    assert decoded == BarColumns.concat([columns for columns, _ in segments])
+    for name in BarColumns.__dataclass_fields__:
+        assert same_bits(getattr(decoded, name), getattr(expected, name)), name
+    assert same_bits(fetch_index, np.concatenate([index for _, index in singles]))
+
+
+def test_a_year_of_sessions_decodes_as_one():
+    days = [session(seed=day, day=day) for day in range(252)]
+    blobs = [
+        encode_segment(columns, np.full(len(columns), day % 7, np.uint16))
+        for day, columns in enumerate(days)
+    ]
+
+    decoded, fetch_index = decode_segments(blobs)
+
+    assert decoded == BarColumns.concat(days)
+    assert fetch_index.tolist() == [day % 7 for day in range(252) for _ in range(390)]
+
+
+def test_a_segment_larger_than_a_batch_decodes_between_small_ones():
+    # 8,000 bars are more than one batch of bodies; the day after starts after the last of them.
+    days = [session(bars=390, day=0), session(bars=8_000, day=1), session(bars=390, day=10)]
+    blobs = [encode_segment(day, np.zeros(len(day), np.uint16)) for day in days]
+
+    decoded, _ = decode_segments(blobs)
+
+    assert decoded == BarColumns.concat(days)
+
+
+def test_decode_segments_takes_memoryviews():
+    days = [session(bars=30, day=0), session(bars=30, day=1)]
+    first, second = (encode_segment(day, np.zeros(30, np.uint16)) for day in days)
+
+    decoded, _ = decode_segments([memoryview(first), memoryview(bytearray(second))])
+
+    assert decoded == BarColumns.concat(days)
+
+
+def test_no_segments_decode_to_no_bars():
+    decoded, fetch_index = decode_segments([])
+
+    assert len(decoded) == 0 and fetch_index.dtype == np.uint16 and len(fetch_index) == 0
+
+
+def test_segments_out_of_time_order_are_refused():
+    first, second = session(bars=5, day=0), session(bars=5, day=1)
+    blobs = [encode_segment(day, np.zeros(5, np.uint16)) for day in (second, first)]
+
+    with pytest.raises(ValueError, match="strictly increasing"):
+        decode_segments(blobs)
+
+
+def test_a_malformed_segment_among_many_is_named():
+    good = encode_segment(session(bars=5), np.zeros(5, np.uint16))
+
+    with pytest.raises(ValueError, match="segment 2 of 3: .*magic"):
+        decode_segments([good, b"PAR1" + good[4:], good])
+
+
 # -- malformed bytes -----------------------------------------------------------------------------
 
 
@@ -172,30 +326,37 @@ def encoded(bars: int = 390) -> bytes:
     return encode_segment(session(bars=bars), np.zeros(bars, np.uint16))
 
 
-def stored_by_hand(timestamps: list[int], is_final_byte: int = 1) -> bytes:
-    """A segment with an uncompressed body and every column as 8 bytes, built from the format
-    the codec's docstring describes."""
-    count = len(timestamps)
-    deltas = np.diff(np.array(timestamps, dtype=np.int64), prepend=np.int64(0))
-    body = deltas.astype("<i8").tobytes()
-    body += np.ones((6, count), "<f8").tobytes() + np.ones(count, "<i8").tobytes()
-    body += np.zeros(count, "<u2").tobytes() + bytes([is_final_byte] * count)
-    header = HEADER.pack(MAGIC, FORMAT_VERSION, 0, bytes([RAW] * 7), count, len(body))
-    return header + body
+def stored_by_hand(timestamps: list[int], is_final_byte: int = 1, base: int = 0) -> bytes:
+    """A segment with every field RAW, built from the format the codec's docstring describes."""
+    records = np.zeros(len(timestamps), RAW_RECORD)
+    records["timestamp"] = timestamps
+    for name in ("open", "high", "low", "close", "volume", "wap"):
+        records[name] = 1.0
+    records["bar_count"] = 7
+    records["fetch_index"] = np.arange(len(timestamps))
+    records["is_final"] = is_final_byte
+    header = HEADER.pack(MAGIC, FORMAT_VERSION, bytes([RAW] * 8), base, len(timestamps))
+    return header + records.tobytes()
 
 
 def with_header(data: bytes, **fields) -> bytes:
-    names = ["magic", "version", "codec", "codes", "count", "body_length"]
-    values = dict(zip(names, HEADER.unpack_from(data), strict=True)) | fields
-    return HEADER.pack(*values.values()) + data[HEADER_SIZE:]
+    return HEADER.pack(*(header_of(data) | fields).values()) + data[HEADER_SIZE:]
 
 
 def test_the_hand_built_segment_decodes():
-    decoded, _ = decode_segment(stored_by_hand([10, 20, 30]))
+    decoded, fetch_index = decode_segment(stored_by_hand([10, 20, 30], base=1000))
 
-    assert decoded.timestamp.tolist() == [10, 20, 30]
+    assert decoded.timestamp.tolist() == [1010, 1020, 1030]
     assert decoded.close.tolist() == [1.0, 1.0, 1.0]
+    assert decoded.bar_count.tolist() == [7, 7, 7]
     assert decoded.is_final.tolist() == [True, True, True]
+    assert fetch_index.tolist() == [0, 1, 2]
+
+
+def test_any_nonzero_is_final_byte_means_final():
+    decoded, _ = decode_segment(stored_by_hand([10, 20], is_final_byte=2))
+
+    assert decoded.is_final.tolist() == [True, True]
 
 
 @pytest.mark.parametrize(
@@ -206,18 +367,15 @@ def test_the_hand_built_segment_decodes():
         (b"PAR1" + encoded()[4:], "magic"),
         (with_header(encoded(), version=FORMAT_VERSION + 1), "unknown segment format version"),
         (with_header(encoded(), version=0), "unknown segment format version"),
-        (with_header(encoded(), codec=7), "unknown body codec"),
-        (with_header(encoded(), codes=bytes([2, 2, 2, 2, 0, 4, 9])), "column codes"),
-        (with_header(encoded(), codes=bytes([2, 2, 2, 2, 0, 40, 0])), "column codes"),
+        (with_header(encoded(), layout=bytes([7, 2, 2, 2, 2, 0, 4, 0])), "column codes"),
+        (with_header(encoded(), layout=bytes([0, 2, 2, 2, 2, 0, 4, 9])), "column codes"),
+        (with_header(encoded(), layout=bytes([0, 2, 2, 2, 2, 0, 40, 0])), "column codes"),
+        (with_header(encoded(), layout=bytes([RAW, 2, 2, 2, 2, 0, 4, 0])), "bars take"),
         (with_header(encoded(), count=391), "bars take"),
-        (with_header(encoded(), body_length=100), "bars take"),
-        (encoded()[:-1], "does not decompress"),
-        (encoded()[:-40], "does not decompress"),
-        (encoded() + b"\x00", "does not decompress"),
-        (encoded()[:HEADER_SIZE] + bytes(len(encoded()) - HEADER_SIZE), "does not decompress"),
-        (encoded()[:HEADER_SIZE], "does not decompress"),
-        (stored_by_hand([10, 20, 30])[:-1], "body is"),
-        (stored_by_hand([10, 20, 30]) + b"\x00", "body is"),
+        (with_header(encoded(), count=0), "bars take"),
+        (encoded()[:-1], "bars take"),
+        (encoded() + b"\x00", "bars take"),
+        (encoded()[:HEADER_SIZE], "bars take"),
         (stored_by_hand([10, 30, 20]), "strictly increasing"),
         (stored_by_hand([10, 10]), "strictly increasing"),
     ],
@@ -227,18 +385,15 @@ def test_the_hand_built_segment_decodes():
         "bad magic",
         "newer version",
         "version zero",
-        "unknown codec",
+        "unknown timestamp code",
         "unknown bar_count code",
         "unknown decimal exponent",
-        "count disagrees",
-        "length disagrees",
-        "compressed body cut by one byte",
-        "compressed body cut short",
-        "compressed body with a trailing byte",
-        "compressed body zeroed",
+        "layout of another record size",
+        "count too large",
+        "count zero",
+        "body cut by one byte",
+        "body with a trailing byte",
         "no body",
-        "stored body cut short",
-        "stored body with a trailing byte",
         "timestamps out of order",
         "repeated timestamp",
     ],
