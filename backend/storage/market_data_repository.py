@@ -39,7 +39,12 @@ from backend.storage.market_data_tables import (
     CacheSeriesSummary,
     MarketDataCache,
 )
-from backend.storage.segment_codec import FORMAT_VERSION, decode_segment, encode_segment
+from backend.storage.segment_codec import (
+    FORMAT_VERSION,
+    decode_segment,
+    decode_segments,
+    encode_segment,
+)
 
 SEGMENTS = MarketDataCache.__table__
 COVERAGE = CacheCoverage.__table__
@@ -247,9 +252,9 @@ class MarketDataCacheRepository:
     def read_columns(self, series: SeriesKey, start: datetime, end: datetime) -> BarColumns:
         """The bars in [start, end) in time order: the hot path of every warm read."""
         with self.database.read_engine.connect() as connection:
-            blobs = self._fetch_rows(connection, READ_DATA, _range_params(series, start, end))
-        parts = [decode_segment(bytes(blob))[0] for (blob,) in blobs]
-        return _cut(BarColumns.concat(parts), start, end)
+            rows = self._fetch_rows(connection, READ_DATA, _range_params(series, start, end))
+        columns, _ = decode_segments([blob for (blob,) in rows])
+        return _cut(columns, start, end)
 
     def read_page(
         self, series: SeriesKey, start: datetime, end: datetime, limit: int
@@ -365,12 +370,10 @@ class MarketDataCacheRepository:
                 .where(*_overlapping(series, start, end))
                 .order_by(SEGMENTS.c.timestamp)
             ).all()
-        parts = [
-            decode_segment(bytes(blob))[0]
-            for blob, is_final, expires_at in rows
-            if _is_fresh(is_final, expires_at, now)
-        ]
-        return set(_cut(BarColumns.concat(parts), start, end).timestamps())
+        columns, _ = decode_segments(
+            [blob for blob, is_final, expires_at in rows if _is_fresh(is_final, expires_at, now)]
+        )
+        return set(_cut(columns, start, end).timestamps())
 
     def empty_ranges(
         self, series: SeriesKey, start: datetime, end: datetime
@@ -1021,7 +1024,7 @@ def _expired_mask(segment: Segment, now_ns: int) -> np.ndarray:
 
 
 def _decode(series: SeriesKey, row: Row) -> Segment:
-    columns, fetch_index = decode_segment(bytes(row.ohlcv_data))
+    columns, fetch_index = decode_segment(row.ohlcv_data)
     return Segment(
         id=row.id,
         series=series,
