@@ -187,16 +187,15 @@ def test_migration_scripts_import_nothing_from_sqlmodel():
         assert "sqlmodel" not in script.read_text(), script.name
 
 
-def test_segments_are_compressed_by_postgresql_with_lz4(database_url):
+def test_segments_are_compressed_by_postgresql_with_lz4(postgres_url):
     # The codec leaves compression to the database: on PostgreSQL, lz4 (pglz would cost several
     # milliseconds of decompression per year of 1-minute bars). SQLite stores them as they are.
-    command.upgrade(alembic_config(database_url), "head")
-    engine = create_db_engine(database_url)
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:
-            method = connection.exec_driver_sql(
-                "SELECT attcompression FROM pg_attribute"
-                " WHERE attrelid = 'market_data_cache'::regclass AND attname = 'ohlcv_data'"
-            ).scalar_one()
-        assert method == "l"
+    command.upgrade(alembic_config(postgres_url), "head")
+    engine = create_db_engine(postgres_url)
+    with engine.connect() as connection:
+        method = connection.exec_driver_sql(
+            "SELECT attcompression FROM pg_attribute"
+            " WHERE attrelid = 'market_data_cache'::regclass AND attname = 'ohlcv_data'"
+        ).scalar_one()
     engine.dispose()
+    assert method == "l"
