@@ -1,4 +1,4 @@
-"""What the cache holds: pages of stored bars, one symbol's series a page at a time, clearing."""
+"""What the cache holds: pages of stored bars, a symbol's series by the page or whole, clearing."""
 
 from __future__ import annotations
 
@@ -55,6 +55,27 @@ class SeriesPage:
     next_after: datetime | None
 
 
+@dataclass(frozen=True)
+class SeriesColumns:
+    """Every bar of a series' requested range, in time order."""
+
+    series: SeriesKey
+    bars: BarColumns
+
+
+class RangeTooLarge(Exception):
+    """The requested range holds more bars than one answer may carry."""
+
+    def __init__(self, series: SeriesKey, bars: int, max_bars: int) -> None:
+        super().__init__(
+            f"{series.symbol} {series.data_type} on {series.exchange}: the range holds {bars:,} "
+            f"bars, more than {max_bars:,}"
+        )
+        self.series = series
+        self.bars = bars
+        self.max_bars = max_bars
+
+
 def is_expired(is_final: bool, expires_at: datetime, now: datetime) -> bool:
     """Final bars are settled history and never expire; others expire at expires_at."""
     return not is_final and expires_at <= now
@@ -100,8 +121,7 @@ class CacheInventory:
         symbol refreshed with exchange=NYSE is still found); a later page passes the exchange
         of the page it follows.
         """
-        start = date_from or EARLIEST
-        end = _exclusive_end(date_to) if date_to else LATEST
+        start, end = _bounds(date_from, date_to)
         page_start = start
         if after is not None:
             # Keyset paging: timestamps are stored to the microsecond.
@@ -132,6 +152,38 @@ class CacheInventory:
             expired=self.repository.any_expired(series, start, end, self.clock()),
             next_after=next_after,
         )
+
+    def series_columns(
+        self,
+        symbol: str,
+        data_type: BarSize,
+        exchange: str | None,
+        date_from: datetime | None,
+        date_to: datetime | None,
+        max_bars: int,
+    ) -> SeriesColumns:
+        """Every bar of the range in one read, for answers that are not paged.
+
+        The exchange is chosen as series() chooses it and NotCached raised alike. RangeTooLarge
+        is raised from the segments' counts, before a bar is read, when the range holds more
+        than max_bars.
+        """
+        start, end = _bounds(date_from, date_to)
+        chosen = exchange or self.default_exchange
+        for candidate in self._exchanges_to_try(symbol, data_type, chosen, exchange is None):
+            series = SeriesKey(symbol, candidate, data_type.value)
+            count = self._total(series, date_from, date_to, start, end)
+            if count:
+                break
+        else:
+            raise NotCached(symbol, chosen, data_type.value, self._days_back(data_type, date_from))
+        if count > max_bars:
+            raise RangeTooLarge(series, count, max_bars)
+        bars = self.repository.read_columns(series, start, end)
+        if not len(bars):
+            # Deleted between the count and the read.
+            raise NotCached(symbol, chosen, data_type.value, self._days_back(data_type, date_from))
+        return SeriesColumns(series, bars)
 
     def _exchanges_to_try(
         self, symbol: str, data_type: BarSize, chosen: str, fall_back: bool
@@ -174,6 +226,11 @@ def _without_last_bar(slices: list[SegmentSlice]) -> list[SegmentSlice]:
     if last.stop - last.first == 1:
         return slices[:-1]
     return [*slices[:-1], SegmentSlice(last.segment, last.first, last.stop - 1)]
+
+
+def _bounds(date_from: datetime | None, date_to: datetime | None) -> tuple[datetime, datetime]:
+    """The [start, end) the repository reads for an inclusive date_from..date_to."""
+    return date_from or EARLIEST, _exclusive_end(date_to) if date_to else LATEST
 
 
 def _exclusive_end(date_to: datetime) -> datetime:

@@ -4,9 +4,11 @@ from datetime import datetime
 from typing import Annotated
 
 from dependency_injector.wiring import Provide, inject
-from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 
+from backend.api.bar_formats import MEDIA_TYPES, BarFormat, encode, filename, negotiate
 from backend.api.deps import (
     GUARDED,
     DateFromQuery,
@@ -15,7 +17,7 @@ from backend.api.deps import (
     check_date_order,
     require_api_token,
 )
-from backend.api.errors import ErrorPublic, database_problem, status_for
+from backend.api.errors import ErrorPublic, database_problem, error_body, status_for
 from backend.api.schemas.inputs import Exchange, Symbol
 from backend.api.schemas.market_data_cache import (
     MAX_OFFSET,
@@ -40,7 +42,7 @@ from backend.api.schemas.market_data_cache import (
 from backend.containers import Container
 from backend.market_data.domain import MAX_SERIES_PAGE_SIZE, SERIES_PAGE_SIZE, BarSize
 from backend.market_data.errors import MarketDataError
-from backend.market_data.inventory import CacheInventory, SeriesPage, is_expired
+from backend.market_data.inventory import CacheInventory, RangeTooLarge, SeriesPage, is_expired
 from backend.market_data.refresh_jobs import RefreshJob, RefreshJobs
 from backend.market_data.stats import CacheStatsService
 from backend.storage.market_data_repository import BarFilter, SegmentSlice
@@ -49,6 +51,31 @@ router = APIRouter(prefix="/api/market-data/cache", tags=["market-data-cache"])
 
 # How long POST /refresh?wait=true holds the request open before answering 202 with the job.
 REFRESH_WAIT_S = 120.0
+# Most bars one Parquet, Arrow or CSV answer of the series route carries: about 20 years of
+# 1-minute bars. The body is built in memory, a few hundred MB at this size.
+MAX_COLUMNAR_BARS = 2_000_000
+# The series route answers in the format the Accept header asks for: caches must key on it.
+VARY = {"Vary": "Accept"}
+SERIES_DESCRIPTION = f"""One symbol's cached bars in time order. Reads the cache only, never IBKR.
+
+**JSON** (the default) answers a page at a time. A page holds up to `limit` bars
+(default {SERIES_PAGE_SIZE}, at most {MAX_SERIES_PAGE_SIZE}). While more bars follow,
+`next_cursor` is set: pass it back as `cursor`, with the same filters, for the next page.
+`total` counts the bars of the whole range.
+
+**Parquet, Arrow IPC stream, CSV** answer the whole date_from..date_to range in one body, as a
+file named like `NVDA_1m.parquet`; `limit` and `cursor` are refused (422). A range of more than
+{MAX_COLUMNAR_BARS:,} bars is refused (422): narrow date_from/date_to, or page the JSON.
+
+Parquet and Arrow hold the columns timestamp, open, high, low, close, volume, wap, bar_count (as
+float) and is_final, with pandas' metadata: `pd.read_parquet(url)` with `format=parquet` gives the
+frame the backend reads, indexed by the UTC timestamp. A value IBKR did not send is null (NaN in
+pandas). CSV has the same columns, ISO-8601 UTC times, and empty fields for missing values.
+
+The format is `format` when given, else the Accept header's choice among application/json,
+application/vnd.apache.parquet, application/vnd.apache.arrow.stream and text/csv (`*/*` or no
+Accept gives JSON); an Accept naming none of them is answered 406 `not_acceptable`.
+"""
 NO_SUCH_JOB = {404: {"model": ErrorPublic, "description": "No such job"}}
 
 
@@ -179,12 +206,30 @@ async def cancel_refresh_job(
 @router.get(
     "/{symbol}",
     response_model=SeriesPublic,
-    responses={404: {"model": ErrorPublic, "description": "Nothing cached"}},
+    description=SERIES_DESCRIPTION,
+    responses={
+        200: {
+            "description": "The bars: a JSON page, or the whole range as Parquet, an Arrow IPC "
+            "stream or CSV",
+            "content": {
+                MEDIA_TYPES[BarFormat.PARQUET]: {"schema": {"type": "string", "format": "binary"}},
+                MEDIA_TYPES[BarFormat.ARROW]: {"schema": {"type": "string", "format": "binary"}},
+                MEDIA_TYPES[BarFormat.CSV]: {"schema": {"type": "string"}},
+            },
+        },
+        404: {"model": ErrorPublic, "description": "Nothing cached"},
+        406: {
+            "model": ErrorPublic,
+            "description": "No format given and the Accept header names none of the formats "
+            "(code not_acceptable)",
+        },
+    },
 )
 @inject
 def cached_series(
     symbol: Annotated[Symbol, Path(description="Ticker; lower case is upper-cased.")],
     inventory: Annotated[CacheInventory, Depends(Provide[Container.cache_inventory])],
+    request: Request,
     data_type: Annotated[BarSize, Query(description="Bar size.")] = BarSize.D1,
     exchange: Annotated[
         Exchange | None,
@@ -197,21 +242,30 @@ def cached_series(
         Query(
             ge=1,
             le=MAX_SERIES_PAGE_SIZE,
-            description=f"Bars per page, at most {MAX_SERIES_PAGE_SIZE}.",
+            description=f"Bars per page, at most {MAX_SERIES_PAGE_SIZE}. JSON only.",
         ),
     ] = SERIES_PAGE_SIZE,
     cursor: Annotated[
         Cursor | None,
-        Query(description="next_cursor of the previous page; omit for the first page."),
+        Query(description="next_cursor of the previous page; omit for the first page. JSON only."),
+    ] = None,
+    bar_format: Annotated[
+        BarFormat | None,
+        Query(
+            alias="format",
+            description="json (the default), parquet, arrow (IPC stream) or csv; "
+            "overrides the Accept header.",
+        ),
     ] = None,
 ) -> Response:
-    """One symbol's cached bars in time order, a page at a time. Reads the cache only, never IBKR.
-
-    A page holds up to `limit` bars (default 10000, at most 50000). While more bars follow,
-    `next_cursor` is set: pass it back as `cursor`, with the same filters, for the next page.
-    `total` counts the bars of the whole range.
-    """
+    """One symbol's cached bars in time order, as SERIES_DESCRIPTION tells."""
     check_date_order(date_from, date_to)
+    chosen = bar_format if bar_format is not None else negotiate(request.headers.get("accept"))
+    if chosen is None:
+        return not_acceptable()
+    if chosen is not BarFormat.JSON:
+        check_not_paged(request, chosen)
+        return columnar_series(inventory, symbol, data_type, exchange, date_from, date_to, chosen)
     if cursor is not None:
         check_cursor(cursor, symbol, data_type, exchange)
     page = inventory.series(
@@ -225,7 +279,9 @@ def cached_series(
     )
     # The hot path of charts: the model is already valid, so it is dumped once, straight to JSON,
     # instead of FastAPI validating a year of bars again against response_model.
-    return Response(series_public(page).model_dump_json(), media_type="application/json")
+    return Response(
+        series_public(page).model_dump_json(), media_type="application/json", headers=VARY
+    )
 
 
 @router.delete(
@@ -261,6 +317,72 @@ def clear_cache(
             ]
         )
     return DeletedPublic(deleted=inventory.delete_bars(filters))
+
+
+def not_acceptable() -> JSONResponse:
+    choices = ", ".join(MEDIA_TYPES.values())
+    formats = "|".join(BarFormat)
+    return JSONResponse(
+        error_body(
+            f"the Accept header names no format this route answers in: accept one of "
+            f"{choices} (or */*), or pass format={formats}",
+            "not_acceptable",
+        ),
+        status_code=406,
+        headers=VARY,
+    )
+
+
+def check_not_paged(request: Request, bar_format: BarFormat) -> None:
+    # limit has a default, so whether it was given is read from the query itself.
+    paged = [name for name in ("limit", "cursor") if name in request.query_params]
+    if paged:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", name),
+                    "msg": f"applies to JSON pages only; a {bar_format} answer holds the whole "
+                    "date_from..date_to range: leave it out, or ask for format=json",
+                    "type": "value_error",
+                }
+                for name in paged
+            ]
+        )
+
+
+def columnar_series(
+    inventory: CacheInventory,
+    symbol: str,
+    data_type: BarSize,
+    exchange: str | None,
+    date_from: datetime | None,
+    date_to: datetime | None,
+    bar_format: BarFormat,
+) -> Response:
+    """The whole range in one Parquet, Arrow or CSV body, as a file to save."""
+    try:
+        found = inventory.series_columns(
+            symbol, data_type, exchange, date_from, date_to, MAX_COLUMNAR_BARS
+        )
+    except RangeTooLarge as error:
+        raise RequestValidationError(
+            [
+                {
+                    "loc": ("query", "date_from"),
+                    "msg": f"the range holds {error.bars:,} bars, more than the "
+                    f"{error.max_bars:,} a {bar_format} answer may carry: narrow "
+                    "date_from/date_to, or page the bars as JSON (format=json with limit "
+                    "and cursor)",
+                    "type": "value_error",
+                }
+            ]
+        ) from error
+    name = filename(found.series.symbol, found.series.data_type, bar_format)
+    return Response(
+        encode(found.bars, bar_format),
+        media_type=MEDIA_TYPES[bar_format],
+        headers={**VARY, "Content-Disposition": f'attachment; filename="{name}"'},
+    )
 
 
 def check_cursor(

@@ -174,11 +174,25 @@ export interface paths {
         };
         /**
          * Cached Series
-         * @description One symbol's cached bars in time order, a page at a time. Reads the cache only, never IBKR.
+         * @description One symbol's cached bars in time order. Reads the cache only, never IBKR.
          *
-         *     A page holds up to `limit` bars (default 10000, at most 50000). While more bars follow,
+         *     **JSON** (the default) answers a page at a time. A page holds up to `limit` bars
+         *     (default 10000, at most 50000). While more bars follow,
          *     `next_cursor` is set: pass it back as `cursor`, with the same filters, for the next page.
          *     `total` counts the bars of the whole range.
+         *
+         *     **Parquet, Arrow IPC stream, CSV** answer the whole date_from..date_to range in one body, as a
+         *     file named like `NVDA_1m.parquet`; `limit` and `cursor` are refused (422). A range of more than
+         *     2,000,000 bars is refused (422): narrow date_from/date_to, or page the JSON.
+         *
+         *     Parquet and Arrow hold the columns timestamp, open, high, low, close, volume, wap, bar_count (as
+         *     float) and is_final, with pandas' metadata: `pd.read_parquet(url)` with `format=parquet` gives the
+         *     frame the backend reads, indexed by the UTC timestamp. A value IBKR did not send is null (NaN in
+         *     pandas). CSV has the same columns, ISO-8601 UTC times, and empty fields for missing values.
+         *
+         *     The format is `format` when given, else the Accept header's choice among application/json,
+         *     application/vnd.apache.parquet, application/vnd.apache.arrow.stream and text/csv (`*\/*` or no
+         *     Accept gives JSON); an Accept naming none of them is answered 406 `not_acceptable`.
          */
         get: operations["cached_series_api_market_data_cache__symbol__get"];
         put?: never;
@@ -299,6 +313,11 @@ export interface paths {
 export type webhooks = Record<string, never>;
 export interface components {
     schemas: {
+        /**
+         * BarFormat
+         * @enum {string}
+         */
+        BarFormat: "json" | "parquet" | "arrow" | "csv";
         /**
          * BarSize
          * @description Bar sizes the cache stores, keyed by the short names used in the API and the database.
@@ -1346,10 +1365,12 @@ export interface operations {
                 date_from?: string | null;
                 /** @description Bars up to this instant, inclusive; a date alone covers its whole day. */
                 date_to?: string | null;
-                /** @description Bars per page, at most 50000. */
+                /** @description Bars per page, at most 50000. JSON only. */
                 limit?: number;
-                /** @description next_cursor of the previous page; omit for the first page. */
+                /** @description next_cursor of the previous page; omit for the first page. JSON only. */
                 cursor?: string | null;
+                /** @description json (the default), parquet, arrow (IPC stream) or csv; overrides the Accept header. */
+                format?: components["schemas"]["BarFormat"] | null;
             };
             header?: never;
             path: {
@@ -1360,17 +1381,29 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Successful Response */
+            /** @description The bars: a JSON page, or the whole range as Parquet, an Arrow IPC stream or CSV */
             200: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["SeriesPublic"];
+                    "application/vnd.apache.arrow.stream": string;
+                    "application/vnd.apache.parquet": string;
+                    "text/csv": string;
                 };
             };
             /** @description Nothing cached */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No format given and the Accept header names none of the formats (code not_acceptable) */
+            406: {
                 headers: {
                     [name: string]: unknown;
                 };
