@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import TypeVar
 
 import numpy as np
 
@@ -22,6 +23,8 @@ from backend.storage.market_data_repository import (
     MarketDataCacheRepository,
     SegmentSlice,
 )
+
+T = TypeVar("T")
 
 EARLIEST = datetime.min.replace(tzinfo=UTC)
 LATEST = datetime.max.replace(tzinfo=UTC)
@@ -126,15 +129,14 @@ class CacheInventory:
         if after is not None:
             # Keyset paging: timestamps are stored to the microsecond.
             page_start = max(start, after + timedelta(microseconds=1))
-        chosen = exchange or self.default_exchange
-        for candidate in self._exchanges_to_try(symbol, data_type, chosen, exchange is None):
-            series = SeriesKey(symbol, candidate, data_type.value)
-            # One bar more than the page tells whether another page follows.
-            slices = self.repository.read_page(series, page_start, end, limit + 1)
-            if slices:
-                break
-        else:
-            raise NotCached(symbol, chosen, data_type.value, self._days_back(data_type, date_from))
+        # One bar more than the page tells whether another page follows.
+        series, slices = self._first_held(
+            symbol,
+            data_type,
+            exchange,
+            date_from,
+            lambda series: self.repository.read_page(series, page_start, end, limit + 1),
+        )
         bars = BarColumns.concat([part.columns for part in slices])
         next_after = None
         if len(bars) > limit:
@@ -169,21 +171,43 @@ class CacheInventory:
         than max_bars.
         """
         start, end = _bounds(date_from, date_to)
-        chosen = exchange or self.default_exchange
-        for candidate in self._exchanges_to_try(symbol, data_type, chosen, exchange is None):
-            series = SeriesKey(symbol, candidate, data_type.value)
-            count = self._total(series, date_from, date_to, start, end)
-            if count:
-                break
-        else:
-            raise NotCached(symbol, chosen, data_type.value, self._days_back(data_type, date_from))
+        series, count = self._first_held(
+            symbol,
+            data_type,
+            exchange,
+            date_from,
+            lambda series: self._total(series, date_from, date_to, start, end),
+        )
         if count > max_bars:
             raise RangeTooLarge(series, count, max_bars)
         bars = self.repository.read_columns(series, start, end)
         if not len(bars):
             # Deleted between the count and the read.
-            raise NotCached(symbol, chosen, data_type.value, self._days_back(data_type, date_from))
+            raise NotCached(
+                symbol, series.exchange, data_type.value, self._days_back(data_type, date_from)
+            )
         return SeriesColumns(series, bars)
+
+    def _first_held(
+        self,
+        symbol: str,
+        data_type: BarSize,
+        exchange: str | None,
+        date_from: datetime | None,
+        read: Callable[[SeriesKey], T],
+    ) -> tuple[SeriesKey, T]:
+        """The first series `read` finds bars in, and what it read; NotCached if none.
+
+        Without an exchange, CACHE_EXCHANGE is tried first, then any exchange the symbol is
+        cached for.
+        """
+        chosen = exchange or self.default_exchange
+        for candidate in self._exchanges_to_try(symbol, data_type, chosen, exchange is None):
+            series = SeriesKey(symbol, candidate, data_type.value)
+            held = read(series)
+            if held:
+                return series, held
+        raise NotCached(symbol, chosen, data_type.value, self._days_back(data_type, date_from))
 
     def _exchanges_to_try(
         self, symbol: str, data_type: BarSize, chosen: str, fall_back: bool

@@ -188,15 +188,16 @@ _OVERLAPPING = (
     SEGMENTS.c.last_bar_at >= bindparam("start", type_=SEGMENTS.c.timestamp.type),
 )
 READ_DATA = select(SEGMENTS.c.ohlcv_data).where(*_OVERLAPPING).order_by(SEGMENTS.c.timestamp)
+# What decoding a segment needs (see _decode).
+_SEGMENT_COLUMNS = (
+    SEGMENTS.c.id,
+    SEGMENTS.c.segment_date,
+    SEGMENTS.c.ohlcv_data,
+    SEGMENTS.c.metadata,
+    SEGMENTS.c.indicators,
+)
 READ_SEGMENTS = (
-    select(
-        SEGMENTS.c.id,
-        SEGMENTS.c.timestamp,
-        SEGMENTS.c.segment_date,
-        SEGMENTS.c.ohlcv_data,
-        SEGMENTS.c.metadata,
-        SEGMENTS.c.indicators,
-    )
+    select(SEGMENTS.c.timestamp, *_SEGMENT_COLUMNS)
     .where(*_OVERLAPPING)
     .order_by(SEGMENTS.c.timestamp)
 )
@@ -455,16 +456,7 @@ class MarketDataCacheRepository:
         of series and of segments not yet final, not with the bars cached.
         """
         expired_segments = (
-            select(
-                SEGMENTS.c.symbol,
-                SEGMENTS.c.exchange,
-                SEGMENTS.c.data_type,
-                SEGMENTS.c.id,
-                SEGMENTS.c.segment_date,
-                SEGMENTS.c.ohlcv_data,
-                SEGMENTS.c.metadata,
-                SEGMENTS.c.indicators,
-            )
+            select(SEGMENTS.c.symbol, SEGMENTS.c.exchange, SEGMENTS.c.data_type, *_SEGMENT_COLUMNS)
             .where(_open_segments(), SEGMENTS.c.expires_at <= now)
             .subquery("expired")
         )
@@ -482,11 +474,7 @@ class MarketDataCacheRepository:
                 SUMMARIES.c.first_bar_at.label("first"),
                 SUMMARIES.c.last_bar_at.label("last"),
                 SUMMARIES.c.last_fetched_at.label("last_updated"),
-                expired_segments.c.id,
-                expired_segments.c.segment_date,
-                expired_segments.c.ohlcv_data,
-                expired_segments.c.metadata,
-                expired_segments.c.indicators,
+                *(expired_segments.c[column.name] for column in _SEGMENT_COLUMNS),
             )
             .select_from(SUMMARIES.outerjoin(expired_segments, same_series))
             .order_by(SUMMARIES.c.symbol, SUMMARIES.c.data_type, SUMMARIES.c.exchange)
@@ -559,13 +547,9 @@ class MarketDataCacheRepository:
     ) -> int:
         """Upsert one segment with the fetched bars merged in; return how many bars are new."""
         existing = connection.execute(
-            select(
-                SEGMENTS.c.id,
-                SEGMENTS.c.segment_date,
-                SEGMENTS.c.ohlcv_data,
-                SEGMENTS.c.metadata,
-                SEGMENTS.c.indicators,
-            ).where(*_key(series, SEGMENTS), SEGMENTS.c.segment_date == segment_date)
+            select(*_SEGMENT_COLUMNS).where(
+                *_key(series, SEGMENTS), SEGMENTS.c.segment_date == segment_date
+            )
         ).one_or_none()
         new_index = np.zeros(len(bars), dtype=np.uint16)
         if existing is None:
@@ -878,15 +862,7 @@ class MarketDataCacheRepository:
 
     def _segments_by_id(self, series: SeriesKey, ids: list[int]) -> Iterator[Segment]:
         statement = (
-            select(
-                SEGMENTS.c.id,
-                SEGMENTS.c.segment_date,
-                SEGMENTS.c.ohlcv_data,
-                SEGMENTS.c.metadata,
-                SEGMENTS.c.indicators,
-            )
-            .where(SEGMENTS.c.id.in_(ids))
-            .order_by(SEGMENTS.c.timestamp)
+            select(*_SEGMENT_COLUMNS).where(SEGMENTS.c.id.in_(ids)).order_by(SEGMENTS.c.timestamp)
         )
         with self.database.read_engine.connect() as connection:
             rows = connection.execute(statement).all()
@@ -896,15 +872,7 @@ class MarketDataCacheRepository:
     def _segment_by_id(
         connection: Connection, span: Row, series: SeriesKey | None = None
     ) -> Segment:
-        row = connection.execute(
-            select(
-                SEGMENTS.c.id,
-                SEGMENTS.c.segment_date,
-                SEGMENTS.c.ohlcv_data,
-                SEGMENTS.c.metadata,
-                SEGMENTS.c.indicators,
-            ).where(SEGMENTS.c.id == span.id)
-        ).one()
+        row = connection.execute(select(*_SEGMENT_COLUMNS).where(SEGMENTS.c.id == span.id)).one()
         if series is None:
             series = SeriesKey(span.symbol, span.exchange, span.data_type)
         return _decode(series, row)
