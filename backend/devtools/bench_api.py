@@ -7,7 +7,8 @@ pure-Python h11 + asyncio), fills one symbol with a year of daily bars and 20 se
 1-minute bars through POST /api/market-data/cache/refresh, then loads each server from a separate
 process: a minimal keep-alive HTTP/1.1 client on uvloop, so the load generator costs a small
 fraction of what the server spends per request (its CPU time is reported). The set-ups take
-turns, round by round, so a busy moment on the machine weighs on both alike.
+turns, round by round, so a busy moment on the machine weighs on both alike. A second symbol
+holds bench_cache's trading year of 1-minute bars, for the Parquet figure.
 
 Figures (value: the set-up backend/server.py serves by default; baseline: the other, same run):
   api_{health,series_1d,series_1m}_c{1,16,64}_{p50,p99}_ms
@@ -16,6 +17,12 @@ Figures (value: the set-up backend/server.py serves by default; baseline: the ot
   api_setup_p50_ratio     geometric mean over those cells of default p50 / baseline p50
                           (below 1: the default is faster)
   api_latency_p50_ratio   series_1d p50 / health p50 at 16 clients, default set-up (target <= 3)
+  api_parquet_vs_inprocess
+      GET /api/market-data/cache/{symbol}?format=parquet over a trading year of 1-minute bars
+      (the bars of bench_cache's warm read, stored through store_chunk one session per chunk),
+      one client, the whole body received, over the in-process warm read of the same bars,
+      get_or_fetch_market_data(...).to_pandas(), in this process; the detail has the client's
+      pyarrow.parquet.read_table(body).to_pandas() and the ratio with it included
 """
 
 from __future__ import annotations
@@ -37,12 +44,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pyarrow as pa
+import pyarrow.parquet as pq
 
-from backend.devtools.bench import emit, parse_help
+from backend.config.settings import load_settings
+from backend.containers import build_container
+from backend.core.logging import configure_logging
+from backend.devtools import bench_cache
+from backend.devtools.bench import emit, emit_pending, emit_ratio, median, parse_help
+from backend.devtools.bench_bars import TradingYear, chunks_of, random_walk_bars
 from backend.devtools.migrations import migrate_to_head
 from backend.devtools.postgres import throwaway_postgres_database
 from backend.ibkr_simulator import SimulatedGateway
 from backend.server import DEFAULT_HTTP, DEFAULT_LOOP
+from backend.storage.database import Database
+from backend.storage.market_data_repository import MarketDataCacheRepository
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -266,21 +282,120 @@ def report(results: dict[tuple[str, str, int], Load], bars: dict[str, int]) -> N
         baseline_setup=other_setup,
         default_is_faster=setup_ratio < 1.0,
     )
-    ratio = p50[("series_1d", 16)] / p50[("health", 16)]
-    emit(
+    emit_ratio(
         "api_latency_p50_ratio",
-        ratio,
-        "ratio",
-        TARGET_P50_RATIO,
+        p50[("series_1d", 16)],
+        p50[("health", 16)],
+        "ms",
+        target=TARGET_P50_RATIO,
         setup=DEFAULT_SETUP,
-        series_1d_p50_ms=round(p50[("series_1d", 16)], 3),
-        health_p50_ms=round(p50[("health", 16)], 3),
-        within_target=ratio <= TARGET_P50_RATIO,
     )
+
+
+# The series route in Parquet against the in-process read of the same year.
+
+PARQUET_SERIES = bench_cache.SERIES
+PARQUET_ROUNDS = 15
+PARQUET_MEDIA_TYPE = "application/vnd.apache.parquet"
+
+
+def fill_year(database_url: str) -> TradingYear:
+    """bench_cache's year of 1-minute bars, stored as the service stores what IBKR sends."""
+    year = TradingYear.ending(bench_cache.YEAR_CLOSED_BY)
+    bars = random_walk_bars(year.timestamps, bench_cache.SEED)
+    database = Database(database_url)
+    repository = MarketDataCacheRepository(database)
+    for chunk, fetch in chunks_of(year, bars, year.fetches(bench_cache.BACKFILLED_AT)):
+        repository.store_chunk(PARQUET_SERIES, chunk, fetch)
+    database.dispose()
+    return year
+
+
+def parquet_figure(
+    port: int, database_url: str, gateway_port: int, client_id: int, year: TradingYear
+) -> None:
+    """The route's Parquet answer and the in-process warm read, taking turns round by round."""
+    settings = load_settings(
+        DATABASE_URL=database_url, IB_PORT=gateway_port, IB_CLIENT_ID=client_id, LOG_LEVEL="WARNING"
+    )
+    container = build_container(settings)
+    try:
+        # One event loop for every round, as an application holds one. (asyncio.Runner.run per
+        # read would add tens of ms: on return it looks up its SIGINT handler, which formats
+        # the repr of the finished task, DataFrame result included.)
+        samples = asyncio.run(parquet_rounds(container, port, year))
+    finally:
+        container.database().dispose()
+    if samples is None:
+        return
+    route_s, read_s = median(samples["route"]), median(samples["read_body"])
+    in_process_s = median(samples["in_process"])
+    emit_ratio(
+        "api_parquet_vs_inprocess",
+        route_s,
+        in_process_s,
+        "s",
+        setup=DEFAULT_SETUP,
+        bars=len(year),
+        body_bytes=int(samples["body_bytes"][-1]),
+        same_frame_as_in_process=all(samples["same_frame"]),
+        rounds=PARQUET_ROUNDS,
+        client_read_parquet_s=round(read_s, 4),
+        with_client_read_ratio=round((route_s + read_s) / in_process_s, 3),
+    )
+
+
+async def parquet_rounds(container, port: int, year: TradingYear) -> dict[str, list] | None:
+    service = container.market_data_service()
+    series = PARQUET_SERIES
+    url = f"http://127.0.0.1:{port}/api/market-data/cache/{series.symbol}"
+    params = {"data_type": series.data_type, "exchange": series.exchange, "format": "parquet"}
+    samples: dict[str, list] = {
+        "route": [],
+        "read_body": [],
+        "in_process": [],
+        "body_bytes": [],
+        "same_frame": [],
+    }
+    # A blocking client on purpose: nothing else runs on this loop meanwhile, and it is the
+    # same client whichever way the frame is then used.
+    with httpx.Client(timeout=60) as client:
+        for round_index in range(bench_cache.WARMUP + PARQUET_ROUNDS):
+            started = time.perf_counter()
+            response = client.get(url, params=params)
+            route_s = time.perf_counter() - started
+            if response.headers.get("content-type", "").split(";")[0] != PARQUET_MEDIA_TYPE:
+                emit_pending(
+                    "api_parquet_vs_inprocess",
+                    "the series route does not answer format=parquet yet",
+                    status=response.status_code,
+                    content_type=response.headers.get("content-type"),
+                )
+                return None
+            started = time.perf_counter()
+            frame = pq.read_table(pa.BufferReader(response.content)).to_pandas()
+            read_body_s = time.perf_counter() - started
+            started = time.perf_counter()
+            result = await service.get_or_fetch_market_data(
+                series.symbol, series.exchange, series.data_type, year.start, year.end
+            )
+            expected = result.to_pandas()
+            in_process_s = time.perf_counter() - started
+            if round_index < bench_cache.WARMUP:
+                continue
+            samples["route"].append(route_s)
+            samples["read_body"].append(read_body_s)
+            samples["in_process"].append(in_process_s)
+            samples["body_bytes"].append(len(response.content))
+            # The route should answer the very frame the service gives in process.
+            samples["same_frame"].append(frame.equals(expected))
+    return samples
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parse_help(__doc__, argv)
+    # The in-process reads log at INFO otherwise, which the servers do not (LOG_LEVEL).
+    configure_logging("WARNING")
     gateway = SimulatedGateway(seed=3).start_in_thread()
     try:
         with (
@@ -289,6 +404,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             ExitStack() as servers,
         ):
             migrate_to_head(database_url)
+            year = fill_year(database_url)
             ports = {
                 setup: servers.enter_context(
                     backend_server(setup, database_url, gateway.port, 900 + index, Path(log_dir))
@@ -297,9 +413,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             }
             bars = fill_cache(ports[DEFAULT_SETUP])
             results = measure(ports)
+            report(results, bars)
+            parquet_figure(ports[DEFAULT_SETUP], database_url, gateway.port, 950, year)
     finally:
         gateway.stop()
-    report(results, bars)
 
 
 if __name__ == "__main__":
