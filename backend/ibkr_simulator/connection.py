@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from . import historical
 from . import messages as msg
 from .ibtime import connection_time, format_head_timestamp
-from .instruments import ContractQuery
+from .instruments import ContractQuery, Instrument, matching_symbols
 from .wire import ProtocolError, read_handshake, read_message
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class ClientConnection:
             msg.REQ_CURRENT_TIME: lambda f: self.send(msg.current_time(gateway.now())),
             msg.REQ_CONTRACT_DETAILS: self._contract_details,
             msg.REQ_HEAD_TIMESTAMP: self._head_timestamp,
+            msg.REQ_MATCHING_SYMBOLS: self._matching_symbols,
             msg.REQ_HISTORICAL_DATA: self._spawn_historical,
         }
 
@@ -132,31 +133,58 @@ class ClientConnection:
     def _contract_details(self, fields: list[str]) -> None:
         req_id = int(fields[2])
         query = ContractQuery.from_fields(fields[3:15])
-        self.gateway.stats.contract_requests += 1
-        instrument = self.gateway.registry.match(query)
-        if instrument is None:
+        include_expired = historical.flag(fields[15]) if len(fields) > 15 else False
+        gateway = self.gateway
+        gateway.stats.contract_requests += 1
+        now = gateway.now()
+        found = gateway.registry.matches(query, now, include_expired)
+        if not found:
             self.send_error(req_id, *msg.UNKNOWN_CONTRACT)
             return
-        self.send(msg.contract_details(req_id, instrument, query.exchange.upper(),
-                                       self.gateway.model.sessions, self.gateway.now()))
+        for instrument in found:
+            self.send(msg.contract_details(req_id, instrument, query.exchange.upper(),
+                                           gateway.model.sessions_for(instrument), now))
         self.send(msg.contract_details_end(req_id))
 
     def _head_timestamp(self, fields: list[str]) -> None:
         req_id = int(fields[1])
         query = ContractQuery.from_fields(fields[2:14])
+        include_expired = historical.flag(fields[14])
+        use_rth = historical.flag(fields[15])
         what_to_show = fields[16].upper()
         format_date = int(fields[17] or 1)
         self.gateway.stats.head_timestamp_requests += 1
-        instrument = self.gateway.registry.match(query)
+        instrument = self._one_instrument(req_id, query, include_expired)
         if instrument is None:
-            self.send_error(req_id, *msg.UNKNOWN_CONTRACT)
+            return
+        try:
+            historical.check_series(instrument, what_to_show, historical.DAY_SECONDS)
+        except historical.RequestRejected as rejected:
+            self.send_error(req_id, rejected.code, rejected.text)
             return
         if instrument.head_timestamp > self.gateway.now():
             rejected = historical.no_data_error(instrument, query.exchange, what_to_show)
             self.send_error(req_id, rejected.code, rejected.text)
             return
-        self.send(msg.head_timestamp(
-            req_id, format_head_timestamp(instrument.head_timestamp, format_date)))
+        head = self.gateway.model.first_bar_time(instrument, use_rth)
+        self.send(msg.head_timestamp(req_id, format_head_timestamp(head, format_date)))
+
+    def _matching_symbols(self, fields: list[str]) -> None:
+        req_id, pattern = int(fields[1]), fields[2]
+        self.send(msg.symbol_samples(req_id, matching_symbols(self.gateway.registry, pattern)))
+
+    def _one_instrument(self, req_id: int, query: ContractQuery,
+                        include_expired: bool) -> Instrument | None:
+        """The instrument a request names, or None after sending IB's error 200."""
+        found = self.gateway.registry.matches(query, self.gateway.now(), include_expired)
+        if len(found) == 1:
+            return found[0]
+        if found:
+            text = f"The contract description specified for {query.symbol.upper()} is ambiguous."
+            self.send_error(req_id, msg.AMBIGUOUS_CONTRACT, text)
+        else:
+            self.send_error(req_id, *msg.UNKNOWN_CONTRACT)
+        return None
 
     def _spawn_historical(self, fields: list[str]) -> None:
         request = historical.HistoricalRequest.from_fields(fields[1:])
@@ -167,13 +195,15 @@ class ClientConnection:
 
     async def _historical(self, request: historical.HistoricalRequest) -> None:
         gateway = self.gateway
-        instrument = gateway.registry.match(request.contract)
+        found = gateway.registry.matches(request.contract, gateway.now(),
+                                         request.include_expired)
+        instrument = found[0] if len(found) == 1 else None
         symbol = instrument.symbol if instrument else (
             request.contract.symbol.upper() or str(request.contract.con_id))
         gateway.stats.historical_requests += 1
         gateway.stats.requests_by_symbol[symbol] += 1
         if instrument is None:
-            self.send_error(request.req_id, *msg.UNKNOWN_CONTRACT)
+            self._one_instrument(request.req_id, request.contract, request.include_expired)
             return
 
         fault = gateway.faults.take(symbol)
@@ -198,9 +228,11 @@ class ClientConnection:
         try:
             now = gateway.now()
             plan = historical.plan(request, now)
+            historical.check_contract(request, plan, instrument)
             broken_rule = gateway.pacing.admit(
                 request.pacing_key(),
-                (instrument.con_id, request.contract.exchange.upper(), request.what_to_show))
+                (instrument.key, request.contract.exchange.upper(), request.what_to_show),
+                request.pacing_weight)
             if broken_rule is not None:
                 logger.info("pacing violation (%s) for request %d", broken_rule, request.req_id)
                 gateway.stats.pacing_violations += 1

@@ -16,7 +16,6 @@ from .faults import Fault, FaultBoard
 from .instruments import Instrument, load_instruments
 from .pacing import PacingGuard
 from .price_model import PriceModel
-from .sessions import EXCHANGE_TZ, session_table
 from .stats import Stats
 
 logger = logging.getLogger(__name__)
@@ -47,8 +46,7 @@ class SimulatedGateway:
         self.registry = load_instruments(instruments)
         if not len(self.registry):
             raise ValueError("no instruments")
-        first_day = min(i.head_timestamp.astimezone(EXCHANGE_TZ).date() for i in self.registry)
-        self.model = PriceModel(session_table(first_day), seed)
+        self.model = PriceModel(seed, self.registry.all_instruments())
         self.pacing = PacingGuard(pacing_scale)
         self.faults = FaultBoard()
         self.stats = Stats()

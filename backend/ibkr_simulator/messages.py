@@ -6,8 +6,8 @@ import datetime as dt
 
 from .historical import HistoricalAnswer
 from .ibtime import format_instant, format_intraday
-from .instruments import Instrument
-from .sessions import EXCHANGE_TZ, EXCHANGE_TZ_NAME, SessionTable
+from .instruments import CONTINUOUS_FUTURE, STOCK, Instrument, SymbolSample
+from .sessions import SessionTable
 from .wire import encode_message, encode_raw
 
 # Incoming message ids
@@ -26,6 +26,7 @@ REQ_CURRENT_TIME = 49
 REQ_CONTRACT_DETAILS = 9
 REQ_HISTORICAL_DATA = 20
 CANCEL_HISTORICAL_DATA = 25
+REQ_MATCHING_SYMBOLS = 81
 REQ_HEAD_TIMESTAMP = 87
 CANCEL_HEAD_TIMESTAMP = 90
 
@@ -38,6 +39,7 @@ MANAGED_ACCOUNTS = 15
 HISTORICAL_DATA = 17
 CURRENT_TIME = 49
 CONTRACT_DETAILS_END = 52
+SYMBOL_SAMPLES = 79
 OPEN_ORDER_END = 53
 ACCOUNT_DOWNLOAD_END = 54
 EXEC_DETAILS_END = 55
@@ -56,6 +58,7 @@ FARM_NOTICES = (
     (2158, "Sec-def data farm connection is OK:secdefnj"),
 )
 UNKNOWN_CONTRACT = (200, "No security definition has been found for the request")
+AMBIGUOUS_CONTRACT = 200  # "The contract description specified for <symbol> is ambiguous."
 PACING_VIOLATION = (
     162, "Historical Market Data Service error message:Historical data request pacing violation")
 READ_ERROR = (320, "Error reading request.")
@@ -74,6 +77,21 @@ VALID_EXCHANGES = (
     "SMART,AMEX,NYSE,CBOE,PHLX,ISE,CHX,ARCA,ISLAND,DRCTEDGE,BEX,BATS,EDGEA,BYX,IEX,EDGX,"
     "FOXRIVER,PEARL,NYSENAT,LTSE,MEMX,IBEOS,OVERNIGHT,TPLUS0,PSX"
 )
+NON_STOCK_ORDER_TYPES = {
+    "FUT": "ACTIVETIM,AD,ADJUST,ALERT,ALLOC,AVGCOST,BASKET,COND,CONDORDER,DAY,DEACT,DEACTDIS,"
+           "DEACTEOD,GAT,GTC,GTD,GTT,HID,ICE,IOC,LIT,LMT,LTH,MIT,MKT,MTL,NGCOMB,NONALGO,OCA,"
+           "PEGBENCH,SCALE,SCALERST,SNAPMID,SNAPMKT,SNAPREL,STP,STPLMT,TRAIL,TRAILLIT,TRAILLMT,"
+           "TRAILMIT,WHATIF",
+    "CASH": "ACTIVETIM,AD,ADJUST,ALERT,ALGO,ALLOC,AVGCOST,BASKET,CASHQTY,COND,CONDORDER,DAY,"
+            "DEACT,DEACTDIS,DEACTEOD,GAT,GTC,GTD,GTT,HID,IOC,LIT,LMT,MIT,MKT,NONALGO,OCA,REL,"
+            "RELPCTOFS,SCALE,SCALERST,STP,STPLMT,TRAIL,TRAILLIT,TRAILLMT,TRAILMIT,WHATIF",
+    "CRYPTO": "ADJUST,ALERT,ALLOC,AVGCOST,BASKET,CASHQTY,COND,CONDORDER,DAY,DEACT,DEACTDIS,"
+              "DEACTEOD,GAT,GTC,GTD,GTT,IOC,LMT,MKT,NONALGO,OCA,STP,STPLMT,WHATIF",
+}
+NON_STOCK_ORDER_TYPES["CONTFUT"] = NON_STOCK_ORDER_TYPES["FUT"]
+MARKET_RULES = {"FUT": "67", "CONTFUT": "67", "CASH": "239", "CRYPTO": "2527", "IND": "3"}
+# minSize, sizeIncrement, suggestedSizeIncrement: crypto trades in fractions of a coin.
+SIZE_RULES = {"CRYPTO": ("0.0001", "0.0001", "0.0001"), "CASH": ("1", "1", "1")}
 HOURS_DAYS_LISTED = 7
 
 
@@ -136,11 +154,43 @@ def head_timestamp(req_id: int, timestamp: str) -> bytes:
 
 def contract_details(req_id: int, instrument: Instrument, exchange: str,
                      sessions: SessionTable, now: dt.datetime) -> bytes:
-    """contractDetails for a stock (no version field from server version 164 on)."""
-    nasdaq = instrument.primary_exchange == "NASDAQ"
-    # IB files NASDAQ stocks under the "NMS" market; NYSE stocks under their symbol.
-    market_name = "NMS" if nasdaq else instrument.symbol
-    today = now.astimezone(EXCHANGE_TZ).date()
+    """contractDetails (no version field from server version 164 on)."""
+    today = now.astimezone(sessions.rule.zone).date()
+    trading_hours = sessions.hours_string(today, HOURS_DAYS_LISTED, rth=False)
+    liquid_hours = sessions.hours_string(today, HOURS_DAYS_LISTED, rth=True)
+    if instrument.sec_type == STOCK:
+        return _stock_details(req_id, instrument, exchange, sessions, trading_hours,
+                              liquid_hours)
+    shown = instrument
+    if instrument.sec_type == CONTINUOUS_FUTURE:
+        # IB describes a continuous future by its current contract under the CONTFUT type.
+        shown = instrument.front_contract(now)
+    last_trade = ""
+    if shown.last_trade is not None:
+        local = shown.last_trade.astimezone(sessions.rule.zone)
+        last_trade = f"{local:%Y%m%d %H:%M:%S} {sessions.rule.zone_name}"
+    futures = shown.last_trade is not None
+    return encode_message(
+        CONTRACT_DETAILS, req_id,
+        instrument.symbol, instrument.sec_type, last_trade, 0, "",
+        instrument.exchange, instrument.currency, shown.display_symbol,
+        instrument.reported_trading_class, instrument.reported_trading_class,
+        shown.con_id, _number(instrument.min_tick), instrument.multiplier,
+        NON_STOCK_ORDER_TYPES.get(instrument.sec_type, ""), instrument.exchange, 1,
+        instrument.under_con_id,
+        instrument.long_name, "", shown.contract_month,  # longName, primaryExchange, month
+        instrument.industry, instrument.category, "",  # industry, category, subcategory
+        sessions.rule.zone_name, trading_hours, liquid_hours,
+        "", "", 0,  # evRule, evMultiplier, secIdList count
+        1, instrument.symbol if futures else "", "IND" if futures else "",  # aggGroup, under
+        MARKET_RULES.get(instrument.sec_type, ""), shown.last_trade_date, "",
+        *SIZE_RULES.get(instrument.sec_type, ("1", "1", "1")),
+    )
+
+
+def _stock_details(req_id: int, instrument: Instrument, exchange: str, sessions: SessionTable,
+                   trading_hours: str, liquid_hours: str) -> bytes:
+    market_name = instrument.reported_trading_class
     return encode_message(
         CONTRACT_DETAILS, req_id,
         instrument.symbol, "STK", "", 0, "",  # symbol, secType, lastTradeDate, strike, right
@@ -149,13 +199,26 @@ def contract_details(req_id: int, instrument: Instrument, exchange: str,
         ORDER_TYPES, VALID_EXCHANGES, 1, 0,  # ..., priceMagnifier, underConId
         instrument.long_name, instrument.primary_exchange, "",  # longName, primary, contractMonth
         instrument.industry, instrument.category, "",  # industry, category, subcategory
-        EXCHANGE_TZ_NAME,
-        sessions.hours_string(today, HOURS_DAYS_LISTED, rth=False),
-        sessions.hours_string(today, HOURS_DAYS_LISTED, rth=True),
+        sessions.rule.zone_name, trading_hours, liquid_hours,
         "", "", 0,  # evRule, evMultiplier, secIdList count
-        1, "", "", "26", "", "COMMON",  # aggGroup, underSymbol/SecType, marketRuleIds, ..., stock
+        1, "", "", "26", "", instrument.stock_type,  # aggGroup, under symbol/type, rules, stock
         "0.0001", "0.0001", "100",  # minSize, sizeIncrement, suggestedSizeIncrement
     )
+
+
+def symbol_samples(req_id: int, found: list[SymbolSample]) -> bytes:
+    """symbolSamples for reqMatchingSymbols; server version 176 adds description and issuerId."""
+    fields: list = [SYMBOL_SAMPLES, req_id, len(found)]
+    for sample in found:
+        fields += [sample.con_id, sample.symbol, sample.sec_type, sample.primary_exchange,
+                   sample.currency, len(sample.derivative_sec_types),
+                   *sample.derivative_sec_types, sample.description, ""]
+    return encode_message(*fields)
+
+
+def _number(value: float) -> str:
+    # repr keeps 5e-05 readable by the client's float() while avoiding 0.30000000000000004.
+    return repr(value)
 
 
 def historical_data(req_id: int, answer: HistoricalAnswer, format_date: int) -> bytes:

@@ -19,6 +19,7 @@ class _Entry:
     at: float
     identical_key: Hashable
     contract_key: Hashable
+    weight: int
 
 
 class PacingGuard:
@@ -35,8 +36,12 @@ class PacingGuard:
         self._clock = clock
         self._history: deque[_Entry] = deque()
 
-    def admit(self, identical_key: Hashable, contract_key: Hashable) -> str | None:
-        """None if the request may run (and records it), else the rule it breaks."""
+    def admit(self, identical_key: Hashable, contract_key: Hashable,
+              weight: int = 1) -> str | None:
+        """None if the request may run (and records it), else the rule it breaks.
+
+        `weight` is how many requests it counts as (IBKR counts BID_ASK twice).
+        """
         now = self._clock()
         longest = max(self.identical_window, self.burst_window, self.overall_window)
         while self._history and now - self._history[0].at >= longest:
@@ -48,14 +53,14 @@ class PacingGuard:
         if any(e.identical_key == identical_key and within(e, self.identical_window)
                for e in self._history):
             return "identical request"
-        burst = sum(1 for e in self._history
+        burst = sum(e.weight for e in self._history
                     if e.contract_key == contract_key and within(e, self.burst_window))
-        if burst >= BURST_LIMIT - 1:
+        if burst + weight >= BURST_LIMIT:
             return "burst for one contract"
-        overall = sum(1 for e in self._history if within(e, self.overall_window))
-        if overall >= OVERALL_LIMIT:
+        overall = sum(e.weight for e in self._history if within(e, self.overall_window))
+        if overall + weight > OVERALL_LIMIT:
             return "too many requests"
-        self._history.append(_Entry(now, identical_key, contract_key))
+        self._history.append(_Entry(now, identical_key, contract_key, weight))
         return None
 
     def reset(self) -> None:

@@ -1,25 +1,24 @@
-"""Seeded synthetic prices: a daily walk per symbol and the 1-minute bars of each session."""
+"""Seeded synthetic prices: a daily walk per path and the 1-minute bars of each session.
+
+A path belongs to one symbol, except that a futures root's contracts share their root's path.
+"""
 
 from __future__ import annotations
 
 import math
 import zlib
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 
 from .bars import BarArrays
 from .instruments import Instrument
-from .sessions import EXCHANGE_TZ, SessionTable
+from .sessions import SessionTable
 
 TRADING_DAYS_PER_YEAR = 252
-DRIFT_PER_YEAR = 0.06
 # Pulls the walk back towards its drift line so that decades of history keep plausible prices.
 MEAN_REVERSION = 0.998
-EXTENDED_HOURS_ACTIVITY = 0.15
-EXTENDED_HOURS_VOLUME_SHARE = 0.04
-# 04:00-20:00 ET, the longest extended session; shorter sessions are padded to it.
-MINUTES_PER_GRID_ROW = 16 * 60
 
 
 @dataclass(frozen=True)
@@ -30,7 +29,7 @@ class DailyWalk:
 
 @dataclass
 class MinuteGrid:
-    """1-minute bars of several sessions: `bars` holds (sessions x MINUTES_PER_GRID_ROW) arrays."""
+    """1-minute bars of several sessions: `bars` holds (sessions x minutes per row) arrays."""
 
     indexes: np.ndarray
     length: np.ndarray  # minutes actually in each session; columns past it are padding
@@ -41,11 +40,11 @@ class MinuteGrid:
 
 
 def daily_walk(seed: int, instrument: Instrument, sessions: SessionTable) -> DailyWalk:
-    """Session closes from the head timestamp on: drift plus a mean-reverting random walk."""
-    head_day = instrument.head_timestamp.astimezone(EXCHANGE_TZ).date()
+    """Session closes from the path's start on: drift plus a mean-reverting random walk."""
+    head_day = instrument.walk_start.astimezone(sessions.rule.zone).date()
     first = sessions.first_on_or_after(head_day)
     count = max(len(sessions) - first, 0)
-    rng = np.random.default_rng([seed, symbol_key(instrument.symbol), 0])
+    rng = np.random.default_rng([seed, symbol_key(instrument.path), 0])
     daily_sigma = instrument.annual_volatility / math.sqrt(TRADING_DAYS_PER_YEAR)
     shocks = (rng.standard_normal(count) * daily_sigma).tolist()
     deviation = np.empty(count)
@@ -54,7 +53,7 @@ def daily_walk(seed: int, instrument: Instrument, sessions: SessionTable) -> Dai
         level = MEAN_REVERSION * level + shock
         deviation[k] = level
     years = (sessions.ordinals[first:] - sessions.ordinals[first]) / 365.25
-    log_close = math.log(instrument.start_price) + DRIFT_PER_YEAR * years + deviation
+    log_close = math.log(instrument.start_price) + instrument.annual_drift * years + deviation
     return DailyWalk(first, log_close)
 
 
@@ -66,7 +65,9 @@ def minute_grid(seed: int, instrument: Instrument, sessions: SessionTable, walk:
     log_from = np.where(k > 0, walk.log_close[np.maximum(k - 1, 0)],
                         math.log(instrument.start_price))[:, None]
 
-    width = MINUTES_PER_GRID_ROW
+    rule = sessions.rule
+    width = rule.minutes_per_row
+    tick = instrument.min_tick
     ext_open = sessions.ext_open[indexes][:, None]
     regular_open = sessions.open[indexes][:, None]
     regular_close = sessions.close[indexes][:, None]
@@ -78,13 +79,16 @@ def minute_grid(seed: int, instrument: Instrument, sessions: SessionTable, walk:
 
     # Busier and more volatile right after the open and before the close.
     since_open = np.clip((start - regular_open) / 60.0, 0, regular_minutes)
-    u_shape = 1 + 1.5 * np.exp(-since_open / 25) + 0.8 * np.exp(
-        -(regular_minutes - since_open) / 25)
-    activity = np.where(regular, u_shape, EXTENDED_HOURS_ACTIVITY)
+    if rule.u_shaped:
+        u_shape = 1 + 1.5 * np.exp(-since_open / 25) + 0.8 * np.exp(
+            -(regular_minutes - since_open) / 25)
+    else:
+        u_shape = np.ones_like(since_open)
+    activity = np.where(regular, u_shape, rule.extended_activity)
 
     # Each session draws from its own generator, so a minute never depends on which other
     # sessions were generated alongside it.
-    key = symbol_key(instrument.symbol)
+    key = symbol_key(instrument.path)
     noise = np.stack([
         np.random.default_rng([seed, key, int(ordinal), 1]).standard_normal((4, width))
         for ordinal in sessions.ordinals[indexes]
@@ -98,28 +102,40 @@ def minute_grid(seed: int, instrument: Instrument, sessions: SessionTable, walk:
     frac = np.arange(1, width + 1) / length[:, None]
     log_path = log_from + frac * (log_to[:, None] - log_from) + path - frac * path_end
 
-    close = np.maximum(np.round(np.exp(log_path), 2), 0.01)
-    first_open = np.maximum(np.round(np.exp(log_from), 2), 0.01)
+    close = np.maximum(round_to_tick(np.exp(log_path), tick), tick)
+    first_open = np.maximum(round_to_tick(np.exp(log_from), tick), tick)
     open_ = np.concatenate([first_open, close[:, :-1]], axis=1)
     top, bottom = np.maximum(open_, close), np.minimum(open_, close)
     wick = sigma * 0.6
-    high = np.maximum(np.round(top * np.exp(np.abs(noise[1]) * wick), 2), top)
-    low = np.maximum(np.minimum(np.round(bottom * np.exp(-np.abs(noise[2]) * wick), 2), bottom),
-                     0.01)
+    high = np.maximum(round_to_tick(top * np.exp(np.abs(noise[1]) * wick), tick), top)
+    low = np.maximum(
+        np.minimum(round_to_tick(bottom * np.exp(-np.abs(noise[2]) * wick), tick), bottom), tick)
 
     extended_minutes = np.maximum(length[:, None] - regular_minutes, 1)
     u_mean = (u_shape * regular).sum(axis=1)[:, None] / regular_minutes
     mean_volume = np.where(
         regular,
         instrument.avg_daily_volume / regular_minutes * u_shape / u_mean,
-        instrument.avg_daily_volume * EXTENDED_HOURS_VOLUME_SHARE / extended_minutes,
+        instrument.avg_daily_volume * rule.extended_volume_share / extended_minutes,
     )
     volume = np.maximum(np.rint(mean_volume * np.exp(0.4 * noise[3])), 1).astype(np.int64)
-    trade_size = 110 * np.exp(0.25 * noise[1])
+    trade_size = instrument.avg_trade_size * np.exp(0.25 * noise[1])
     count = np.maximum(np.rint(volume / trade_size), 1).astype(np.int64)
     wap = np.clip(np.round((open_ + high + low + close) / 4, 4), low, high)
     return MinuteGrid(indexes, length,
                       BarArrays(start, open_, high, low, close, volume, wap, count))
+
+
+def round_to_tick(prices: np.ndarray, tick: float) -> np.ndarray:
+    """Prices on the instrument's tick grid, written with the tick's decimals."""
+    decimals = tick_decimals(tick)
+    if tick == 10.0 ** -decimals:
+        return np.round(prices, decimals)
+    return np.round(np.rint(prices / tick) * tick, decimals)
+
+
+def tick_decimals(tick: float) -> int:
+    return max(0, -Decimal(repr(tick)).as_tuple().exponent)
 
 
 def symbol_key(symbol: str) -> int:

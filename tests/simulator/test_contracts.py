@@ -66,7 +66,8 @@ async def test_contract_details_carry_exchange_hours(ib):
 
 
 def test_bundled_instruments_cover_both_exchanges_and_a_recent_listing():
-    instruments = list(load_instruments())
+    instruments = [i for i in load_instruments()
+                   if i.sec_type == "STK" and i.stock_type == "COMMON"]
     assert len(instruments) >= 20
     assert {i.primary_exchange for i in instruments} == {"NASDAQ", "NYSE"}
     assert len({i.con_id for i in instruments}) == len(instruments)
