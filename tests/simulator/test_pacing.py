@@ -57,6 +57,21 @@ def test_more_than_60_requests_in_10_minutes_are_refused():
     assert guard.admit("one more", "fresh") is None
 
 
+def test_a_request_of_weight_two_counts_twice():
+    clock = FakeClock()
+    guard = PacingGuard(clock=clock)
+    assert guard.admit("bid_ask 1", "ES", weight=2) is None
+    assert guard.admit("bid_ask 2", "ES", weight=2) is None
+    # Four counted: another BID_ASK would be the 5th and 6th, a plain request only the 5th.
+    assert guard.admit("bid_ask 3", "ES", weight=2) == "burst for one contract"
+    assert guard.admit("trades", "ES") is None
+    for n in range(27):
+        assert guard.admit(f"other {n}", f"contract {n}", weight=2) is None
+    # 59 counted in the 10-minute window: room for one more, not for two.
+    assert guard.admit("bid_ask", "fresh", weight=2) == "too many requests"
+    assert guard.admit("trades again", "fresh") is None
+
+
 def test_scale_shrinks_the_windows_and_zero_disables_pacing():
     clock = FakeClock()
     scaled = PacingGuard(scale=0.01, clock=clock)
@@ -109,3 +124,17 @@ async def test_burst_of_six_for_one_contract_gets_one_violation(client, paced):
     assert sorted(len(r) for r in results) == [0, 7, 14, 21, 28, 35]
     assert codes == [(162, PACING_TEXT)]
     assert control(paced, "GET", "/stats")[1]["pacing_violations"] == 1
+
+
+async def test_bid_ask_requests_count_twice_for_one_contract(client, paced):
+    client.RaiseRequestErrors = False
+    codes = []
+    client.errorEvent += lambda req_id, code, text, contract: codes.append((code, text))
+    nvda = Stock("NVDA", "SMART", "USD")
+    end = dt.datetime(2025, 11, 26, 21, tzinfo=dt.UTC)
+    results = await asyncio.gather(*(
+        client.reqHistoricalDataAsync(nvda, end, f"{n} D", "1 hour", "BID_ASK", True,
+                                      formatDate=2)
+        for n in range(1, 4)))
+    assert sorted(len(r) for r in results) == [0, 7, 14]  # the third is the 5th and 6th
+    assert codes == [(162, PACING_TEXT)]
