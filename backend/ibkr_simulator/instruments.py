@@ -53,6 +53,9 @@ class Instrument:
     multiplier: str = ""
     min_tick: float = 0.01
     annual_drift: float = 0.06
+    # Pulls the daily walk back towards its drift line (per session) so that decades of history
+    # keep plausible prices; a volatility index reverts within weeks.
+    mean_reversion: float = 0.998
     avg_trade_size: float = 110.0
     volume_unit: float = 1.0  # crypto volume is reported in fractions of a coin
     dividend_yield: float = 0.0  # paid quarterly; only ADJUSTED_LAST bars show it

@@ -17,8 +17,6 @@ from .instruments import Instrument
 from .sessions import SessionTable
 
 TRADING_DAYS_PER_YEAR = 252
-# Pulls the walk back towards its drift line so that decades of history keep plausible prices.
-MEAN_REVERSION = 0.998
 
 
 @dataclass(frozen=True)
@@ -48,9 +46,10 @@ def daily_walk(seed: int, instrument: Instrument, sessions: SessionTable) -> Dai
     daily_sigma = instrument.annual_volatility / math.sqrt(TRADING_DAYS_PER_YEAR)
     shocks = (rng.standard_normal(count) * daily_sigma).tolist()
     deviation = np.empty(count)
+    reversion = instrument.mean_reversion
     level = 0.0
     for k, shock in enumerate(shocks):
-        level = MEAN_REVERSION * level + shock
+        level = reversion * level + shock
         deviation[k] = level
     years = (sessions.ordinals[first:] - sessions.ordinals[first]) / 365.25
     log_close = math.log(instrument.start_price) + instrument.annual_drift * years + deviation
