@@ -106,7 +106,8 @@ def series_unavailable_error(instrument: Instrument, what_to_show: str,
     `No historical market data for EUR/CASH@FXSUBPIP Last 1d`."""
     service = WHAT_TO_SHOW[what_to_show][1]
     # IDEALPRO quotes come from IB's sub-pip FX feed.
-    exchange = "FXSUBPIP" if instrument.exchange == "IDEALPRO" else instrument.exchange
+    exchange = ("FXSUBPIP" if instrument.exchange == "IDEALPRO"
+                else instrument.exchange or instrument.primary_exchange)
     return RequestRejected(
         162,
         "Historical Market Data Service error message:No historical market data for "

@@ -12,7 +12,7 @@ import datetime as dt
 import json
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -173,11 +173,8 @@ def expand_futures_root(data: dict) -> list[Instrument]:
         })
         for year, month, expiry, listed in contracts
     ]
-    continuous = Instrument(**{
-        **{k: v for k, v in vars(instruments[0]).items() if k != "chain"},
-        "sec_type": CONTINUOUS_FUTURE, "con_id": 0, "local_symbol": "", "last_trade": None,
-        "head_timestamp": instruments[0].head_timestamp, "chain": tuple(instruments),
-    })
+    continuous = replace(instruments[0], sec_type=CONTINUOUS_FUTURE, con_id=0, local_symbol="",
+                         last_trade=None, chain=tuple(instruments))
     return [*instruments, continuous]
 
 
