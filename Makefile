@@ -108,7 +108,7 @@ bench: install frontend/dist/index.html
 		$(PY) $$script || exit 1; \
 	done
 
-# The cache at 500 symbols x a year of 1-minute bars (~49M bars, ~1.3 GB in PostgreSQL); not in
+# The cache at 500 symbols x a year of 1-minute bars (~49M bars, ~1.4 GB in PostgreSQL); not in
 # CI. Prints how long it took.
 .PHONY: bench-scale
 bench-scale: install
