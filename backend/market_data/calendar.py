@@ -123,8 +123,24 @@ def expected_bar_timestamps(
 
 
 def expected_bar_count(exchange: str, bar_size: BarSize, start: datetime, end: datetime) -> int:
-    """len(expected_bar_timestamps(...)) without building a datetime per bar."""
-    return len(_expected_epoch_seconds(exchange, bar_size, start, end))
+    """len(expected_bar_timestamps(...)), counted per session without listing the bars: the
+    check every warm read makes."""
+    if bar_size is BarSize.D1:
+        return len(_expected_epoch_seconds(exchange, bar_size, start, end))
+    calendar_for(exchange)  # raises UnsupportedExchange
+    schedule = _schedule(EXCHANGE_CALENDARS[exchange.upper()])
+    start_s, end_s = start.timestamp(), end.timestamp()
+    first = int(np.searchsorted(schedule.close_seconds, start_s, side="right"))
+    last = int(np.searchsorted(schedule.open_seconds, end_s, side="left"))
+    opens = schedule.open_seconds[first:last]
+    closes = schedule.close_seconds[first:last]
+    step = int(BAR_LENGTH[bar_size].total_seconds())
+    # Bars start at open + k * step, below the close; those starting in [start, end) count.
+    below_close = -(-(closes - opens) // step)
+    before_start = np.clip(np.ceil((start_s - opens) / step), 0, None)
+    before_end = np.clip(np.ceil((end_s - opens) / step), 0, None)
+    counts = np.minimum(below_close, before_end) - np.minimum(below_close, before_start)
+    return int(np.clip(counts, 0, None).sum())
 
 
 def _expected_epoch_seconds(
