@@ -155,6 +155,7 @@ SEGMENT_COLUMNS = {
     "is_final": "bool",
     "ohlcv_data": "bytea",
     "metadata": "jsonb",
+    "first_fetched_at": "timestamptz",
     "fetched_at": "timestamptz",
     "expires_at": "timestamptz",
     "created_at": "timestamptz",

@@ -74,7 +74,8 @@ UNUSED_GATEWAY_PORT = 4002
 # Every column but the id, in one order, to compare a series' rows across the two databases.
 SERIES_ROWS = """
 SELECT symbol, exchange, data_type, segment_date, timestamp, last_bar_at, bar_count, is_final,
-    ohlcv_data, indicators, metadata, fetched_at, expires_at, created_at, updated_at
+    ohlcv_data, indicators, metadata, first_fetched_at, fetched_at, expires_at, created_at,
+    updated_at
 FROM market_data_cache WHERE symbol = %(symbol)s ORDER BY timestamp
 """
 SERIES_SUMMARY = """

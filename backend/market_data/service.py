@@ -144,6 +144,9 @@ class MarketDataService:
     async def _cache_only(
         self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime
     ) -> MarketDataResult:
+        hit = await self._run(self._try_hit, series, bar_size, start, end, False)
+        if hit is not None:
+            return hit
         coverage = await self._run(
             self.find_gaps, series, bar_size, start, end, honour_expiry=False
         )
@@ -198,6 +201,10 @@ class MarketDataService:
         force: bool,
         progress: FetchProgress,
     ) -> MarketDataResult:
+        if not force:
+            hit = await self._run(self._try_hit, series, bar_size, start, end, True)
+            if hit is not None:
+                return hit
         coverage = await self._run(self.find_gaps, series, bar_size, start, end, force=force)
         if not coverage.missing:
             return await self._run(self._serve_hit, series, start, end, coverage)
@@ -253,6 +260,39 @@ class MarketDataService:
             fetched,
             final.missing,
             fetched_range,
+        )
+
+    def _try_hit(
+        self,
+        series: SeriesKey,
+        bar_size: BarSize,
+        start: datetime,
+        end: datetime,
+        honour_expiry: bool,
+    ) -> MarketDataResult | None:
+        """The warm read: the range's bars and their coverage in one statement, served when
+        every bar the calendar expects is there and fresh; None when something is missing.
+
+        Only calendar bars are stored, so equal counts mean every expected bar is there.
+        """
+        now = self.clock()
+        bars, summary = self.repository.read_range(
+            series, start, end, now if honour_expiry else None
+        )
+        expected = market_calendar.expected_bar_count(
+            series.exchange, bar_size, start, min(end, now)
+        )
+        if summary.fresh_bars != expected:
+            return None
+        self._record_outcome(series, CacheOutcome.HIT)
+        return MarketDataResult(
+            *_ident(series, start, end),
+            bars,
+            DataSource.CACHE,
+            CacheOutcome.HIT,
+            len(bars),
+            0,
+            fetched_at_range=(summary.fetched_from, summary.fetched_to),
         )
 
     def _serve_hit(

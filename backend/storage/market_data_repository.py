@@ -19,9 +19,12 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    case,
     delete,
     func,
     insert,
+    null,
+    or_,
     select,
     text,
     update,
@@ -188,6 +191,43 @@ _OVERLAPPING = (
     SEGMENTS.c.last_bar_at >= bindparam("start", type_=SEGMENTS.c.timestamp.type),
 )
 READ_DATA = select(SEGMENTS.c.ohlcv_data).where(*_OVERLAPPING).order_by(SEGMENTS.c.timestamp)
+# A warm read in one statement: the bars, and what coverage needs of each segment. Only a
+# segment the range cuts through brings its metadata, for the fetch times of the bars in range.
+_CUT_BY_RANGE = or_(
+    SEGMENTS.c.timestamp < bindparam("start", type_=SEGMENTS.c.timestamp.type),
+    SEGMENTS.c.last_bar_at >= bindparam("end", type_=SEGMENTS.c.timestamp.type),
+)
+READ_RANGE = (
+    select(
+        SEGMENTS.c.ohlcv_data,
+        SEGMENTS.c.bar_count,
+        SEGMENTS.c.is_final,
+        SEGMENTS.c.expires_at,
+        SEGMENTS.c.first_fetched_at,
+        SEGMENTS.c.fetched_at,
+        case((_CUT_BY_RANGE, SEGMENTS.c.metadata), else_=null()),
+    )
+    .where(*_OVERLAPPING)
+    .order_by(SEGMENTS.c.timestamp)
+)
+# A segment rewritten with its merged bars; executemany-able, parameters named new_<column>.
+_REWRITTEN = (
+    "timestamp",
+    "last_bar_at",
+    "bar_count",
+    "is_final",
+    "ohlcv_data",
+    "metadata",
+    "first_fetched_at",
+    "fetched_at",
+    "expires_at",
+    "updated_at",
+)
+UPDATE_SEGMENT = (
+    update(SEGMENTS)
+    .where(SEGMENTS.c.id == bindparam("segment_id"))
+    .values({name: bindparam(f"new_{name}") for name in _REWRITTEN})
+)
 # What decoding a segment needs (see _decode).
 _SEGMENT_COLUMNS = (
     SEGMENTS.c.id,
@@ -256,6 +296,41 @@ class MarketDataCacheRepository:
             rows = self._fetch_rows(connection, READ_DATA, _range_params(series, start, end))
         columns, _ = decode_segments([blob for (blob,) in rows])
         return _cut(columns, start, end)
+
+    def read_range(
+        self, series: SeriesKey, start: datetime, end: datetime, now: datetime | None
+    ) -> tuple[BarColumns, CacheSummary]:
+        """The bars in [start, end) and what summarize() would say of them, from one statement.
+
+        The warm read's path: a hit needs nothing more.
+        """
+        with self.database.read_engine.connect() as connection:
+            rows = self._fetch_rows(connection, READ_RANGE, _range_params(series, start, end))
+        columns, fetch_index = decode_segments([row[0] for row in rows])
+        in_range = _range_mask(columns, start, end)
+        counts = np.array([row[1] for row in rows], dtype=np.int64)
+        fresh = np.array([_is_fresh(row[2], row[3], now) for row in rows], dtype=bool)
+        fresh_bars = int((np.repeat(fresh, counts) & in_range).sum())
+        fetched: list[datetime] = []
+        first = 0
+        for row, count in zip(rows, counts.tolist(), strict=True):
+            metadata = row[6]
+            if metadata is None:  # inside the range: its own fetch times
+                fetched += [row[4], row[5]]
+            else:
+                held = fetch_index[first : first + count][in_range[first : first + count]]
+                fetches = metadata["fetches"]
+                fetched += [
+                    datetime.fromisoformat(fetches[int(i)]["fetched_at"]) for i in np.unique(held)
+                ]
+            first += count
+        summary = CacheSummary(
+            int(in_range.sum()),
+            fresh_bars,
+            min(fetched) if fetched else None,
+            max(fetched) if fetched else None,
+        )
+        return _cut(columns, start, end), summary
 
     def read_page(
         self, series: SeriesKey, start: datetime, end: datetime, limit: int
@@ -522,13 +597,7 @@ class MarketDataCacheRepository:
             if len(bars):
                 # Locked first: the writers of a series then take turns, so the figures stay exact.
                 summary = self._lock_summary(connection, series)
-                added = 0
-                runs = market_calendar.segment_runs(
-                    series.exchange, BarSize(series.data_type), bars.timestamp
-                )
-                for segment_date, first, stop in runs:
-                    part = bars.take(np.arange(first, stop))
-                    added += self._merge_segment(connection, series, segment_date, part, fetch)
+                added = self._merge_segments(connection, series, bars, fetch)
                 self._summarize_upsert(connection, series, summary, bars, added, fetch.fetched_at)
             if empty_ranges:
                 self._record_empty(
@@ -537,56 +606,59 @@ class MarketDataCacheRepository:
             self._bump_stats(connection, series, {"last_refresh_at": fetch.fetched_at})
         return len(bars)
 
-    def _merge_segment(
-        self,
-        connection: Connection,
-        series: SeriesKey,
-        segment_date: date,
-        bars: BarColumns,
-        fetch: Fetch,
+    def _merge_segments(
+        self, connection: Connection, series: SeriesKey, bars: BarColumns, fetch: Fetch
     ) -> int:
-        """Upsert one segment with the fetched bars merged in; return how many bars are new."""
-        existing = connection.execute(
-            select(*_SEGMENT_COLUMNS).where(
-                *_key(series, SEGMENTS), SEGMENTS.c.segment_date == segment_date
+        """Upsert each segment the bars fall in, with them merged into what it held: one
+        statement reads the segments, one inserts the new ones, one updates the others. Returns
+        how many bars are new."""
+        positions: dict[date, list[np.ndarray]] = {}
+        for segment_date, first, stop in market_calendar.segment_runs(
+            series.exchange, BarSize(series.data_type), bars.timestamp
+        ):
+            positions.setdefault(segment_date, []).append(np.arange(first, stop))
+        held = {
+            row.segment_date: _decode(series, row)
+            for row in connection.execute(
+                select(*_SEGMENT_COLUMNS).where(
+                    *_key(series, SEGMENTS), SEGMENTS.c.segment_date.in_(list(positions))
+                )
             )
-        ).one_or_none()
-        new_index = np.zeros(len(bars), dtype=np.uint16)
-        if existing is None:
-            self._insert_segment(connection, series, segment_date, bars, new_index, [fetch])
-            return len(bars)
-        old = _decode(series, existing)
-        # The fetched bars replace cached ones with the same start; each bar keeps naming its
-        # fetch, and only the fetches some bar still comes from are kept.
-        replaced = np.isin(old.columns.timestamp, bars.timestamp)
-        merged = old.columns.take(~replaced).merged_with(bars)
-        tags = np.full(len(merged), len(old.fetches), dtype=np.uint16)
-        tags[~np.isin(merged.timestamp, bars.timestamp)] = old.fetch_index[~replaced]
-        fetches, tags = _prune_fetches([*old.fetches, fetch], tags)
-        self._update_segment(connection, existing.id, merged, tags, fetches, existing.indicators)
-        return len(merged) - len(old.columns)
-
-    def _insert_segment(
-        self,
-        connection: Connection,
-        series: SeriesKey,
-        segment_date: date,
-        bars: BarColumns,
-        fetch_index: np.ndarray,
-        fetches: list[Fetch],
-        indicators: dict[str, Any] | None = None,
-    ) -> None:
-        connection.execute(
-            insert(SEGMENTS).values(
-                symbol=series.symbol,
-                exchange=series.exchange,
-                data_type=series.data_type,
-                segment_date=segment_date,
-                indicators=indicators,
-                **_segment_values(bars, fetch_index, fetches),
-                created_at=max(f.fetched_at for f in fetches),
-            )
-        )
+        }
+        inserts: list[dict[str, Any]] = []
+        updates: list[dict[str, Any]] = []
+        added = 0
+        for segment_date, runs in positions.items():
+            part = bars.take(np.concatenate(runs))
+            old = held.get(segment_date)
+            if old is None:
+                values = _segment_values(part, np.zeros(len(part), dtype=np.uint16), [fetch])
+                inserts.append(
+                    {
+                        **_key_values(series),
+                        "segment_date": segment_date,
+                        "indicators": None,
+                        "created_at": fetch.fetched_at,
+                        **values,
+                    }
+                )
+                added += len(part)
+                continue
+            # The fetched bars replace cached ones with the same start; each bar keeps naming
+            # its fetch, and only the fetches some bar still comes from are kept.
+            replaced = np.isin(old.columns.timestamp, part.timestamp)
+            merged = old.columns.take(~replaced).merged_with(part)
+            tags = np.full(len(merged), len(old.fetches), dtype=np.uint16)
+            tags[~np.isin(merged.timestamp, part.timestamp)] = old.fetch_index[~replaced]
+            fetches, tags = _prune_fetches([*old.fetches, fetch], tags)
+            values = _segment_values(merged, tags, fetches)
+            updates.append({"segment_id": old.id, **{f"new_{k}": v for k, v in values.items()}})
+            added += len(merged) - len(old.columns)
+        if inserts:
+            connection.execute(insert(SEGMENTS), inserts)
+        if updates:
+            connection.execute(UPDATE_SEGMENT, updates)
+        return added
 
     def _update_segment(
         self,
@@ -595,12 +667,11 @@ class MarketDataCacheRepository:
         bars: BarColumns,
         fetch_index: np.ndarray,
         fetches: list[Fetch],
-        indicators: dict[str, Any] | None,
     ) -> None:
+        values = _segment_values(bars, fetch_index, fetches)
         connection.execute(
-            update(SEGMENTS)
-            .where(SEGMENTS.c.id == segment_id)
-            .values(indicators=indicators, **_segment_values(bars, fetch_index, fetches))
+            UPDATE_SEGMENT,
+            {"segment_id": segment_id, **{f"new_{k}": v for k, v in values.items()}},
         )
 
     # -- series summaries -----------------------------------------------------------------------
@@ -699,14 +770,7 @@ class MarketDataCacheRepository:
                 connection.execute(delete(SEGMENTS).where(SEGMENTS.c.id == segment.id))
                 continue
             fetches, tags = _prune_fetches(segment.fetches, segment.fetch_index[keep])
-            self._update_segment(
-                connection,
-                segment.id,
-                segment.columns.take(keep),
-                tags,
-                fetches,
-                segment.indicators,
-            )
+            self._update_segment(connection, segment.id, segment.columns.take(keep), tags, fetches)
         if deleted == 0:
             return 0
         key = _key(series, SUMMARIES)
@@ -908,6 +972,10 @@ def _overlapping(series: SeriesKey, start: datetime, end: datetime) -> list:
     ]
 
 
+def _key_values(series: SeriesKey) -> dict[str, str]:
+    return {"symbol": series.symbol, "exchange": series.exchange, "data_type": series.data_type}
+
+
 def _key(series: SeriesKey, table) -> list:
     """The series' rows in a table keyed by (symbol, exchange, data_type)."""
     return [
@@ -1030,6 +1098,7 @@ def _segment_values(
         "ohlcv_data": encode_segment(bars, fetch_index),
         "is_final": all_final,
         "metadata": {"fetches": [f.to_json() for f in fetches], "format": FORMAT_VERSION},
+        "first_fetched_at": min(f.fetched_at for f in fetches),
         "fetched_at": latest.fetched_at,
         "expires_at": expires_at,
         "updated_at": latest.fetched_at,

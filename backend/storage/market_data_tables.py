@@ -80,7 +80,9 @@ class MarketDataCache(MarketData, table=True):
         nullable=False,
         sa_column_kwargs={"name": "metadata"},
     )
-    # The latest fetch that supplied one of the bars.
+    # The earliest and the latest fetch that supplied one of the bars: a range read takes its
+    # fetched_at range from these without reading the metadata.
+    first_fetched_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     fetched_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
     # When the first not-final bar expires (for an all-final segment, the latest fetch's expiry).
     expires_at: datetime = Field(sa_type=UTCDateTime, nullable=False)

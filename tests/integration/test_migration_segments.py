@@ -276,6 +276,7 @@ def test_per_bar_cache_becomes_segments_and_comes_back(database_url):
             }
             assert row["is_final"] == (not open_fetches)
             assert row["fetched_at"] == latest.fetched_at
+            assert row["first_fetched_at"] == min(fetch.fetched_at for fetch in fetches)
             assert row["expires_at"] == (
                 min(fetch.expires_at for fetch in open_fetches)
                 if open_fetches

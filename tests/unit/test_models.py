@@ -38,6 +38,7 @@ def _segment(timestamp: datetime, segment_date: date = date(2025, 1, 1)) -> Mark
         is_final=True,
         ohlcv_data=b"\x00\x01 bytes stay bytes",
         meta={"fetches": []},
+        first_fetched_at=fetched,
         fetched_at=fetched,
         expires_at=fetched + timedelta(hours=24),
     )
