@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -274,6 +275,7 @@ _SUMMARY_COLUMNS = (
 )
 
 _KEY_COLUMNS = ("symbol", "exchange", "data_type")
+_STATS_TIMES = ("last_hit_at", "last_refresh_at")
 
 OUTCOME_COLUMNS = {
     "hit": "hits",
@@ -872,26 +874,29 @@ class MarketDataCacheRepository:
     def _bump_stats(
         self, connection: Connection, series: SeriesKey, values: dict[str, Any]
     ) -> None:
-        counters = {name: values.get(name, 0) for name in OUTCOME_COLUMNS.values()}
-        times = {
-            name: values[name] for name in ("last_hit_at", "last_refresh_at") if name in values
+        params = {
+            **_key_values(series),
+            **{name: values.get(name, 0) for name in OUTCOME_COLUMNS.values()},
+            **{name: values.get(name) for name in _STATS_TIMES},
         }
+        connection.execute(self._stats_upsert, params)
+
+    @cached_property
+    def _stats_upsert(self):
+        """Add to a series' counters and set the times given (a time passed as None stays).
+
+        Built once: every cache lookup runs it, and building it costs more than running it."""
         insert_stats = self._insert(STATS).values(
-            symbol=series.symbol,
-            exchange=series.exchange,
-            data_type=series.data_type,
-            **counters,
-            **times,
+            {name: bindparam(name) for name in (*_KEY_COLUMNS, *OUTCOME_COLUMNS.values())}
+            | {name: bindparam(name, type_=STATS.c[name].type) for name in _STATS_TIMES}
         )
         updates: dict[str, Any] = {
-            name: STATS.c[name] + insert_stats.excluded[name] for name in counters
+            name: STATS.c[name] + insert_stats.excluded[name] for name in OUTCOME_COLUMNS.values()
         }
-        updates.update({name: insert_stats.excluded[name] for name in times})
-        connection.execute(
-            insert_stats.on_conflict_do_update(
-                index_elements=["symbol", "exchange", "data_type"], set_=updates
-            )
-        )
+        updates |= {
+            name: func.coalesce(insert_stats.excluded[name], STATS.c[name]) for name in _STATS_TIMES
+        }
+        return insert_stats.on_conflict_do_update(index_elements=list(_KEY_COLUMNS), set_=updates)
 
     def all_stats(self) -> list[CacheSeriesStats]:
         with self.database.session() as session:

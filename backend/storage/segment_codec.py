@@ -298,7 +298,10 @@ def _decimal_exponent(values: np.ndarray) -> int:
     if not np.isfinite(values).all():
         return RAW
     bits = values.view(np.int64)
-    for k, power in enumerate(_POWERS_OF_TEN):
+    # No k below what a few of the values need can hold them all: finding that in plain Python
+    # spares most of the whole-array tries (encoding is most of a write's time).
+    for k in range(_smallest_exponent_of_sample(values), len(_POWERS_OF_TEN)):
+        power = _POWERS_OF_TEN[k]
         scaled = np.rint(values * power)
         if len(values) and (scaled.min() < _INT32.min or scaled.max() > _INT32.max):
             return RAW  # a larger k only scales further out of range
@@ -307,6 +310,20 @@ def _decimal_exponent(values: np.ndarray) -> int:
         if np.array_equal(decoded.view(np.int64), bits):
             return k
     return RAW
+
+
+def _smallest_exponent_of_sample(values: np.ndarray, size: int = 16) -> int:
+    """The smallest k that gives back each of up to `size` values spread over the array (0 when
+    there are none, MAX_DECIMALS when one needs more)."""
+    step = max(1, len(values) // size)
+    smallest = 0
+    for value in values[::step].tolist():
+        while smallest < MAX_DECIMALS:
+            power = 10.0**smallest
+            if float(round(value * power)) / power == value:
+                break
+            smallest += 1
+    return smallest
 
 
 def _fits_int32(values: np.ndarray) -> bool:
