@@ -1,8 +1,8 @@
 """The cache at scale on PostgreSQL: 500 symbols x a trading year of 1-minute bars.
 
 Run with `make bench-scale` (not part of `make bench`: it loads ~49M bars, ~1.4 GB, in about
-two minutes on two cores). Two throwaway databases next to TEST_DATABASE_URL: one holds a single series, written
-through store_chunk one session per chunk as the service writes what IBKR sends; the other holds
+two minutes on two cores). Two throwaway databases next to TEST_DATABASE_URL: one holds a single
+series, written through store_chunk one session per chunk as the service writes what IBKR sends; the other holds
 500 series of realistic bars (bench_cache's), that one among them, loaded by COPY of the very
 rows store_chunk writes (built by the repository's own _segment_values, checked equal to the
 single-series database's rows) with the summaries and statistics beside them.
