@@ -2,10 +2,11 @@
 
 Run with `make bench-scale` (not part of `make bench`: it loads ~49M bars, ~1.4 GB, in about
 two minutes on two cores). Two throwaway databases next to TEST_DATABASE_URL: one holds a single
-series, written through store_chunk one session per chunk as the service writes what IBKR sends; the other holds
-500 series of realistic bars (bench_cache's), that one among them, loaded by COPY of the very
-rows store_chunk writes (built by the repository's own _segment_values, checked equal to the
-single-series database's rows) with the summaries and statistics beside them.
+series, written through store_chunk one session per chunk as the service writes what IBKR
+sends; the other holds 500 series of realistic bars (bench_cache's), that one among them, loaded
+by COPY of the very rows store_chunk writes (built by the repository's own _segment_values,
+checked equal to the single-series database's rows) with the summaries and statistics beside
+them.
 
 Figures (target: an upper bound, PASS or MISS):
   scale_load_s                   generating, encoding and COPYing the 500 series, beside the
