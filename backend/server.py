@@ -30,7 +30,10 @@ LOOPS = ("uvloop", "asyncio")
 # hold connections open without end. The API's requests are small; 10 s is ample on slow links.
 REQUEST_TIMEOUT_S = 10.0
 # Idle time allowed between two requests on one connection (uvicorn's own keep-alive timer).
-KEEP_ALIVE_S = 5
+# Longer than the idle timeout of the proxies and clients that keep connections to the API
+# (nginx's and most load balancers' 60 s): a server that closes first races the client's next
+# request, which then fails on a closed connection instead of being answered.
+KEEP_ALIVE_S = 75
 # On SIGTERM, requests still running after this long are cancelled, so the process does exit.
 SHUTDOWN_GRACE_S = 10
 
