@@ -284,23 +284,24 @@ class MarketDataService:
         )
         if summary.fresh_bars != expected:
             return None
-        self._record_outcome(series, CacheOutcome.HIT)
-        return MarketDataResult(
-            *_ident(series, start, end),
-            bars,
-            DataSource.CACHE,
-            CacheOutcome.HIT,
-            len(bars),
-            0,
-            fetched_at_range=(summary.fetched_from, summary.fetched_to),
-        )
+        return self._hit(series, start, end, bars, summary)
 
     def _serve_hit(
         self, series: SeriesKey, start: datetime, end: datetime, coverage: Coverage
     ) -> MarketDataResult:
         bars = self.repository.read_columns(series, start, end)
+        return self._hit(series, start, end, bars, coverage.summary)
+
+    def _hit(
+        self,
+        series: SeriesKey,
+        start: datetime,
+        end: datetime,
+        bars: BarColumns,
+        summary: CacheSummary,
+    ) -> MarketDataResult:
+        """A lookup the cache answered whole: counted, and served with its fetch times."""
         self._record_outcome(series, CacheOutcome.HIT)
-        summary = coverage.summary
         return MarketDataResult(
             *_ident(series, start, end),
             bars,
