@@ -18,7 +18,7 @@ from backend.core.metrics import CACHE_LOOKUPS
 from backend.ibkr.client import ChunkPlan, FetchedChunk, IBKRClient
 from backend.market_data import calendar as market_calendar
 from backend.market_data.bar_columns import BarColumns
-from backend.market_data.domain import BarSize, SeriesKey
+from backend.market_data.domain import Bar, BarSize, SeriesKey
 from backend.market_data.errors import CacheMissInDebugMode, GatewayUnavailable, PacingViolation
 from backend.storage.market_data_repository import CacheSummary, Fetch, MarketDataCacheRepository
 from backend.storage.series_lock import SeriesLocks
@@ -365,19 +365,17 @@ class MarketDataService:
         self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime
     ) -> MarketDataResult:
         assert self.client is not None
-        parts: list[BarColumns] = []
+        fetched: list[Bar] = []
         fetched_at: list[datetime] = []
         plans = await asyncio.to_thread(self._plan, series.exchange, bar_size, [(start, end)])
         async for chunk in self.client.fetch_chunks(
             series.symbol, series.exchange, bar_size, start, end, plans=plans
         ):
             if chunk.bars:
-                parts.append(BarColumns.from_bars(chunk.bars))
+                fetched.extend(chunk.bars)
                 fetched_at.append(chunk.fetched_at)
         # Chunks may overlap at their edges; the later one's bars win, as in the cache.
-        bars = BarColumns.empty()
-        for part in parts:
-            bars = bars.merged_with(part)
+        bars = BarColumns.from_bars(fetched)
         # Nothing is stored with the cache disabled, so the bypass is counted in /metrics only.
         CACHE_LOOKUPS.labels(CacheOutcome.BYPASS.value).inc()
         return MarketDataResult(

@@ -111,9 +111,6 @@ class Segment:
     fetches: list[Fetch]
     indicators: dict[str, Any] | None
 
-    def fetched_at_ns(self) -> np.ndarray:
-        return _per_bar([f.fetched_at for f in self.fetches], self.fetch_index)
-
     def expires_at_ns(self) -> np.ndarray:
         return _per_bar([f.expires_at for f in self.fetches], self.fetch_index)
 
@@ -755,10 +752,12 @@ class MarketDataCacheRepository:
             ).where(*conditions)
         ).all()
         deleted = 0
-        whole = [span.id for span in spans if not _cut_by_filter(bar_filter, *span[1:3])]
+        whole = {
+            span.id: span.bar_count for span in spans if not _cut_by_filter(bar_filter, *span[1:3])
+        }
         if whole:
-            deleted += sum(span.bar_count for span in spans if span.id in set(whole))
-            connection.execute(delete(SEGMENTS).where(SEGMENTS.c.id.in_(whole)))
+            deleted += sum(whole.values())
+            connection.execute(delete(SEGMENTS).where(SEGMENTS.c.id.in_(list(whole))))
         for span in spans:
             if span.id in whole:
                 continue

@@ -17,7 +17,6 @@ from tests.support.sql_work import statements_of, work_on_bars
 
 CACHE = "/api/market-data/cache"
 START = datetime(2025, 6, 2, 13, 30, tzinfo=UTC)
-OHLCV = {"open": 1.0, "high": 2.0, "low": 0.5, "close": 1.5, "volume": 10.0}
 
 
 def seed(container, symbol: str, count: int, exchange: str = "NASDAQ", data_type: str = "1m"):
