@@ -34,8 +34,9 @@ from sqlalchemy.dialects import postgresql
 from alembic import op
 
 # The codec is the one application module this migration uses: its byte format is versioned
-# (FORMAT_VERSION, stored in each segment's metadata), so code that changes the format must keep
-# reading and writing this version. Nothing else is imported: the segment rule, the per-bar
+# (in each segment's header, and FORMAT_VERSION in its metadata) and it reads every version it
+# ever wrote, so the segments written here in the current version stay readable after any
+# later change of format. Nothing else is imported: the segment rule, the per-bar
 # shape and the table definitions below are frozen copies.
 from backend.market_data.bar_columns import BarColumns
 from backend.storage.segment_codec import FORMAT_VERSION, decode_segment, encode_segment

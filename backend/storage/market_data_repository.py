@@ -9,7 +9,7 @@ segment, all of a chunk in one transaction.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -48,6 +48,7 @@ from backend.storage.segment_codec import (
     decode_segment,
     decode_segments,
     encode_segment,
+    encode_segments,
 )
 
 SEGMENTS = MarketDataCache.__table__
@@ -280,6 +281,29 @@ OUTCOME_COLUMNS = {
     "partial": "partial_hits",
     "stale": "stale_serves",
 }
+
+
+@dataclass
+class LookupTally:
+    """Lookup outcomes of one series not yet added to its stored counters."""
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(OUTCOME_COLUMNS, 0))
+    last_hit_at: datetime | None = None
+
+    def add(self, outcome: str, served_at: datetime | None) -> None:
+        if outcome not in OUTCOME_COLUMNS:
+            raise ValueError(f"unknown lookup outcome {outcome!r}; one of {list(OUTCOME_COLUMNS)}")
+        self.counts[outcome] += 1
+        self._served(served_at)
+
+    def merge(self, other: LookupTally) -> None:
+        for outcome, count in other.counts.items():
+            self.counts[outcome] += count
+        self._served(other.last_hit_at)
+
+    def _served(self, at: datetime | None) -> None:
+        if at is not None and (self.last_hit_at is None or at > self.last_hit_at):
+            self.last_hit_at = at
 
 
 class MarketDataCacheRepository:
@@ -611,27 +635,42 @@ class MarketDataCacheRepository:
         """Upsert each segment the bars fall in, with them merged into what it held: one
         statement reads the segments, one inserts the new ones, one updates the others. Returns
         how many bars are new."""
-        positions: dict[date, list[np.ndarray]] = {}
+        runs: dict[date, list[tuple[int, int]]] = {}
         for segment_date, first, stop in market_calendar.segment_runs(
             series.exchange, BarSize(series.data_type), bars.timestamp
         ):
-            positions.setdefault(segment_date, []).append(np.arange(first, stop))
+            runs.setdefault(segment_date, []).append((first, stop))
         held = {
             row.segment_date: _decode(series, row)
             for row in connection.execute(
                 select(*_SEGMENT_COLUMNS).where(
-                    *_key(series, SEGMENTS), SEGMENTS.c.segment_date.in_(list(positions))
+                    *_key(series, SEGMENTS), SEGMENTS.c.segment_date.in_(list(runs))
                 )
             )
         }
+        # Bars in time order give each new segment one run of them: those are encoded together.
+        new_dates = [day for day, parts in runs.items() if day not in held and len(parts) == 1]
+        new_bounds = [runs[day][0] for day in new_dates]
+        encoded = dict(
+            zip(
+                new_dates,
+                encode_segments(bars, np.zeros(len(bars), np.uint16), new_bounds),
+                strict=True,
+            )
+        )
         inserts: list[dict[str, Any]] = []
         updates: list[dict[str, Any]] = []
         added = 0
-        for segment_date, runs in positions.items():
-            part = bars.take(np.concatenate(runs))
+        for segment_date, parts in runs.items():
+            part = bars.take(np.concatenate([np.arange(first, stop) for first, stop in parts]))
             old = held.get(segment_date)
             if old is None:
-                values = _segment_values(part, np.zeros(len(part), dtype=np.uint16), [fetch])
+                values = _segment_values(
+                    part,
+                    np.zeros(len(part), dtype=np.uint16),
+                    [fetch],
+                    encoded.get(segment_date),
+                )
                 inserts.append(
                     {
                         **_key_values(series),
@@ -861,14 +900,21 @@ class MarketDataCacheRepository:
 
     # -- statistics -----------------------------------------------------------------------------
 
-    def record_outcome(self, series: SeriesKey, outcome: str, at: datetime) -> None:
-        """Count a hit, miss, partial hit or stale serve for the series."""
-        column = OUTCOME_COLUMNS[outcome]
+    def add_lookup_tallies(self, tallies: dict[SeriesKey, LookupTally]) -> None:
+        """Add each series' tally to its stored counters, all in one transaction."""
         with self.database.engine.begin() as connection:
-            values: dict[str, Any] = {column: 1}
-            if outcome in ("hit", "partial", "stale"):
-                values["last_hit_at"] = at
-            self._bump_stats(connection, series, values)
+            connection.execute(
+                self._stats_upsert,
+                [
+                    {
+                        **_key_values(series),
+                        **{OUTCOME_COLUMNS[o]: n for o, n in tally.counts.items()},
+                        **{name: None for name in _STATS_TIMES},
+                        "last_hit_at": tally.last_hit_at,
+                    }
+                    for series, tally in tallies.items()
+                ],
+            )
 
     def _bump_stats(
         self, connection: Connection, series: SeriesKey, values: dict[str, Any]
@@ -1085,9 +1131,13 @@ def _prune_fetches(fetches: list[Fetch], tags: np.ndarray) -> tuple[list[Fetch],
 
 
 def _segment_values(
-    bars: BarColumns, fetch_index: np.ndarray, fetches: list[Fetch]
+    bars: BarColumns,
+    fetch_index: np.ndarray,
+    fetches: list[Fetch],
+    encoded: bytes | None = None,
 ) -> dict[str, Any]:
-    """A segment's stored columns, derived from its bars and their fetches."""
+    """A segment's stored columns, derived from its bars and their fetches (and the bars'
+    encoding, when it was made with other segments')."""
     all_final = bool(bars.is_final.all())
     open_fetches = {int(i) for i in np.unique(fetch_index[~bars.is_final])}
     latest = max(fetches, key=lambda f: f.fetched_at)
@@ -1099,7 +1149,7 @@ def _segment_values(
         "timestamp": bars.first_at(),
         "last_bar_at": bars.last_at(),
         "bar_count": len(bars),
-        "ohlcv_data": encode_segment(bars, fetch_index),
+        "ohlcv_data": encode_segment(bars, fetch_index) if encoded is None else encoded,
         "is_final": all_final,
         "metadata": {"fetches": [f.to_json() for f in fetches], "format": FORMAT_VERSION},
         "first_fetched_at": min(f.fetched_at for f in fetches),

@@ -7,24 +7,29 @@ import pytest
 
 from backend.market_data.bar_columns import BarColumns
 from backend.storage.segment_codec import (
+    CONSTANT,
     FORMAT_VERSION,
     HEADER_SIZE,
     MAGIC,
+    PER_BAR,
     RAW,
+    REGULAR,
     SECONDS,
     decode_segment,
     decode_segments,
     encode_segment,
+    encode_segments,
 )
 
 SESSION_OPEN_NS = 1_741_012_200 * 10**9  # 2025-03-03 14:30 UTC
 DAY_NS = 86_400 * 10**9
 MINUTE_NS = 60 * 10**9
-# The header as the module docstring describes it.
-HEADER = struct.Struct("<4sB8sqI")
-HEADER_FIELDS = ("magic", "version", "layout", "base", "count")
-# The record of a segment whose every field is RAW.
-RAW_RECORD = np.dtype(
+# The header as the module docstring describes it, and version 1's.
+HEADER = struct.Struct("<4sB10sqqIHB")
+HEADER_FIELDS = ("magic", "version", "layout", "base", "step", "count", "fetch_index", "is_final")
+HEADER_V1 = struct.Struct("<4sB8sqI")
+# The record of a version 1 segment whose every field is RAW.
+RAW_RECORD_V1 = np.dtype(
     [("timestamp", "<i8")]
     + [(name, "<f8") for name in ("open", "high", "low", "close", "volume", "wap")]
     + [("bar_count", "<i8"), ("fetch_index", "<u2"), ("is_final", "u1")]
@@ -103,17 +108,66 @@ def test_a_session_round_trips_with_its_fetch_index():
     round_trip(columns, (np.arange(len(columns)) // 100).astype(np.uint16))
 
 
-def test_a_session_is_stored_as_int32_decimals_and_seconds():
+def test_a_session_is_stored_as_int32_decimals_with_its_times_and_fetch_said_once():
     columns = session()
-    data = encode_segment(columns, np.zeros(len(columns), np.uint16))
+    data = encode_segment(columns, np.full(len(columns), 3, np.uint16))
     header = header_of(data)
 
-    # timestamp in seconds; prices in cents; whole volumes; wap with four decimals; counts
-    assert list(header["layout"]) == [SECONDS, 2, 2, 2, 2, 0, 4, 0]
+    # evenly spaced starts; prices in cents; whole volumes; wap with four decimals; counts;
+    # one fetch and one finality for every bar
+    assert list(header["layout"]) == [REGULAR, 2, 2, 2, 2, 0, 4, 0, CONSTANT, CONSTANT]
     assert header["base"] == columns.timestamp[0]
+    assert header["step"] == MINUTE_NS
     assert header["count"] == len(columns)
+    assert (header["fetch_index"], header["is_final"]) == (3, 1)
+    # seven int32 fields
+    assert len(data) == HEADER_SIZE + len(columns) * 7 * 4
+
+
+def test_a_session_with_gaps_stores_seconds_and_mixed_fetches_and_finality_per_bar():
+    columns = session(bars=30)
+    gapped = with_columns(
+        columns.take(np.flatnonzero(np.arange(30) % 4 != 1)), is_final=np.arange(22) < 20
+    )
+    fetch_index = (np.arange(22) >= 10).astype(np.uint16)
+    data = encode_segment(gapped, fetch_index)
+
+    assert list(header_of(data)["layout"]) == [SECONDS, 2, 2, 2, 2, 0, 4, 0, PER_BAR, PER_BAR]
     # eight int32 fields, the fetch index and is_final
-    assert len(data) == HEADER_SIZE + len(columns) * (8 * 4 + 2 + 1)
+    assert len(data) == HEADER_SIZE + 22 * (8 * 4 + 2 + 1)
+    round_trip(gapped, fetch_index)
+
+
+def test_a_chunk_of_sessions_encodes_as_each_session_alone():
+    days = [session(bars=bars, seed=day, day=day) for day, bars in enumerate((390, 210, 1, 390))]
+    chunk = BarColumns.concat(days)
+    fetch_index = np.repeat(np.arange(4, dtype=np.uint16), [len(day) for day in days])
+    bounds, start = [], 0
+    for day in days:
+        bounds.append((start, start + len(day)))
+        start += len(day)
+
+    blobs = encode_segments(chunk, fetch_index, bounds)
+
+    for blob, day, (first, stop) in zip(blobs, days, bounds, strict=True):
+        alone, alone_index = decode_segment(blob)
+        assert alone == day
+        assert alone_index.tolist() == fetch_index[first:stop].tolist()
+    # one layout for the chunk: the decimal codes are chosen over all its bars
+    assert len({bytes(header_of(blob)["layout"][1:]) for blob in blobs}) == 1
+    decoded, decoded_index = decode_segments(blobs)
+    assert decoded == chunk and decoded_index.tolist() == fetch_index.tolist()
+
+
+def test_a_chunk_column_no_code_holds_leaves_each_session_its_own():
+    good, bad = session(bars=20, day=0), awkward(session(bars=20, seed=2, day=1))
+    chunk = BarColumns.concat([good, bad])
+
+    blobs = encode_segments(chunk, np.zeros(40, np.uint16), [(0, 20), (20, 40)])
+
+    assert list(header_of(blobs[0])["layout"][1:8]) == [2, 2, 2, 2, 0, 4, 0]
+    assert list(header_of(blobs[1])["layout"][1:8]) == [RAW] * 7
+    assert decode_segments(blobs)[0] == chunk
 
 
 def test_missing_values_and_open_sessions_round_trip():
@@ -152,7 +206,7 @@ def test_values_no_decimal_scale_reproduces_keep_their_exact_bits():
     columns = awkward(session(bars=40))
     data = encode_segment(columns, np.zeros(40, np.uint16))
 
-    assert list(header_of(data)["layout"]) == [SECONDS, *[RAW] * 7]
+    assert list(header_of(data)["layout"][1:8]) == [RAW] * 7
     round_trip(columns)
 
 
@@ -187,7 +241,7 @@ def test_sub_second_timestamps_keep_their_nanoseconds():
 def test_timestamps_beyond_int32_seconds_of_the_first_are_stored_raw():
     columns = session(bars=3)
     far_apart = with_columns(
-        columns, timestamp=np.array([-(2**31), 0, 2**31], dtype=np.int64) * 10**9
+        columns, timestamp=np.array([-(2**31), 0, 2**32], dtype=np.int64) * 10**9
     )
     data = encode_segment(far_apart, np.zeros(3, np.uint16))
 
@@ -197,7 +251,7 @@ def test_timestamps_beyond_int32_seconds_of_the_first_are_stored_raw():
 
 def test_whole_seconds_before_the_epoch_are_stored_as_seconds():
     columns = session(bars=3)
-    before_epoch = with_columns(columns, timestamp=np.array([-120, -60, 0], np.int64) * 10**9)
+    before_epoch = with_columns(columns, timestamp=np.array([-180, -60, 0], np.int64) * 10**9)
     data = encode_segment(before_epoch, np.zeros(3, np.uint16))
 
     assert header_of(data)["layout"][0] == SECONDS
@@ -326,16 +380,17 @@ def encoded(bars: int = 390) -> bytes:
     return encode_segment(session(bars=bars), np.zeros(bars, np.uint16))
 
 
-def stored_by_hand(timestamps: list[int], is_final_byte: int = 1, base: int = 0) -> bytes:
-    """A segment with every field RAW, built from the format the codec's docstring describes."""
-    records = np.zeros(len(timestamps), RAW_RECORD)
+def stored_by_hand_v1(timestamps: list[int], is_final_byte: int = 1, base: int = 0) -> bytes:
+    """A version 1 segment with every field RAW, built from the format the codec's docstring
+    describes: what the cache held before version 2, which it still reads."""
+    records = np.zeros(len(timestamps), RAW_RECORD_V1)
     records["timestamp"] = timestamps
     for name in ("open", "high", "low", "close", "volume", "wap"):
         records[name] = 1.0
     records["bar_count"] = 7
     records["fetch_index"] = np.arange(len(timestamps))
     records["is_final"] = is_final_byte
-    header = HEADER.pack(MAGIC, FORMAT_VERSION, bytes([RAW] * 8), base, len(timestamps))
+    header = HEADER_V1.pack(MAGIC, 1, bytes([RAW] * 8), base, len(timestamps))
     return header + records.tobytes()
 
 
@@ -343,8 +398,8 @@ def with_header(data: bytes, **fields) -> bytes:
     return HEADER.pack(*(header_of(data) | fields).values()) + data[HEADER_SIZE:]
 
 
-def test_the_hand_built_segment_decodes():
-    decoded, fetch_index = decode_segment(stored_by_hand([10, 20, 30], base=1000))
+def test_a_hand_built_version_1_segment_decodes():
+    decoded, fetch_index = decode_segment(stored_by_hand_v1([10, 20, 30], base=1000))
 
     assert decoded.timestamp.tolist() == [1010, 1020, 1030]
     assert decoded.close.tolist() == [1.0, 1.0, 1.0]
@@ -354,7 +409,7 @@ def test_the_hand_built_segment_decodes():
 
 
 def test_any_nonzero_is_final_byte_means_final():
-    decoded, _ = decode_segment(stored_by_hand([10, 20], is_final_byte=2))
+    decoded, _ = decode_segment(stored_by_hand_v1([10, 20], is_final_byte=2))
 
     assert decoded.is_final.tolist() == [True, True]
 
@@ -367,17 +422,21 @@ def test_any_nonzero_is_final_byte_means_final():
         (b"PAR1" + encoded()[4:], "magic"),
         (with_header(encoded(), version=FORMAT_VERSION + 1), "unknown segment format version"),
         (with_header(encoded(), version=0), "unknown segment format version"),
-        (with_header(encoded(), layout=bytes([7, 2, 2, 2, 2, 0, 4, 0])), "column codes"),
-        (with_header(encoded(), layout=bytes([0, 2, 2, 2, 2, 0, 4, 9])), "column codes"),
-        (with_header(encoded(), layout=bytes([0, 2, 2, 2, 2, 0, 40, 0])), "column codes"),
-        (with_header(encoded(), layout=bytes([RAW, 2, 2, 2, 2, 0, 4, 0])), "bars take"),
+        (with_header(encoded(), layout=bytes([7, 2, 2, 2, 2, 0, 4, 0, 0, 0])), "column codes"),
+        (with_header(encoded(), layout=bytes([1, 2, 2, 2, 2, 0, 4, 9, 0, 0])), "column codes"),
+        (with_header(encoded(), layout=bytes([1, 2, 2, 2, 2, 0, 40, 0, 0, 0])), "column codes"),
+        (with_header(encoded(), layout=bytes([1, 2, 2, 2, 2, 0, 4, 0, 2, 0])), "column codes"),
+        (with_header(encoded(), layout=bytes([1, 2, 2, 2, 2, 0, 4, 0, 0, 2])), "column codes"),
+        (with_header(encoded(), layout=bytes([RAW, 2, 2, 2, 2, 0, 4, 0, 0, 0])), "bars take"),
+        (with_header(encoded(), step=0), "strictly increasing"),
+        (with_header(encoded(), step=-MINUTE_NS), "strictly increasing"),
         (with_header(encoded(), count=391), "bars take"),
         (with_header(encoded(), count=0), "bars take"),
         (encoded()[:-1], "bars take"),
         (encoded() + b"\x00", "bars take"),
         (encoded()[:HEADER_SIZE], "bars take"),
-        (stored_by_hand([10, 30, 20]), "strictly increasing"),
-        (stored_by_hand([10, 10]), "strictly increasing"),
+        (stored_by_hand_v1([10, 30, 20]), "strictly increasing"),
+        (stored_by_hand_v1([10, 10]), "strictly increasing"),
     ],
     ids=[
         "empty",
@@ -388,7 +447,11 @@ def test_any_nonzero_is_final_byte_means_final():
         "unknown timestamp code",
         "unknown bar_count code",
         "unknown decimal exponent",
+        "unknown fetch_index code",
+        "unknown is_final code",
         "layout of another record size",
+        "regular bars with no step",
+        "regular bars going back",
         "count too large",
         "count zero",
         "body cut by one byte",
@@ -401,3 +464,19 @@ def test_any_nonzero_is_final_byte_means_final():
 def test_decode_refuses_malformed_bytes(data, problem):
     with pytest.raises(ValueError, match=problem):
         decode_segment(data)
+
+
+def test_version_1_and_version_2_segments_of_one_series_decode_together():
+    # A cache written before version 2 holds version 1 segments; new fetches add version 2 ones.
+    old = stored_by_hand_v1([10, 20, 30], base=SESSION_OPEN_NS)
+    new = encode_segment(session(bars=5, day=1), np.full(5, 4, np.uint16))
+
+    decoded, fetch_index = decode_segments([old, new])
+
+    assert decoded.timestamp[:3].tolist() == [
+        SESSION_OPEN_NS + 10,
+        SESSION_OPEN_NS + 20,
+        SESSION_OPEN_NS + 30,
+    ]
+    assert decoded.take(np.arange(3, 8)) == session(bars=5, day=1)
+    assert fetch_index.tolist() == [0, 1, 2, 4, 4, 4, 4, 4]
