@@ -7,6 +7,7 @@ from backend.ibkr.client import IBKRClient
 from backend.ibkr.connection import IBConnection
 from backend.ibkr.pacing import PacingScheduler, limits_scaled
 from backend.market_data.inventory import CacheInventory
+from backend.market_data.lookup_counts import LookupCounts
 from backend.market_data.population import CachePopulationService
 from backend.market_data.refresh_jobs import RefreshJobs
 from backend.market_data.request_budget import RequestPlanner
@@ -29,7 +30,9 @@ def choose_policy(debug_mode: bool, cache_enabled: bool) -> str:
     return (DataSourcePolicy.READ_THROUGH if cache_enabled else DataSourcePolicy.LIVE).value
 
 
-def _market_data_service(policy, client, repository, config, clock, locks) -> providers.Singleton:
+def _market_data_service(
+    policy, client, repository, config, clock, locks, lookups
+) -> providers.Singleton:
     """The one way a MarketDataService provider is made; the policy and client differ."""
     return providers.Singleton(
         MarketDataService,
@@ -39,6 +42,7 @@ def _market_data_service(policy, client, repository, config, clock, locks) -> pr
         ttl_hours=config.CACHE_TTL_HOURS,
         clock=clock,
         locks=locks,
+        lookups=lookups,
     )
 
 
@@ -65,6 +69,8 @@ class Container(containers.DeclarativeContainer):
     series_locks = providers.Singleton(
         SeriesLocks, database=database, fetch_slots=config.FETCH_CONCURRENCY
     )
+    # One per process: every service's lookups are tallied together and written by one thread.
+    lookup_counts = providers.Singleton(LookupCounts, repository=market_data_repository)
 
     # One connection and one pacing budget per process, shared by every path that reaches IBKR.
     pacing = providers.Singleton(
@@ -92,17 +98,30 @@ class Container(containers.DeclarativeContainer):
         config,
         clock,
         series_locks,
+        lookup_counts,
     )
 
     # The path workflows read through. In DEBUG_MODE it is built without any IBKR client.
     market_data_service = providers.Selector(
         data_source_policy,
         cache_only=_market_data_service(
-            DataSourcePolicy.CACHE_ONLY, None, market_data_repository, config, clock, series_locks
+            DataSourcePolicy.CACHE_ONLY,
+            None,
+            market_data_repository,
+            config,
+            clock,
+            series_locks,
+            lookup_counts,
         ),
         read_through=refresh_service,
         live=_market_data_service(
-            DataSourcePolicy.LIVE, ibkr_client, market_data_repository, config, clock, series_locks
+            DataSourcePolicy.LIVE,
+            ibkr_client,
+            market_data_repository,
+            config,
+            clock,
+            series_locks,
+            lookup_counts,
         ),
     )
 
@@ -123,7 +142,7 @@ class Container(containers.DeclarativeContainer):
         default_exchange=config.CACHE_EXCHANGE,
     )
     cache_stats_service = providers.Singleton(
-        CacheStatsService, repository=market_data_repository, clock=clock
+        CacheStatsService, repository=market_data_repository, clock=clock, lookups=lookup_counts
     )
     # In memory, one registry per process: jobs are asyncio tasks on the app's loop.
     refresh_jobs = providers.Singleton(

@@ -16,6 +16,7 @@ from backend.api.routes import market_data_cache, strategies, system, workflows
 from backend.config.settings import Settings, load_settings
 from backend.containers import Container, build_container
 from backend.core.logging import configure_logging
+from backend.core.memory import keep_freed_memory
 from backend.market_data import calendar as market_calendar
 from backend.market_data.service import DataSourcePolicy
 
@@ -29,6 +30,7 @@ def create_app(
 ) -> FastAPI:
     settings = settings or load_settings()
     configure_logging(settings.LOG_LEVEL)
+    keep_freed_memory()
     container = container or build_container(settings)
 
     @asynccontextmanager
@@ -60,6 +62,7 @@ def create_app(
         yield
         await container.refresh_jobs().cancel_running()
         await connection.close()
+        await asyncio.to_thread(container.lookup_counts().close)
         container.database().dispose()
         container.database_probe().close()
 

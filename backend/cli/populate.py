@@ -59,6 +59,7 @@ from backend.cli.runner import EXIT_USAGE, populate_in_process, populate_via_api
 from backend.config.settings import Settings, SettingsError, load_settings
 from backend.containers import Container, build_container
 from backend.core.logging import configure_logging
+from backend.core.memory import keep_freed_memory
 
 
 def route_logs(sink, verbose: bool) -> None:
@@ -85,6 +86,7 @@ def main(
 ) -> int:
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
+    keep_freed_memory()
     parser = build_parser(__doc__)
     args = parser.parse_args(argv)
     if args.api_url and args.dry_run:

@@ -61,6 +61,7 @@ async def _populate(
         return EXIT_FAILED
     finally:
         await container.ib_connection().close()
+        container.lookup_counts().close()
         container.database().dispose()
 
 

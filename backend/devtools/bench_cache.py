@@ -57,6 +57,7 @@ from sqlalchemy import event, text
 from backend.config.settings import load_settings
 from backend.containers import build_container
 from backend.core.logging import configure_logging
+from backend.core.memory import keep_freed_memory
 from backend.devtools import bench
 from backend.devtools.bench import median, parse_help, seconds
 from backend.devtools.bench_bars import (
@@ -79,7 +80,7 @@ from backend.market_data.domain import BarSize, SeriesKey
 from backend.market_data.service import CacheOutcome
 from backend.storage.database import Database
 from backend.storage.market_data_repository import READ_RANGE, _range_params
-from backend.storage.segment_codec import decode_segments, encode_segment
+from backend.storage.segment_codec import decode_segments, encode_segments
 
 NOW = datetime(2025, 12, 1, 22, 0, tzinfo=UTC)
 YEAR_CLOSED_BY = datetime(2025, 10, 31, 21, 0, tzinfo=UTC)
@@ -103,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 async def benchmark() -> None:
     configure_logging("WARNING")
+    # As the server and the CLI run: both reads compared here allocate their frames under it.
+    keep_freed_memory()
     year = TradingYear.ending(YEAR_CLOSED_BY)
     bars = random_walk_bars(year.timestamps, SEED)
     gateway = SimulatedGateway(seed=11, pacing_scale=PACING_SCALE, now=NOW)
@@ -141,6 +144,7 @@ async def cache_container(url: str, gateway_port: int, client_id: int) -> AsyncI
         yield container
     finally:
         await container.ib_connection().close()
+        container.lookup_counts().close()
         container.database().dispose()
 
 
@@ -182,8 +186,9 @@ def write_figure(container, year: TradingYear, bars: BarColumns, parquet: Path, 
             repository.store_chunk(SERIES, chunk, fetch)
 
     def encode_year() -> None:
-        for chunk, _ in chunks_of(year, bars, fetches):
-            encode_segment(chunk, np.zeros(len(chunk), np.uint16))
+        # As store_chunk encodes the year's new segments: together.
+        sessions = [(first, stop) for first, stop, _ in year.chunks]
+        encode_segments(bars, np.zeros(len(bars), np.uint16), sessions)
 
     store, parquet_write = [], []
     statements = StatementTimer(database)
@@ -310,9 +315,7 @@ async def warm_reads(container, year: TradingYear, parquet: Path) -> WarmReads:
 
         # The steps of the warm read, one by one (the repository's own statements): one
         # statement brings the bars and their coverage, the calendar says what is expected.
-        columns, _ = time_step(
-            "read_range", lambda: repository.read_range(SERIES, start, end, NOW)
-        )
+        columns, _ = time_step("read_range", lambda: repository.read_range(SERIES, start, end, NOW))
         time_step(
             "expected_count",
             lambda: market_calendar.expected_bar_count(SERIES.exchange, BarSize.M1, start, end),

@@ -20,6 +20,7 @@ from backend.market_data import calendar as market_calendar
 from backend.market_data.bar_columns import BarColumns
 from backend.market_data.domain import Bar, BarSize, SeriesKey
 from backend.market_data.errors import CacheMissInDebugMode, GatewayUnavailable, PacingViolation
+from backend.market_data.lookup_counts import LookupCounts
 from backend.storage.market_data_repository import CacheSummary, Fetch, MarketDataCacheRepository
 from backend.storage.series_lock import SeriesLocks
 
@@ -98,6 +99,7 @@ class MarketDataService:
         ttl_hours: int,
         clock: Callable[[], datetime],
         locks: SeriesLocks | None = None,
+        lookups: LookupCounts | None = None,
     ) -> None:
         if policy is not DataSourcePolicy.CACHE_ONLY and client is None:
             raise ValueError(f"policy {policy} needs an IBKR client")
@@ -108,6 +110,7 @@ class MarketDataService:
         self.ttl = timedelta(hours=ttl_hours)
         self.clock = clock
         self.locks = locks or SeriesLocks(repository.database)
+        self.lookups = lookups or LookupCounts(repository)
         # Database work runs on the database's own threads, never on the loop's default executor.
         self._run = repository.database.run
         self._in_flight: dict[tuple, _SharedFetch] = {}
@@ -438,7 +441,7 @@ class MarketDataService:
 
     def _record_outcome(self, series: SeriesKey, outcome: CacheOutcome) -> None:
         """Count a lookup's outcome: in the series' stored statistics and in /metrics."""
-        self.repository.record_outcome(series, outcome.value, self.clock())
+        self.lookups.record(series, outcome.value, self.clock())
         CACHE_LOOKUPS.labels(outcome.value).inc()
 
     def _log(self, result: MarketDataResult, seconds: float) -> None:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from backend.market_data.domain import BarSize
+from backend.market_data.lookup_counts import LookupCounts
 from backend.storage.market_data_repository import MarketDataCacheRepository
 from backend.storage.market_data_tables import CacheSeriesStats
 
@@ -57,13 +58,19 @@ def hit_rate(hits: int, misses: int, partial_hits: int, stale_serves: int) -> fl
 
 class CacheStatsService:
     def __init__(
-        self, repository: MarketDataCacheRepository, clock: Callable[[], datetime]
+        self,
+        repository: MarketDataCacheRepository,
+        clock: Callable[[], datetime],
+        lookups: LookupCounts | None = None,
     ) -> None:
         self.repository = repository
         self.clock = clock
+        self.lookups = lookups
 
     def stats(self) -> CacheStats:
         """Every series that has bars or lookup counts (or both), ordered by symbol and bar size."""
+        if self.lookups is not None:
+            self.lookups.flush()  # this process's own lookups, counted before they are read
         summaries = {
             (row["symbol"], row["exchange"], row["data_type"]): row
             for row in self.repository.series_summaries(self.clock())

@@ -266,12 +266,12 @@ def test_delete_by_filter_removes_only_matching_bars(seeded):
 
 def test_stats_merge_bars_and_lookups_per_series(seeded):
     client, container = seeded
-    repository = container.market_data_repository()
+    lookups = container.lookup_counts()
     nvda = SeriesKey("NVDA", "NASDAQ", "1d")
     for outcome in ("hit", "hit", "hit", "miss", "stale"):
-        repository.record_outcome(nvda, outcome, FIXED_NOW)
+        lookups.record(nvda, outcome, FIXED_NOW)
     # Lookups of a series that holds no bars still count.
-    repository.record_outcome(SeriesKey("AAPL", "NASDAQ", "1h"), "partial", FIXED_NOW)
+    lookups.record(SeriesKey("AAPL", "NASDAQ", "1h"), "partial", FIXED_NOW)
 
     body = client.get(f"{CACHE}/stats").json()
     assert (body["hits"], body["misses"], body["partial_hits"], body["stale_serves"]) == (
