@@ -18,6 +18,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from backend.market_data.bar_columns import BarColumns
+from backend.market_data.domain import SeriesKey
 
 
 class BarFormat(StrEnum):
@@ -101,8 +102,16 @@ def _best_match(media_type: str, ranges: list[tuple[str, str, float]]) -> tuple[
     return None if found is None else (found[1], found[0])
 
 
-def filename(symbol: str, data_type: str, bar_format: BarFormat) -> str:
-    return f"{symbol}_{data_type}.{FILE_EXTENSIONS[bar_format]}"
+def filename(series: SeriesKey, bar_format: BarFormat) -> str:
+    """NVDA_1m.parquet for a stock's TRADES in regular hours; otherwise the series' label,
+    e.g. ES_202503_FUT_CME_1m_MIDPOINT_all-hours.parquet."""
+    plain = SeriesKey(series.symbol, series.exchange, series.data_type)
+    name = (
+        f"{series.symbol}_{series.data_type}"
+        if series == plain
+        else "_".join(series.label().replace("all hours", "all-hours").split())
+    )
+    return f"{name}.{FILE_EXTENSIONS[bar_format]}"
 
 
 def encode(bars: BarColumns, bar_format: BarFormat) -> bytes:

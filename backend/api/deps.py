@@ -1,8 +1,9 @@
-"""Dependencies the routes share: the API token guard and the bar filters."""
+"""Dependencies the routes share: the API token guard, the bar filters, and the series a request
+names."""
 
 import hmac
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from dependency_injector.wiring import Provide, inject
 from fastapi import Depends, HTTPException, Query
@@ -10,10 +11,17 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from backend.api.errors import ErrorPublic
-from backend.api.schemas.inputs import DateFrom, DateTo, Exchange, Symbol
+from backend.api.schemas.inputs import Currency, DateFrom, DateTo, Exchange, Expiry, Symbol
 from backend.config.settings import Settings
 from backend.containers import Container
-from backend.market_data.domain import BarSize
+from backend.market_data.domain import (
+    BarSize,
+    InvalidSeries,
+    SecType,
+    SeriesKey,
+    WhatToShow,
+    parse_series,
+)
 from backend.storage.market_data_repository import BarFilter
 
 GUARDED = {
@@ -61,14 +69,62 @@ def bar_filter(
         Symbol | None, Query(description="Ticker; lower case is upper-cased.")
     ] = None,
     exchange: Annotated[
-        Exchange | None, Query(description="Primary exchange, e.g. NASDAQ.")
+        Exchange | None, Query(description="Exchange, e.g. NASDAQ, CME or IDEALPRO.")
     ] = None,
     data_type: Annotated[BarSize | None, Query(description="Bar size.")] = None,
     date_from: DateFromQuery = None,
     date_to: DateToQuery = None,
+    sec_type: Annotated[SecType | None, Query(description="Asset class; any when omitted.")] = None,
+    currency: Annotated[
+        Currency | None, Query(description="Quote currency, e.g. USD; any when omitted.")
+    ] = None,
+    expiry: Annotated[
+        Expiry | None,
+        Query(description="A future's expiry (YYYYMM or YYYYMMDD); any when omitted."),
+    ] = None,
+    what_to_show: Annotated[
+        WhatToShow | None, Query(description="IBKR's series, e.g. TRADES; any when omitted.")
+    ] = None,
+    use_rth: Annotated[
+        bool | None,
+        Query(description="true: regular hours only; false: all hours; either when omitted."),
+    ] = None,
 ) -> BarFilter:
     check_date_order(date_from, date_to)
-    return BarFilter(symbol, exchange, data_type.value if data_type else None, date_from, date_to)
+    return BarFilter(
+        symbol,
+        exchange,
+        data_type.value if data_type else None,
+        date_from,
+        date_to,
+        sec_type=sec_type.value if sec_type else None,
+        currency=currency,
+        expiry=expiry,
+        what_to_show=what_to_show.value if what_to_show else None,
+        use_rth=use_rth,
+    )
+
+
+def series_or_422(
+    location: Literal["query", "body"],
+    symbol: str,
+    data_type: BarSize,
+    *,
+    symbol_loc: tuple[str | int, ...],
+    **identity: Any,
+) -> SeriesKey:
+    """parse_series, with a series IBKR does not have answered as 422 naming the field.
+
+    `location` is where the request gave the identity fields; `symbol_loc` where the symbol
+    (its path segment, or its place in the body's list).
+    """
+    try:
+        return parse_series(symbol, data_type, **identity)
+    except InvalidSeries as error:
+        loc = symbol_loc if error.field == "symbol" else (location, error.field)
+        raise RequestValidationError(
+            [{"loc": loc, "msg": str(error), "type": "value_error"}]
+        ) from None
 
 
 def check_date_order(date_from: datetime | None, date_to: datetime | None) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from backend.market_data.calendar import UnsupportedExchange
+from backend.market_data.domain import InvalidSeries
 from backend.market_data.errors import (
     CacheMissInDebugMode,
     GatewayUnavailable,
@@ -134,6 +135,13 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, RequestBudgetExceeded):
             body["estimate"] = {**exc.estimate.to_json(), "ceiling": exc.ceiling}
         return JSONResponse(body, status_code=status_for(exc))
+
+    @app.exception_handler(InvalidSeries)
+    async def invalid_series(_request: Request, exc: InvalidSeries) -> JSONResponse:
+        # Routes name where the field was (query or body); this catches a series refused
+        # further down, with the field alone.
+        detail = [{"field": exc.field, "message": str(exc)}]
+        return JSONResponse(error_body(detail, "validation_error"), status_code=422)
 
     @app.exception_handler(UnsupportedExchange)
     async def unsupported_exchange(_request: Request, exc: UnsupportedExchange) -> JSONResponse:

@@ -3,19 +3,118 @@
 import ipaddress
 import json
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from backend.market_data.domain import EXCHANGE_PATTERN, BarSize, normalize_symbol
+from backend.market_data.domain import (
+    EXCHANGE_PATTERN,
+    BarSize,
+    InvalidSeries,
+    SecType,
+    SeriesKey,
+    WhatToShow,
+    normalize_symbol,
+    parse_series,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SQLITE_PATH = REPO_ROOT / "data" / "market_data.db"
 
 # The bar sizes the cache knows, by their short names (the CLI's --data-type choices).
 BAR_SIZES = tuple(size.value for size in BarSize)
+
+
+# -- CACHE_SYMBOLS entries ------------------------------------------------------------------------
+
+CACHE_SYMBOL_FORMAT = (
+    "write each entry as SYMBOL[:SECTYPE[:EXPIRY]], e.g. NVDA, ES:FUT:202503, EUR.USD:CASH, "
+    "BTC:CRYPTO, SPX:IND or ES:CONTFUT"
+)
+
+
+@dataclass(frozen=True)
+class CacheSymbol:
+    """One instrument of CACHE_SYMBOLS or of the CLI's --symbols: SYMBOL[:SECTYPE[:EXPIRY]].
+
+    A symbol alone is a US stock (or ETF) unless the CLI's --sec-type says otherwise; SECTYPE
+    is one of STK, IND, FUT, CONTFUT, CASH, CRYPTO; EXPIRY (YYYYMM or YYYYMMDD) is a future's
+    contract month and only FUT takes it. An FX pair is written BASE.QUOTE or BASEQUOTE
+    (EUR.USD:CASH). The bar size, whatToShow and hours are chosen where the entry is used.
+    """
+
+    symbol: str
+    sec_type: SecType | None = None
+    expiry: str | None = None
+
+    def __str__(self) -> str:
+        return ":".join(part for part in (self.symbol, self.sec_type, self.expiry) if part)
+
+    def series(
+        self,
+        data_type: str | BarSize,
+        *,
+        stock_exchange: str,
+        sec_type: str | SecType | None = None,
+        exchange: str | None = None,
+        currency: str | None = None,
+        expiry: str | None = None,
+        what_to_show: str | WhatToShow | None = None,
+        use_rth: bool = True,
+    ) -> SeriesKey:
+        """The series of this instrument; the entry's own sec type and expiry win over the
+        keywords, which fill what the entry leaves out. InvalidSeries, naming the field, for a
+        series IBKR does not have."""
+        return parse_series(
+            self.symbol,
+            data_type,
+            sec_type=self.sec_type or sec_type or SecType.STK,
+            exchange=exchange,
+            currency=currency,
+            expiry=self.expiry or expiry,
+            what_to_show=what_to_show,
+            use_rth=use_rth,
+            stock_exchange=stock_exchange,
+        )
+
+
+def parse_cache_symbol(raw: str) -> CacheSymbol:
+    """One entry, trimmed and upper-cased; ValueError naming the entry and the fix."""
+    text = raw.strip().upper()
+    parts = text.split(":")
+    if len(parts) > 3:
+        raise ValueError(f"{raw.strip()!r} has {len(parts)} parts; {CACHE_SYMBOL_FORMAT}")
+    symbol = normalize_symbol(parts[0])
+    sec_type = None
+    if len(parts) > 1:
+        try:
+            sec_type = SecType(parts[1].strip())
+        except ValueError:
+            kinds = ", ".join(kind.value for kind in SecType)
+            raise ValueError(
+                f"{raw.strip()!r}: unknown sec type {parts[1].strip()!r}; use one of {kinds} "
+                f"({CACHE_SYMBOL_FORMAT})"
+            ) from None
+    expiry = parts[2].strip() if len(parts) > 2 else None
+    entry = CacheSymbol(symbol, sec_type, expiry or None)
+    try:
+        # Checked as a series now, so a future without its expiry stops start-up, not a refresh.
+        entry.series(BarSize.D1, stock_exchange="NASDAQ")
+    except InvalidSeries as error:
+        raise ValueError(f"{raw.strip()!r}: {error} ({CACHE_SYMBOL_FORMAT})") from None
+    return entry
+
+
+def cache_symbol_entry(series: SeriesKey) -> str:
+    """How CACHE_SYMBOLS and --symbols name the instrument of a series (NVDA, ES:FUT:202503)."""
+    if series.sec_type == SecType.CASH:
+        return f"{series.symbol}.{series.currency}:{series.sec_type}"
+    if series.sec_type == SecType.STK:
+        return series.symbol
+    return str(CacheSymbol(series.symbol, SecType(series.sec_type), series.expiry or None))
 
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "[::1]")
@@ -46,6 +145,8 @@ class Settings(BaseSettings):
 
     DEBUG_MODE: bool = False
     CACHE_ENABLED: bool = True
+    # Instruments `make populate-cache` and start-up warm-up fill, as SYMBOL[:SECTYPE[:EXPIRY]]
+    # (CacheSymbol): NVDA, ES:FUT:202503, EUR.USD:CASH, BTC:CRYPTO, SPX:IND, ES:CONTFUT.
     # NoDecode: accept "NVDA,TSLA" as well as a JSON list; the validator below parses both.
     CACHE_SYMBOLS: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["NVDA", "TSLA"])
     CACHE_EXCHANGE: str = "NASDAQ"
@@ -88,8 +189,15 @@ class Settings(BaseSettings):
     def _parse_symbols(cls, value: object) -> list[str]:
         items = _split_list(value)
         if not items:
-            raise ValueError("must name at least one symbol, e.g. NVDA,TSLA")
-        return [normalize_symbol(item) for item in items]
+            raise ValueError(
+                f"must name at least one symbol, e.g. NVDA,TSLA; {CACHE_SYMBOL_FORMAT}"
+            )
+        # Kept as written (upper-cased): the entries are what /api/system/config shows.
+        return list(dict.fromkeys(str(parse_cache_symbol(item)) for item in items))
+
+    def cache_symbols(self) -> list[CacheSymbol]:
+        """CACHE_SYMBOLS as instruments."""
+        return [parse_cache_symbol(entry) for entry in self.CACHE_SYMBOLS]
 
     @field_validator("CORS_ORIGINS", mode="before")
     @classmethod

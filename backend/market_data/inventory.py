@@ -1,14 +1,15 @@
-"""What the cache holds: pages of stored bars, a symbol's series by the page or whole, clearing."""
+"""What the cache holds: pages of stored bars, one series by the page or whole, clearing."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import numpy as np
 
+from backend.config.settings import cache_symbol_entry
 from backend.market_data.bar_columns import BarColumns
 from backend.market_data.domain import (
     DEFAULT_DAYS_BACK,
@@ -22,6 +23,7 @@ from backend.storage.market_data_repository import (
     BarFilter,
     MarketDataCacheRepository,
     SegmentSlice,
+    SeriesSummary,
 )
 
 T = TypeVar("T")
@@ -56,6 +58,8 @@ class SeriesPage:
     total: int
     expired: bool
     next_after: datetime | None
+    # IBKR's contract id, once the contract has been qualified.
+    con_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -70,10 +74,7 @@ class RangeTooLarge(Exception):
     """The requested range holds more bars than one answer may carry."""
 
     def __init__(self, series: SeriesKey, bars: int, max_bars: int) -> None:
-        super().__init__(
-            f"{series.symbol} {series.data_type} on {series.exchange}: the range holds {bars:,} "
-            f"bars, more than {max_bars:,}"
-        )
+        super().__init__(f"{series.label()}: the range holds {bars:,} bars, more than {max_bars:,}")
         self.series = series
         self.bars = bars
         self.max_bars = max_bars
@@ -109,20 +110,21 @@ class CacheInventory:
 
     def series(
         self,
-        symbol: str,
-        data_type: BarSize,
-        exchange: str | None,
+        series: SeriesKey,
         date_from: datetime | None,
         date_to: datetime | None,
         limit: int = SERIES_PAGE_SIZE,
         after: datetime | None = None,
+        *,
+        any_exchange: bool = False,
     ) -> SeriesPage:
         """One page of a series in time order: at most `limit` bars, starting after `after`.
 
-        Raise NotCached, with the command that fills it, if the range holds no bars. Without an
-        exchange, CACHE_EXCHANGE is tried first, then any exchange the symbol is cached for (a
-        symbol refreshed with exchange=NYSE is still found); a later page passes the exchange
-        of the page it follows.
+        Raise NotCached, with the command that fills it, if the range holds no bars. With
+        any_exchange (the request named no exchange), the series' own exchange is tried first,
+        then any other the symbol is cached for with the same contract, bar size, whatToShow and
+        hours (a stock refreshed with exchange=NYSE is still found); a later page passes the
+        exchange of the page it follows.
         """
         start, end = _bounds(date_from, date_to)
         page_start = start
@@ -131,9 +133,8 @@ class CacheInventory:
             page_start = max(start, after + timedelta(microseconds=1))
         # One bar more than the page tells whether another page follows.
         series, slices = self._first_held(
-            symbol,
-            data_type,
-            exchange,
+            series,
+            any_exchange,
             date_from,
             lambda series: self.repository.read_page(series, page_start, end, limit + 1),
         )
@@ -144,25 +145,27 @@ class CacheInventory:
             next_after = bars.last_at()
             slices = _without_last_bar(slices)
         fetched = [part.fetched_range() for part in slices]
+        summary = self.repository.series_summary(series)
         return SeriesPage(
             series,
-            data_type,
+            series.bar_size,
             bars,
             fetched_from=min(first for first, _ in fetched),
             fetched_to=max(last for _, last in fetched),
-            total=self._total(series, date_from, date_to, start, end),
+            total=self._total(series, summary, date_from, date_to, start, end),
             expired=self.repository.any_expired(series, start, end, self.clock()),
             next_after=next_after,
+            con_id=_con_id(summary),
         )
 
     def series_columns(
         self,
-        symbol: str,
-        data_type: BarSize,
-        exchange: str | None,
+        series: SeriesKey,
         date_from: datetime | None,
         date_to: datetime | None,
         max_bars: int,
+        *,
+        any_exchange: bool = False,
     ) -> SeriesColumns:
         """Every bar of the range in one read, for answers that are not paged.
 
@@ -172,63 +175,65 @@ class CacheInventory:
         """
         start, end = _bounds(date_from, date_to)
         series, count = self._first_held(
-            symbol,
-            data_type,
-            exchange,
+            series,
+            any_exchange,
             date_from,
-            lambda series: self._total(series, date_from, date_to, start, end),
+            lambda series: self._total(
+                series, self.repository.series_summary(series), date_from, date_to, start, end
+            ),
         )
         if count > max_bars:
             raise RangeTooLarge(series, count, max_bars)
         bars = self.repository.read_columns(series, start, end)
         if not len(bars):
             # Deleted between the count and the read.
-            raise NotCached(
-                symbol, series.exchange, data_type.value, self._days_back(data_type, date_from)
-            )
+            raise self._not_cached(series, date_from)
         return SeriesColumns(series, bars)
 
     def _first_held(
         self,
-        symbol: str,
-        data_type: BarSize,
-        exchange: str | None,
+        series: SeriesKey,
+        any_exchange: bool,
         date_from: datetime | None,
         read: Callable[[SeriesKey], T],
     ) -> tuple[SeriesKey, T]:
         """The first series `read` finds bars in, and what it read; NotCached if none.
 
-        Without an exchange, CACHE_EXCHANGE is tried first, then any exchange the symbol is
-        cached for.
+        The series as asked first; with any_exchange, then the same series on each other
+        exchange the symbol is cached for.
         """
-        chosen = exchange or self.default_exchange
-        for candidate in self._exchanges_to_try(symbol, data_type, chosen, exchange is None):
-            series = SeriesKey(symbol, candidate, data_type.value)
-            held = read(series)
+        for candidate in self._exchanges_to_try(series, any_exchange):
+            held = read(candidate)
             if held:
-                return series, held
-        raise NotCached(symbol, chosen, data_type.value, self._days_back(data_type, date_from))
+                return candidate, held
+        raise self._not_cached(series, date_from)
 
-    def _exchanges_to_try(
-        self, symbol: str, data_type: BarSize, chosen: str, fall_back: bool
-    ) -> Iterator[str]:
-        """The chosen exchange, then, only if it holds nothing, the others the symbol is on."""
-        yield chosen
-        if fall_back:
-            for other in self.repository.cached_exchanges(symbol, data_type.value):
-                if other != chosen:
-                    yield other
+    def _exchanges_to_try(self, series: SeriesKey, any_exchange: bool) -> Iterator[SeriesKey]:
+        """The series as asked, then, only if it holds nothing, on the others the symbol is on."""
+        yield series
+        if any_exchange:
+            for other in self.repository.cached_exchanges(series.symbol, series.data_type):
+                if other != series.exchange:
+                    yield replace(series, exchange=other)
+
+    def _not_cached(self, series: SeriesKey, date_from: datetime | None) -> NotCached:
+        return NotCached(
+            cache_symbol_entry(series),
+            series.exchange,
+            series.data_type,
+            self._days_back(series.bar_size, date_from),
+        )
 
     def _total(
         self,
         series: SeriesKey,
+        summary: SeriesSummary | None,
         date_from: datetime | None,
         date_to: datetime | None,
         start: datetime,
         end: datetime,
     ) -> int:
         """Bars in the requested range: the summary's count when the range spans the series."""
-        summary = self.repository.series_summary(series)
         if summary is None or summary.first_bar_at is None or summary.last_bar_at is None:
             return 0
         if (date_from is None or date_from <= summary.first_bar_at) and (
@@ -242,6 +247,11 @@ class CacheInventory:
             return DEFAULT_DAYS_BACK[data_type]
         days = (self.clock() - date_from).days + 1
         return min(max(days, 1), MAX_DAYS_BACK)
+
+
+def _con_id(summary: SeriesSummary | None) -> int | None:
+    # Summaries written before the contract id was kept have none.
+    return getattr(summary, "con_id", None)
 
 
 def _without_last_bar(slices: list[SegmentSlice]) -> list[SegmentSlice]:

@@ -18,7 +18,7 @@ from loguru import logger
 
 from backend.ibkr.connection import IBConnection
 from backend.market_data import calendar as market_calendar
-from backend.market_data.domain import DEFAULT_DAYS_BACK, BarSize, SeriesKey
+from backend.market_data.domain import DEFAULT_DAYS_BACK, BarSize, SecType, SeriesKey, WhatToShow
 from backend.market_data.errors import GatewayUnavailable, MarketDataError
 from backend.market_data.request_budget import RequestEstimate, RequestPlanner
 from backend.market_data.service import CacheOutcome, FetchProgress, MarketDataService
@@ -29,31 +29,80 @@ FINISHED: tuple[JobStatus, ...] = ("completed", "partial", "failed", "cancelled"
 
 @dataclass
 class SymbolRefresh:
-    """How one symbol's refresh ended. `error` is the typed error the API maps to a status.
+    """How one series' refresh ended. `error` is the typed error the API maps to a status.
 
-    Both counts come from the database: bars_fetched is what this job committed for the symbol
+    Both counts come from the database: bars_fetched is what this job committed for the series
     (also when it then failed or was cancelled), bars_cached what the cache holds for the range.
     """
 
-    symbol: str
-    data_type: BarSize
+    series: SeriesKey
     status: Literal["ok", "error", "cancelled"]
     bars_fetched: int = 0
     bars_cached: int = 0
     error: Exception | None = None
 
+    @property
+    def symbol(self) -> str:
+        return self.series.symbol
+
+    @property
+    def data_type(self) -> BarSize:
+        return self.series.bar_size
+
 
 @dataclass(frozen=True)
 class JobRequest:
-    """The request as the job runs it: defaults filled in and the range resolved."""
+    """The request as the job runs it: defaults filled in and the range resolved.
+
+    An FX pair is listed as BASE.QUOTE (EUR.USD); currency is null when the pairs have
+    different quote currencies (each result names its own). expiry is null but for futures.
+    """
 
     symbols: list[str]
     exchange: str
     data_type: BarSize
+    sec_type: SecType
+    currency: str | None
+    expiry: str | None
+    what_to_show: WhatToShow
+    use_rth: bool
     days_back: int
     force: bool
     start: datetime
     end: datetime
+
+    @classmethod
+    def of(
+        cls,
+        series: list[SeriesKey],
+        days_back: int,
+        force: bool,
+        start: datetime,
+        end: datetime,
+    ) -> JobRequest:
+        """The request that refreshes `series`: one asset class, bar size and exchange."""
+        first = series[0]
+        currencies = {one.currency for one in series}
+        return cls(
+            symbols=[_shown_symbol(one) for one in series],
+            exchange=first.exchange,
+            data_type=first.bar_size,
+            sec_type=SecType(first.sec_type),
+            currency=currencies.pop() if len(currencies) == 1 else None,
+            expiry=first.expiry or None,
+            what_to_show=WhatToShow(first.what_to_show),
+            use_rth=first.use_rth,
+            days_back=days_back,
+            force=force,
+            start=start,
+            end=end,
+        )
+
+
+def _shown_symbol(series: SeriesKey) -> str:
+    if series.sec_type == SecType.CASH:
+        return f"{series.symbol}.{series.currency}"
+    return series.symbol
 
 
 @dataclass
@@ -61,6 +110,8 @@ class RefreshJob:
     job_id: str
     created_at: datetime
     request: JobRequest
+    # What the job fills, one series per symbol, in the request's order.
+    series: list[SeriesKey]
     estimate: RequestEstimate
     status: JobStatus = "queued"
     finished_at: datetime | None = None
@@ -94,34 +145,37 @@ class RefreshJobs:
 
     async def submit(
         self,
-        symbols: list[str],
-        data_type: BarSize,
-        exchange: str | None = None,
+        series: list[SeriesKey],
         days_back: int | None = None,
         force: bool = False,
     ) -> RefreshJob:
-        """Plan and queue a job; raise UnsupportedExchange or RequestBudgetExceeded first.
+        """Plan and queue a job for series of one asset class, bar size and exchange (as
+        parse_series gives them); raise UnsupportedExchange or RequestBudgetExceeded first.
 
-        exchange defaults to CACHE_EXCHANGE, days_back to the bar size's DEFAULT_DAYS_BACK.
+        days_back defaults to the bar size's DEFAULT_DAYS_BACK. A series named twice is
+        fetched once.
         """
-        exchange = exchange or self.default_exchange
-        market_calendar.calendar_for(exchange)
-        days_back = days_back or DEFAULT_DAYS_BACK[data_type]
-        symbols = list(dict.fromkeys(symbols))
+        series = list(dict.fromkeys(series))
+        if not series:
+            raise ValueError("a refresh job needs at least one series")
+        first = series[0]
+        if first.sec_type == SecType.STK:
+            # A stock's sessions are its exchange's: one without a calendar cannot be planned.
+            # Other asset classes take their sessions from the asset class itself.
+            market_calendar.calendar_for(first.exchange)
+        days_back = days_back or DEFAULT_DAYS_BACK[first.bar_size]
         now = self.clock()
         start, end = now - timedelta(days=days_back), now
-        estimate = await self.planner.check(
-            symbols,
-            exchange,
-            data_type,
-            start,
-            end,
-            force=force,
-            what="this refresh",
+        estimate = await self.planner.check_series(
+            series, start, end, force=force, what="this refresh"
         )
-        request = JobRequest(symbols, exchange, data_type, days_back, force, start, end)
+        request = JobRequest.of(series, days_back, force, start, end)
         job = RefreshJob(
-            job_id=uuid.uuid4().hex, created_at=now, request=request, estimate=estimate
+            job_id=uuid.uuid4().hex,
+            created_at=now,
+            request=request,
+            series=series,
+            estimate=estimate,
         )
         self._jobs[job.job_id] = job
         job.task = asyncio.get_running_loop().create_task(self._run(job))
@@ -161,8 +215,8 @@ class RefreshJobs:
         job.status = "running"
         log = logger.bind(job_id=job.job_id, data_type=job.request.data_type.value)
         log.info(
-            "refresh job started: {} symbols on {}, ~{} requests",
-            len(job.request.symbols),
+            "refresh job started: {} series on {}, ~{} requests",
+            len(job.series),
             job.request.exchange,
             job.estimate.requests,
         )
@@ -173,19 +227,19 @@ class RefreshJobs:
                 await self.connection.ensure_connected()
             except GatewayUnavailable as exc:
                 log.warning("refresh job cannot start: {}", exc)
-                for symbol in job.request.symbols:
+                for series in job.series:
                     job.results.append(
-                        await self._ended(job, symbol, "error", FetchProgress(), exc)
+                        await self._ended(job, series, "error", FetchProgress(), exc)
                     )
             else:
-                for symbol in job.request.symbols:
-                    job.results.append(await self._refresh_one(job, symbol))
+                for series in job.series:
+                    job.results.append(await self._refresh_one(job, series))
         except asyncio.CancelledError:
             await self._record_cancelled(job)
             log.info(
                 "refresh job cancelled after {} of {} symbols",
                 len(job.results),
-                len(job.request.symbols),
+                len(job.series),
             )
             return
         succeeded = sum(result.status == "ok" for result in job.results)
@@ -197,14 +251,12 @@ class RefreshJobs:
         log.info("refresh job {}: {} of {} symbols ok", job.status, succeeded, len(job.results))
         self._forget_old_jobs()
 
-    async def _refresh_one(self, job: RefreshJob, symbol: str) -> SymbolRefresh:
-        log = logger.bind(job_id=job.job_id, symbol=symbol, data_type=job.request.data_type.value)
+    async def _refresh_one(self, job: RefreshJob, series: SeriesKey) -> SymbolRefresh:
+        log = logger.bind(job_id=job.job_id, symbol=series.symbol, series=series.label())
         progress = FetchProgress()
         try:
-            result = await self.service.get_or_fetch_market_data(
-                symbol,
-                job.request.exchange,
-                job.request.data_type,
+            result = await self.service.read_series(
+                series,
                 job.request.start,
                 job.request.end,
                 force_refresh=job.request.force,
@@ -212,14 +264,14 @@ class RefreshJobs:
             )
         except MarketDataError as exc:
             log.warning("refresh failed: {}", exc)
-            return await self._ended(job, symbol, "error", progress, exc)
+            return await self._ended(job, series, "error", progress, exc)
         except asyncio.CancelledError:
-            job.results.append(await self._ended(job, symbol, "cancelled", progress))
+            job.results.append(await self._ended(job, series, "cancelled", progress))
             raise
         except Exception as exc:
             # A bug must not end the job silently or hide the other symbols' results.
             log.opt(exception=exc).error("refresh failed unexpectedly")
-            return await self._ended(job, symbol, "error", progress, exc)
+            return await self._ended(job, series, "error", progress, exc)
         if result.outcome is CacheOutcome.STALE:
             # stale-if-error serves readers, but a refresh that reached nothing did not refresh.
             error = GatewayUnavailable(
@@ -227,13 +279,13 @@ class RefreshJobs:
                 self.connection.port,
                 f"nothing could be fetched; the cache keeps its {len(result.bars)} older bars",
             )
-            return await self._ended(job, symbol, "error", progress, error, len(result.bars))
-        return await self._ended(job, symbol, "ok", progress, cached=len(result.bars))
+            return await self._ended(job, series, "error", progress, error, len(result.bars))
+        return await self._ended(job, series, "ok", progress, cached=len(result.bars))
 
     async def _ended(
         self,
         job: RefreshJob,
-        symbol: str,
+        series: SeriesKey,
         status: Literal["ok", "error", "cancelled"],
         progress: FetchProgress,
         error: Exception | None = None,
@@ -241,13 +293,10 @@ class RefreshJobs:
     ) -> SymbolRefresh:
         """`cached`: the bars the service just read for the range, when it got that far."""
         if cached is None:
-            cached = await self._count_cached(job, symbol)
-        return SymbolRefresh(
-            symbol, job.request.data_type, status, progress.bars_committed, cached, error
-        )
+            cached = await self._count_cached(job, series)
+        return SymbolRefresh(series, status, progress.bars_committed, cached, error)
 
-    async def _count_cached(self, job: RefreshJob, symbol: str) -> int:
-        series = SeriesKey(symbol, job.request.exchange, job.request.data_type.value)
+    async def _count_cached(self, job: RefreshJob, series: SeriesKey) -> int:
         repository = self.service.repository
         try:
             summary = await repository.database.run(
@@ -255,17 +304,17 @@ class RefreshJobs:
             )
         except Exception as exc:
             # The database failing now must not turn a finished symbol into a crashed job.
-            logger.bind(job_id=job.job_id, symbol=symbol).warning(
+            logger.bind(job_id=job.job_id, symbol=series.symbol).warning(
                 "cannot count cached bars: {}", exc
             )
             return 0
         return summary.bars
 
     async def _record_cancelled(self, job: RefreshJob) -> None:
-        done = {result.symbol for result in job.results}
-        for symbol in job.request.symbols:
-            if symbol not in done:
-                job.results.append(await self._ended(job, symbol, "cancelled", FetchProgress()))
+        done = {result.series for result in job.results}
+        for series in job.series:
+            if series not in done:
+                job.results.append(await self._ended(job, series, "cancelled", FetchProgress()))
         job.status = "cancelled"
         job.finished_at = self.clock()
         self._forget_old_jobs()

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from backend.ibkr.client import IBKRClient
 from backend.ibkr.pacing import PacingLimits
-from backend.market_data.domain import BarSize, SeriesKey
+from backend.market_data.domain import BarSize, SeriesKey, WhatToShow
 from backend.market_data.errors import MarketDataError
 from backend.market_data.service import MarketDataService
 
@@ -42,8 +42,9 @@ class RequestPlanner:
 
     The estimate is what the fetch itself would plan: the chunks of the ranges the cache does
     not hold fresh (all of the range when forced). Counting stops as soon as the ceiling is
-    passed, and the symbols not looked at then count as wholly missing, so refusing a huge
-    request costs one symbol's coverage check, not fifty.
+    passed, and the series not looked at then count as wholly missing, so refusing a huge
+    request costs one series' coverage check, not fifty. A BID_ASK request counts twice against
+    IBKR's pacing, so its requests are estimated to take twice as long.
     """
 
     def __init__(
@@ -74,24 +75,42 @@ class RequestPlanner:
         force: bool = False,
         what: str = "this request",
     ) -> RequestEstimate:
-        """The estimate, or RequestBudgetExceeded when it is above the ceiling."""
+        """check_series for US stocks' TRADES in regular hours (what workflows read)."""
+        series = [SeriesKey(symbol, exchange, bar_size.value) for symbol in symbols]
+        return await self.check_series(series, start, end, force=force, what=what)
+
+    async def check_series(
+        self,
+        series: list[SeriesKey],
+        start: datetime,
+        end: datetime,
+        *,
+        force: bool = False,
+        what: str = "this request",
+    ) -> RequestEstimate:
+        """The estimate for filling each series over [start, end), or RequestBudgetExceeded
+        when it is above the ceiling. The series share a bar size and market (one refresh)."""
+        if not series:
+            return RequestEstimate(0, 0.0)
         run = self.service.repository.database.run
-        per_symbol = await run(self.client.count_chunks, exchange, bar_size, [(start, end)])
+        first = series[0]
+        bar_size = first.bar_size
+        per_series = await run(self.client.count_chunks, first.exchange, bar_size, [(start, end)])
         if force:
-            requests = per_symbol * len(symbols)
+            requests = per_series * len(series)
         else:
             requests = 0
-            for index, symbol in enumerate(symbols):
-                series = SeriesKey(symbol, exchange, bar_size.value)
-                coverage = await run(self.service.find_gaps, series, bar_size, start, end)
+            for index, one in enumerate(series):
+                coverage = await run(self.service.find_gaps, one, bar_size, start, end)
                 requests += await run(
-                    self.client.count_chunks, exchange, bar_size, coverage.missing
+                    self.client.count_chunks, one.exchange, bar_size, coverage.missing
                 )
                 if requests > self.ceiling:
-                    # Past the ceiling already; the symbols not looked at count at most per_symbol.
-                    requests += (len(symbols) - index - 1) * per_symbol
+                    # Past the ceiling already; the series not looked at count at most per_series.
+                    requests += (len(series) - index - 1) * per_series
                     break
-        estimate = RequestEstimate(requests, self.duration_s(requests))
+        weight = 2 if first.what_to_show == WhatToShow.BID_ASK else 1
+        estimate = RequestEstimate(requests, self.duration_s(requests * weight))
         if estimate.requests > self.ceiling:
             raise RequestBudgetExceeded(estimate, self.ceiling, what)
         return estimate

@@ -5,13 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from backend.market_data.domain import BarSize
+from backend.market_data.domain import DEFAULT_CURRENCY, BarSize, SecType, SeriesKey, WhatToShow
 from backend.market_data.lookup_counts import LookupCounts
 from backend.storage.market_data_repository import MarketDataCacheRepository
 from backend.storage.market_data_tables import CacheSeriesStats
 
-SeriesId = tuple[str, str, str]
+# A stock's TRADES in regular hours: what a row without the series columns (written before the
+# key had them) stands for.
+_STOCK_IDENTITY = {
+    "sec_type": SecType.STK.value,
+    "currency": DEFAULT_CURRENCY,
+    "expiry": "",
+    "what_to_show": WhatToShow.TRADES.value,
+    "use_rth": True,
+}
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,14 @@ class SeriesStats:
     symbol: str
     exchange: str
     data_type: BarSize
+    sec_type: SecType
+    currency: str
+    # A future's lastTradeDateOrContractMonth; null for every other asset class.
+    expiry: str | None
+    what_to_show: WhatToShow
+    use_rth: bool
+    # IBKR's contract id, once the contract has been qualified; null before.
+    con_id: int | None
     bar_count: int
     first: datetime | None
     last: datetime | None
@@ -72,15 +89,15 @@ class CacheStatsService:
         if self.lookups is not None:
             self.lookups.flush()  # this process's own lookups, counted before they are read
         summaries = {
-            (row["symbol"], row["exchange"], row["data_type"]): row
-            for row in self.repository.series_summaries(self.clock())
+            _series_key(row.get): row for row in self.repository.series_summaries(self.clock())
         }
         counters = {
-            (row.symbol, row.exchange, row.data_type): row for row in self.repository.all_stats()
+            _series_key(lambda name, row=row: getattr(row, name, None)): row
+            for row in self.repository.all_stats()
         }
         series = [
             _series(key, summaries.get(key), counters.get(key))
-            for key in sorted(summaries.keys() | counters.keys(), key=lambda k: (k[0], k[2], k[1]))
+            for key in sorted(summaries.keys() | counters.keys(), key=_display_order)
         ]
         totals = {
             name: sum(getattr(row, name) for row in series)
@@ -89,17 +106,49 @@ class CacheStatsService:
         return CacheStats(**totals, hit_rate=hit_rate(**totals), series=series)
 
 
-def _series(key: SeriesId, summary: dict | None, counter: CacheSeriesStats | None) -> SeriesStats:
-    symbol, exchange, data_type = key
+def _series_key(read: Callable[[str], Any]) -> SeriesKey:
+    """The series a summary or counter row belongs to (`read` gets one of its columns).
+
+    Rows without the series columns get a stock's; remove the fallback once every row has them.
+    """
+    identity = {}
+    for name, stock in _STOCK_IDENTITY.items():
+        value = read(name)
+        identity[name] = stock if value is None else value
+    identity["use_rth"] = bool(identity["use_rth"])
+    return SeriesKey(read("symbol"), read("exchange"), read("data_type"), **identity)
+
+
+def _display_order(series: SeriesKey) -> tuple:
+    return (
+        series.symbol,
+        series.data_type,
+        series.exchange,
+        series.sec_type,
+        series.currency,
+        series.expiry,
+        series.what_to_show,
+        not series.use_rth,
+    )
+
+
+def _series(key: SeriesKey, summary: dict | None, counter: CacheSeriesStats | None) -> SeriesStats:
+    con_id = summary.get("con_id") if summary else None
     hits = counter.hits if counter else 0
     misses = counter.misses if counter else 0
     partial_hits = counter.partial_hits if counter else 0
     stale_serves = counter.stale_serves if counter else 0
     expired_count = summary["expired_count"] if summary else 0
     return SeriesStats(
-        symbol=symbol,
-        exchange=exchange,
-        data_type=BarSize(data_type),
+        symbol=key.symbol,
+        exchange=key.exchange,
+        data_type=BarSize(key.data_type),
+        sec_type=SecType(key.sec_type),
+        currency=key.currency,
+        expiry=key.expiry or None,
+        what_to_show=WhatToShow(key.what_to_show),
+        use_rth=key.use_rth,
+        con_id=con_id,
         bar_count=summary["bar_count"] if summary else 0,
         first=summary["first"] if summary else None,
         last=summary["last"] if summary else None,

@@ -62,8 +62,17 @@ def test_list_returns_every_field_and_the_total(seeded):
         "fetched_at",
         "expires_at",
         "expired",
+        "sec_type",
+        "currency",
+        "expiry",
+        "what_to_show",
+        "use_rth",
+        "con_id",
     }
     assert (first["symbol"], first["exchange"], first["data_type"]) == ("IBM", "NYSE", "1d")
+    # Bars cached as a stock's TRADES in regular hours say so.
+    assert (first["sec_type"], first["currency"], first["expiry"]) == ("STK", "USD", None)
+    assert (first["what_to_show"], first["use_rth"]) == ("TRADES", True)
     assert first["timestamp"] == "2025-11-03T00:00:00Z"
     assert first["ohlcv_data"]["volume"] == 1003.0
     # The bar's provenance: the fetch it came from, and whether its session had closed.
@@ -229,7 +238,7 @@ def test_symbol_rejects_bad_input(sqlite_client):
     client, _ = sqlite_client
     assert "path.symbol" in field_errors(client.get(f"{CACHE}/TOOLONGSYMBOL1"))
     assert "query.data_type" in field_errors(
-        client.get(f"{CACHE}/NVDA", params={"data_type": "1w"})
+        client.get(f"{CACHE}/NVDA", params={"data_type": "7m"})
     )
     assert "query.date_to" in field_errors(
         client.get(f"{CACHE}/NVDA", params={"date_from": "2025-11-05", "date_to": "2025-11-04"})
@@ -288,6 +297,12 @@ def test_stats_merge_bars_and_lookups_per_series(seeded):
         "symbol": "NVDA",
         "exchange": "NASDAQ",
         "data_type": "1d",
+        "sec_type": "STK",
+        "currency": "USD",
+        "expiry": None,
+        "what_to_show": "TRADES",
+        "use_rth": True,
+        "con_id": None,
         "bar_count": 10,
         "first": "2025-11-03T00:00:00Z",
         "last": "2025-11-14T00:00:00Z",

@@ -193,7 +193,7 @@ def test_only_the_latest_finished_jobs_are_kept(migrated_sqlite_url):
         ({"symbols": []}, "symbols", "at least 1"),
         ({"symbols": [f"S{i}" for i in range(51)]}, "symbols", "at most 50"),
         ({"symbols": ["NVDA", "9X"]}, "symbols.1", "a letter first"),
-        ({"symbols": ["NVDA"], "data_type": "2h"}, "data_type", "'1d'"),
+        ({"symbols": ["NVDA"], "data_type": "7m"}, "data_type", "'1d'"),
         ({"symbols": ["NVDA"], "days_back": 0}, "days_back", "greater than or equal to 1"),
         ({"symbols": ["NVDA"], "days_back": 3651}, "days_back", "less than or equal to 3650"),
         ({"symbols": ["NVDA"], "exchange": "N4SDAQ"}, "exchange", "2-12 letters"),

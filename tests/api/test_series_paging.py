@@ -166,9 +166,11 @@ def test_a_cursor_of_another_series_is_refused(cached):
     for params in (
         {"data_type": "1d"},
         {"data_type": "1m", "exchange": "NYSE"},
+        {"data_type": "1m", "what_to_show": "MIDPOINT"},
+        {"data_type": "1m", "use_rth": "false"},
     ):
         errors = field_errors(client.get(f"{CACHE}/NVDA", params={**params, "cursor": cursor}))
-        assert "NVDA 1m on NASDAQ" in errors["query.cursor"]
+        assert "belongs to NVDA NASDAQ 1m," in errors["query.cursor"]
     errors = field_errors(client.get(f"{CACHE}/IBM", params={"data_type": "1m", "cursor": cursor}))
     assert "query.cursor" in errors
 

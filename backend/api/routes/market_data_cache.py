@@ -1,5 +1,6 @@
 """Cache management endpoints: list, inspect, refresh from IBKR, clear, statistics."""
 
+from dataclasses import replace
 from datetime import datetime
 from typing import Annotated
 
@@ -16,9 +17,10 @@ from backend.api.deps import (
     bar_filter,
     check_date_order,
     require_api_token,
+    series_or_422,
 )
 from backend.api.errors import ErrorPublic, database_problem, error_body, status_for
-from backend.api.schemas.inputs import Exchange, Symbol
+from backend.api.schemas.inputs import Currency, Exchange, Expiry, Symbol
 from backend.api.schemas.market_data_cache import (
     MAX_OFFSET,
     MAX_PAGE_SIZE,
@@ -38,9 +40,17 @@ from backend.api.schemas.market_data_cache import (
     SeriesBarPublic,
     SeriesCursor,
     SeriesPublic,
+    identity_of,
 )
 from backend.containers import Container
-from backend.market_data.domain import MAX_SERIES_PAGE_SIZE, SERIES_PAGE_SIZE, BarSize
+from backend.market_data.domain import (
+    MAX_SERIES_PAGE_SIZE,
+    SERIES_PAGE_SIZE,
+    BarSize,
+    SecType,
+    SeriesKey,
+    WhatToShow,
+)
 from backend.market_data.errors import MarketDataError
 from backend.market_data.inventory import CacheInventory, RangeTooLarge, SeriesPage, is_expired
 from backend.market_data.refresh_jobs import RefreshJob, RefreshJobs
@@ -56,7 +66,13 @@ REFRESH_WAIT_S = 120.0
 MAX_COLUMNAR_BARS = 2_000_000
 # The series route answers in the format the Accept header asks for: caches must key on it.
 VARY = {"Vary": "Accept"}
-SERIES_DESCRIPTION = f"""One symbol's cached bars in time order. Reads the cache only, never IBKR.
+SERIES_DESCRIPTION = f"""One series' cached bars in time order. Reads the cache only, never IBKR.
+
+The series is the symbol's contract (sec_type, exchange, currency, expiry) in one bar size,
+whatToShow and hours. What is left out takes the asset class's default: a US stock's TRADES in
+regular hours; CBOE, CME, IDEALPRO (as MIDPOINT) or PAXOS (as AGGTRADES) for indices, futures,
+FX pairs (EUR.USD, or EUR with currency=USD) and crypto. A series IBKR does not have (TRADES on
+FX, a future without its expiry, an expiry on a stock) is refused with 422 naming the field.
 
 **JSON** (the default) answers a page at a time. A page holds up to `limit` bars
 (default {SERIES_PAGE_SIZE}, at most {MAX_SERIES_PAGE_SIZE}). While more bars follow,
@@ -64,7 +80,8 @@ SERIES_DESCRIPTION = f"""One symbol's cached bars in time order. Reads the cache
 `total` counts the bars of the whole range.
 
 **Parquet, Arrow IPC stream, CSV** answer the whole date_from..date_to range in one body, as a
-file named like `NVDA_1m.parquet`; `limit` and `cursor` are refused (422). A range of more than
+file named like `NVDA_1m.parquet` (or `ES_202503_FUT_CME_1m_MIDPOINT_all-hours.parquet`);
+`limit` and `cursor` are refused (422). A range of more than
 {MAX_COLUMNAR_BARS:,} bars is refused (422): narrow date_from/date_to, or page the JSON.
 
 Parquet and Arrow hold the columns timestamp, open, high, low, close, volume, wap, bar_count (as
@@ -139,6 +156,26 @@ async def refresh_cache(
                         "force": True,
                     },
                 },
+                "future": {
+                    "summary": "Two days of a future's 1-minute midpoints, overnight included",
+                    "value": {
+                        "symbols": ["ES"],
+                        "sec_type": "FUT",
+                        "expiry": "202503",
+                        "data_type": "1m",
+                        "what_to_show": "MIDPOINT",
+                        "use_rth": False,
+                        "days_back": 2,
+                    },
+                },
+                "fx": {
+                    "summary": "Hourly midpoints of two FX pairs",
+                    "value": {
+                        "symbols": ["EUR.USD", "USD.JPY"],
+                        "sec_type": "CASH",
+                        "data_type": "1h",
+                    },
+                },
             }
         ),
     ],
@@ -150,17 +187,29 @@ async def refresh_cache(
 ) -> RefreshJobPublic:
     """Fetch symbols from IBKR into the cache as a job (allowed in DEBUG_MODE); 202 with the job.
 
-    The job is planned first: one that needs more than REQUEST_CEILING historical requests
-    (default 1440, four hours of IBKR's pacing budget) is refused with 422
-    `request_budget_exceeded` and the estimate, before anything is sent.
+    Each symbol is one series of the body's asset class, bar size, whatToShow and hours; a
+    series IBKR does not have is refused with 422 naming the field. The job is planned first:
+    one that needs more than REQUEST_CEILING historical requests (default 1440, four hours of
+    IBKR's pacing budget) is refused with 422 `request_budget_exceeded` and the estimate,
+    before anything is sent.
     """
-    job = await jobs.submit(
-        body.symbols,
-        body.data_type,
-        exchange=body.exchange,
-        days_back=body.days_back,
-        force=body.force,
-    )
+    series = [
+        series_or_422(
+            "body",
+            symbol,
+            body.data_type,
+            symbol_loc=("body", "symbols", index),
+            sec_type=body.sec_type,
+            exchange=body.exchange,
+            currency=body.currency,
+            expiry=body.expiry,
+            what_to_show=body.what_to_show,
+            use_rth=body.use_rth,
+            stock_exchange=jobs.default_exchange,
+        )
+        for index, symbol in enumerate(body.symbols)
+    ]
+    job = await jobs.submit(series, days_back=body.days_back, force=body.force)
     if wait:
         await jobs.wait(job, REFRESH_WAIT_S)
     if job.finished:
@@ -227,14 +276,41 @@ async def cancel_refresh_job(
 )
 @inject
 def cached_series(
-    symbol: Annotated[Symbol, Path(description="Ticker; lower case is upper-cased.")],
+    symbol: Annotated[
+        Symbol,
+        Path(description="Ticker; lower case is upper-cased. An FX pair as EUR.USD or EURUSD."),
+    ],
     inventory: Annotated[CacheInventory, Depends(Provide[Container.cache_inventory])],
     request: Request,
     data_type: Annotated[BarSize, Query(description="Bar size.")] = BarSize.D1,
     exchange: Annotated[
         Exchange | None,
-        Query(description="Primary exchange; CACHE_EXCHANGE, then any cached one, when omitted."),
+        Query(
+            description="Exchange; when omitted CACHE_EXCHANGE for stocks (then any cached one), "
+            "else the asset class's (CBOE, CME, IDEALPRO, PAXOS)."
+        ),
     ] = None,
+    sec_type: Annotated[
+        SecType, Query(description="Asset class; STK is a stock or an ETF.")
+    ] = SecType.STK,
+    currency: Annotated[
+        Currency | None,
+        Query(description="Quote currency; USD, or an FX pair's own, when omitted."),
+    ] = None,
+    expiry: Annotated[
+        Expiry | None,
+        Query(description="A future's contract month (YYYYMM) or last day (YYYYMMDD); FUT only."),
+    ] = None,
+    what_to_show: Annotated[
+        WhatToShow | None,
+        Query(
+            description="IBKR's series; TRADES (MIDPOINT for CASH, AGGTRADES for CRYPTO) "
+            "when omitted."
+        ),
+    ] = None,
+    use_rth: Annotated[
+        bool, Query(description="Regular trading hours only; false for all hours.")
+    ] = True,
     date_from: DateFromQuery = None,
     date_to: DateToQuery = None,
     limit: Annotated[
@@ -258,24 +334,39 @@ def cached_series(
         ),
     ] = None,
 ) -> Response:
-    """One symbol's cached bars in time order, as SERIES_DESCRIPTION tells."""
+    """One series' cached bars in time order, as SERIES_DESCRIPTION tells."""
     check_date_order(date_from, date_to)
+    series = series_or_422(
+        "query",
+        symbol,
+        data_type,
+        symbol_loc=("path", "symbol"),
+        sec_type=sec_type,
+        exchange=exchange,
+        currency=currency,
+        expiry=expiry,
+        what_to_show=what_to_show,
+        use_rth=use_rth,
+        stock_exchange=inventory.default_exchange,
+    )
+    # Without an exchange, a stock is looked for on any exchange it is cached for.
+    any_exchange = exchange is None and series.sec_type == SecType.STK
     chosen = bar_format if bar_format is not None else negotiate(request.headers.get("accept"))
     if chosen is None:
         return not_acceptable()
     if chosen is not BarFormat.JSON:
         check_not_paged(request, chosen)
-        return columnar_series(inventory, symbol, data_type, exchange, date_from, date_to, chosen)
+        return columnar_series(inventory, series, any_exchange, date_from, date_to, chosen)
     if cursor is not None:
-        check_cursor(cursor, symbol, data_type, exchange)
+        check_cursor(cursor, series, exchange_given=exchange is not None)
+        series, any_exchange = cursor.series, False
     page = inventory.series(
-        symbol,
-        data_type,
-        cursor.exchange if cursor else exchange,
+        series,
         date_from,
         date_to,
         limit,
         after=cursor.after if cursor else None,
+        any_exchange=any_exchange,
     )
     # The hot path of charts: the model is already valid, so it is dumped once, straight to JSON,
     # instead of FastAPI validating a year of bars again against response_model.
@@ -311,7 +402,8 @@ def clear_cache(
                 {
                     "loc": ("query", "all"),
                     "msg": f"{given}: pass all=true to delete every cached bar, "
-                    "or filter by symbol, exchange, data_type, date_from or date_to",
+                    "or filter by symbol, exchange, data_type, sec_type, currency, expiry, "
+                    "what_to_show, use_rth, date_from or date_to",
                     "type": "value_error",
                 }
             ]
@@ -352,9 +444,8 @@ def check_not_paged(request: Request, bar_format: BarFormat) -> None:
 
 def columnar_series(
     inventory: CacheInventory,
-    symbol: str,
-    data_type: BarSize,
-    exchange: str | None,
+    series: SeriesKey,
+    any_exchange: bool,
     date_from: datetime | None,
     date_to: datetime | None,
     bar_format: BarFormat,
@@ -362,7 +453,7 @@ def columnar_series(
     """The whole range in one Parquet, Arrow or CSV body, as a file to save."""
     try:
         found = inventory.series_columns(
-            symbol, data_type, exchange, date_from, date_to, MAX_COLUMNAR_BARS
+            series, date_from, date_to, MAX_COLUMNAR_BARS, any_exchange=any_exchange
         )
     except RangeTooLarge as error:
         raise RequestValidationError(
@@ -377,7 +468,7 @@ def columnar_series(
                 }
             ]
         ) from error
-    name = filename(found.series.symbol, found.series.data_type, bar_format)
+    name = filename(found.series, bar_format)
     return Response(
         encode(found.bars, bar_format),
         media_type=MEDIA_TYPES[bar_format],
@@ -385,20 +476,17 @@ def columnar_series(
     )
 
 
-def check_cursor(
-    cursor: SeriesCursor, symbol: str, data_type: BarSize, exchange: str | None
-) -> None:
-    if (cursor.symbol, cursor.data_type) != (symbol, data_type) or exchange not in (
-        None,
-        cursor.exchange,
-    ):
+def check_cursor(cursor: SeriesCursor, series: SeriesKey, exchange_given: bool) -> None:
+    """The cursor must be of the series asked for; without an exchange, of it on any exchange."""
+    asked = series if exchange_given else replace(series, exchange=cursor.series.exchange)
+    if cursor.series != asked:
         raise RequestValidationError(
             [
                 {
                     "loc": ("query", "cursor"),
-                    "msg": f"belongs to {cursor.symbol} {cursor.data_type.value} on "
-                    f"{cursor.exchange}, not to this request: pass the next_cursor of this "
-                    "series' previous page, or leave cursor out for the first page",
+                    "msg": f"belongs to {cursor.series.label()}, not to this request: pass "
+                    "the next_cursor of this series' previous page, or leave cursor out for "
+                    "the first page",
                     "type": "value_error",
                 }
             ]
@@ -413,8 +501,11 @@ def cached_bars_public(part: SegmentSlice, now: datetime) -> list[CachedBarPubli
     segment = part.segment
     series = segment.series
     fetches = segment.fetches
+    # Segments written before the contract id was kept have none.
+    identity = identity_of(series, getattr(segment, "con_id", None))
     return [
         CachedBarPublic(
+            **identity,
             id=segment.id,
             symbol=series.symbol,
             exchange=series.exchange,
@@ -443,13 +534,9 @@ def series_public(page: SeriesPage) -> SeriesPublic:
     bars = page.bars
     next_cursor = None
     if page.next_after is not None:
-        next_cursor = SeriesCursor(
-            symbol=page.series.symbol,
-            exchange=page.series.exchange,
-            data_type=page.data_type,
-            after=page.next_after,
-        ).encode()
+        next_cursor = SeriesCursor(series=page.series, after=page.next_after).encode()
     return SeriesPublic(
+        **identity_of(page.series, page.con_id),
         symbol=page.series.symbol,
         exchange=page.series.exchange,
         data_type=page.data_type,
@@ -486,10 +573,12 @@ def job_public(job: RefreshJob) -> RefreshJobPublic:
         finished_at=job.finished_at,
         request=RefreshJobRequest.model_validate(job.request, from_attributes=True),
         estimate=RequestEstimatePublic(**job.estimate.to_json()),
-        progress=RefreshProgress(done=len(job.results), total=len(job.request.symbols)),
+        progress=RefreshProgress(done=len(job.results), total=len(job.series)),
         results=[
             RefreshResultPublic(
+                **identity_of(result.series),
                 symbol=result.symbol,
+                exchange=result.series.exchange,
                 data_type=result.data_type,
                 status=result.status,
                 bars_fetched=result.bars_fetched,

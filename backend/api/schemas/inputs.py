@@ -1,4 +1,5 @@
-"""Input types every route shares: symbols, exchanges, ISO-8601 dates, strict day counts."""
+"""Input types every route shares: symbols, exchanges, a series' currency and expiry, ISO-8601
+dates, strict day counts."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, StrictStr, WithJsonSchema
 
-from backend.market_data.domain import MAX_DAYS_BACK, parse_exchange, parse_symbol
+from backend.market_data.domain import (
+    CURRENCY_PATTERN,
+    EXPIRY_PATTERN,
+    MAX_DAYS_BACK,
+    parse_exchange,
+    parse_symbol,
+)
 
 _DATE_ONLY = re.compile(r"\d{4}-\d{2}-\d{2}")
 # A date, alone or followed by the time ("T" or a space).
@@ -77,4 +84,41 @@ Exchange = Annotated[
     str,
     AfterValidator(parse_exchange),
     WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z]{2,12}$"}),
+]
+
+
+def _currency(value: str) -> str:
+    currency = value.upper()
+    if not (currency.isascii() and CURRENCY_PATTERN.fullmatch(currency)):
+        raise ValueError(f"invalid currency {value!r}: use a 3-letter ISO code such as USD or EUR")
+    return currency
+
+
+def _expiry(value: str) -> str:
+    # ASCII digits only: the pattern's \d would also take other scripts' digits.
+    if not (value.isascii() and EXPIRY_PATTERN.fullmatch(value)):
+        raise ValueError(
+            f"invalid expiry {value!r}: a future's contract month as YYYYMM or its last trading "
+            "day as YYYYMMDD, e.g. 202503"
+        )
+    return value
+
+
+# A series' quote currency, exactly as written (lower case is upper-cased).
+Currency = Annotated[
+    StrictStr,
+    AfterValidator(_currency),
+    WithJsonSchema({"type": "string", "pattern": r"^[A-Za-z]{3}$", "examples": ["USD"]}),
+]
+# A future's lastTradeDateOrContractMonth.
+Expiry = Annotated[
+    StrictStr,
+    AfterValidator(_expiry),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": r"^[0-9]{4}(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01])?$",
+            "examples": ["202503"],
+        }
+    ),
 ]

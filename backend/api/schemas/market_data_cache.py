@@ -16,13 +16,19 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from backend.api.schemas.inputs import DaysBack, Exchange, Symbol
+from backend.api.schemas.inputs import Currency, DaysBack, Exchange, Expiry, Symbol
 from backend.api.schemas.records import model_of
 from backend.market_data.domain import (
+    DEFAULT_CURRENCY,
+    DEFAULT_DAYS_BACK,
     MAX_SYMBOLS_PER_REQUEST,
     Bar,
     BarSize,
+    SecType,
+    SeriesKey,
+    WhatToShow,
     parse_exchange,
+    parse_series,
     parse_symbol,
 )
 from backend.market_data.refresh_jobs import JobRequest
@@ -33,10 +39,38 @@ MAX_PAGE_SIZE = 5000
 MAX_OFFSET = 1_000_000_000
 
 
+# -- what a series is -------------------------------------------------------------------------
+
+
+class SeriesIdentityPublic(BaseModel):
+    """Which series a row belongs to, beyond its symbol, exchange and bar size: the contract's
+    asset class, quote currency and (futures only) expiry, IBKR's whatToShow, and whether the
+    bars cover regular trading hours only (use_rth) or all hours."""
+
+    sec_type: SecType
+    currency: str
+    expiry: str | None = Field(description="A future's contract month (YYYYMM or YYYYMMDD)")
+    what_to_show: WhatToShow
+    use_rth: bool = Field(description="Regular trading hours only; false: all hours")
+    con_id: int | None = Field(description="IBKR's contract id; null until it is known")
+
+
+def identity_of(series: SeriesKey, con_id: int | None = None) -> dict[str, Any]:
+    """The SeriesIdentityPublic fields of a series."""
+    return {
+        "sec_type": series.sec_type,
+        "currency": series.currency,
+        "expiry": series.expiry or None,
+        "what_to_show": series.what_to_show,
+        "use_rth": series.use_rth,
+        "con_id": con_id,
+    }
+
+
 # -- listing ----------------------------------------------------------------------------------
 
 
-class CachedBarPublic(BaseModel):
+class CachedBarPublic(SeriesIdentityPublic):
     """One cached bar as stored.
 
     `expired`: the bar was not final when fetched and expires_at has passed. Final bars (their
@@ -86,27 +120,45 @@ class SeriesCursor(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    symbol: str
-    exchange: str
-    data_type: BarSize
+    series: SeriesKey
     after: datetime
 
     def encode(self) -> str:
-        raw = json.dumps([self.symbol, self.exchange, self.data_type.value, self.after.isoformat()])
+        series = self.series
+        raw = json.dumps(
+            [
+                series.symbol,
+                series.exchange,
+                series.data_type,
+                self.after.isoformat(),
+                series.sec_type,
+                series.currency,
+                series.expiry,
+                series.what_to_show,
+                series.use_rth,
+            ]
+        )
         return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
 
 
 def parse_cursor(value: str) -> SeriesCursor:
-    """A cursor from next_cursor; anything else is refused (the string is opaque to callers)."""
+    """A cursor from next_cursor; anything else is refused (the string is opaque to callers).
+
+    A cursor of four parts (symbol, exchange, bar size, time), as given out before the series
+    key named the contract, is a stock's TRADES in regular hours.
+    """
     if len(value) > _MAX_CURSOR_LENGTH:
         raise ValueError(_BAD_CURSOR)
     try:
         parts = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
-        if not (isinstance(parts, list) and len(parts) == 4):
+        if not (isinstance(parts, list) and len(parts) in (4, 9)):
             raise ValueError(_BAD_CURSOR)
-        if not all(isinstance(part, str) for part in parts):
+        if len(parts) == 4:
+            parts += [SecType.STK.value, DEFAULT_CURRENCY, "", WhatToShow.TRADES.value, True]
+        *texts, use_rth = parts
+        if not (all(isinstance(part, str) for part in texts) and isinstance(use_rth, bool)):
             raise ValueError(_BAD_CURSOR)
-        symbol, exchange, data_type, after = parts
+        symbol, exchange, data_type, after, sec_type, currency, expiry, what_to_show = texts
         after_at = datetime.fromisoformat(after)
         if after_at.tzinfo is None:
             raise ValueError(_BAD_CURSOR)
@@ -114,12 +166,30 @@ def parse_cursor(value: str) -> SeriesCursor:
         # The next page starts a microsecond later; a forged cursor may leave no room for that.
         if after_at >= datetime.max.replace(tzinfo=UTC) - timedelta(microseconds=1):
             raise ValueError(_BAD_CURSOR)
-        return SeriesCursor(
-            symbol=parse_symbol(symbol),
-            exchange=parse_exchange(exchange),
-            data_type=BarSize(data_type),
-            after=after_at,
+        series = SeriesKey(
+            parse_symbol(symbol),
+            parse_exchange(exchange),
+            data_type,
+            sec_type,
+            currency,
+            expiry,
+            what_to_show,
+            use_rth,
         )
+        # Only a series parse_series gives back unchanged is one this API could have given out.
+        same = parse_series(
+            series.symbol,
+            data_type,
+            sec_type=sec_type,
+            exchange=series.exchange,
+            currency=currency,
+            expiry=expiry,
+            what_to_show=what_to_show,
+            use_rth=use_rth,
+        )
+        if same != series:
+            raise ValueError(_BAD_CURSOR)
+        return SeriesCursor(series=series, after=after_at)
     except (ValueError, OverflowError):
         raise ValueError(_BAD_CURSOR) from None
 
@@ -127,8 +197,8 @@ def parse_cursor(value: str) -> SeriesCursor:
 Cursor = Annotated[str, AfterValidator(parse_cursor), WithJsonSchema({"type": "string"})]
 
 
-class SeriesPublic(BaseModel):
-    """One page of a symbol's bars in time order, with when they were fetched.
+class SeriesPublic(SeriesIdentityPublic):
+    """One page of a series' bars in time order, with when they were fetched.
 
     count, first, last, fetched_from and fetched_to describe the bars of this page; total and
     expired the whole requested range. Follow next_cursor for the next page; it is null on the
@@ -178,7 +248,14 @@ class CacheStatsPublic(BaseModel):
 
 
 class RefreshRequest(BaseModel):
-    """Fetch these symbols from IBKR into the cache, from `days_back` days ago up to now."""
+    """Fetch these symbols from IBKR into the cache, from `days_back` days ago up to now.
+
+    Every symbol is of one asset class (sec_type) and is fetched as one series: the bar size,
+    whatToShow and hours given. What is left out takes the asset class's default: a US stock's
+    TRADES in regular hours; a future on CME, an index on CBOE, an FX pair on IDEALPRO as
+    MIDPOINT, crypto on PAXOS as AGGTRADES. A series IBKR does not have (TRADES on FX, a future
+    without its expiry) is refused with 422 naming the field.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -192,6 +269,16 @@ class RefreshRequest(BaseModel):
                     "days_back": 30,
                     "force": True,
                 },
+                {
+                    "symbols": ["ES"],
+                    "sec_type": "FUT",
+                    "expiry": "202503",
+                    "data_type": "1m",
+                    "what_to_show": "MIDPOINT",
+                    "use_rth": False,
+                    "days_back": 2,
+                },
+                {"symbols": ["EUR.USD", "USD.JPY"], "sec_type": "CASH", "data_type": "1h"},
             ]
         },
     )
@@ -199,18 +286,40 @@ class RefreshRequest(BaseModel):
     symbols: list[Symbol] = Field(
         min_length=1,
         max_length=MAX_SYMBOLS_PER_REQUEST,
-        description="Tickers; lower case is upper-cased. Repeats are fetched once.",
+        description="Tickers; lower case is upper-cased. Repeats are fetched once. An FX pair "
+        "as EUR.USD or EURUSD.",
+    )
+    sec_type: SecType = Field(
+        default=SecType.STK, description="Asset class; STK is a stock or an ETF."
     )
     exchange: Exchange | None = Field(
-        default=None, description="Primary exchange; CACHE_EXCHANGE when omitted."
+        default=None,
+        description="Exchange; when omitted CACHE_EXCHANGE for stocks, else the asset class's "
+        "(CBOE, CME, IDEALPRO, PAXOS).",
+    )
+    currency: Currency | None = Field(
+        default=None, description="Quote currency; USD, or an FX pair's own, when omitted."
+    )
+    expiry: Expiry | None = Field(
+        default=None,
+        description="A future's contract month (YYYYMM) or last day (YYYYMMDD); FUT only, "
+        "and required there.",
     )
     data_type: BarSize = Field(default=BarSize.D1, description="Bar size.")
+    what_to_show: WhatToShow | None = Field(
+        default=None,
+        description="IBKR's series; TRADES when omitted (MIDPOINT for CASH, AGGTRADES for CRYPTO).",
+    )
+    use_rth: StrictBool = Field(
+        default=True,
+        description="Regular trading hours only; false for all hours (stocks' pre- and "
+        "after-market, futures' overnight session).",
+    )
     days_back: DaysBack | None = Field(
         default=None,
-        description=(
-            "Days before now to start from. Default 365 for 1d, 30 for 1h and 30m, 10 for 15m, "
-            "5 for 5m, 2 for 1m."
-        ),
+        description="Days before now to start from. Default by bar size: "
+        + ", ".join(f"{days} for {size.value}" for size, days in DEFAULT_DAYS_BACK.items())
+        + ".",
     )
     force: StrictBool = Field(
         default=False, description="Fetch again even bars the cache holds fresh (force_refresh)."
@@ -223,11 +332,12 @@ class RefreshError(BaseModel):
     status_code: int
 
 
-class RefreshResultPublic(BaseModel):
+class RefreshResultPublic(SeriesIdentityPublic):
     """bars_fetched: committed by this job (also when the symbol then failed or was cancelled);
     bars_cached: what the cache holds for the job's range. Both read from the database."""
 
     symbol: str
+    exchange: str
     data_type: BarSize
     status: Literal["ok", "error", "cancelled"]
     bars_fetched: int

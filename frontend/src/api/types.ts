@@ -107,9 +107,11 @@ export interface paths {
          * Refresh Cache
          * @description Fetch symbols from IBKR into the cache as a job (allowed in DEBUG_MODE); 202 with the job.
          *
-         *     The job is planned first: one that needs more than REQUEST_CEILING historical requests
-         *     (default 1440, four hours of IBKR's pacing budget) is refused with 422
-         *     `request_budget_exceeded` and the estimate, before anything is sent.
+         *     Each symbol is one series of the body's asset class, bar size, whatToShow and hours; a
+         *     series IBKR does not have is refused with 422 naming the field. The job is planned first:
+         *     one that needs more than REQUEST_CEILING historical requests (default 1440, four hours of
+         *     IBKR's pacing budget) is refused with 422 `request_budget_exceeded` and the estimate,
+         *     before anything is sent.
          */
         post: operations["refresh_cache_api_market_data_cache_refresh_post"];
         delete?: never;
@@ -174,7 +176,13 @@ export interface paths {
         };
         /**
          * Cached Series
-         * @description One symbol's cached bars in time order. Reads the cache only, never IBKR.
+         * @description One series' cached bars in time order. Reads the cache only, never IBKR.
+         *
+         *     The series is the symbol's contract (sec_type, exchange, currency, expiry) in one bar size,
+         *     whatToShow and hours. What is left out takes the asset class's default: a US stock's TRADES in
+         *     regular hours; CBOE, CME, IDEALPRO (as MIDPOINT) or PAXOS (as AGGTRADES) for indices, futures,
+         *     FX pairs (EUR.USD, or EUR with currency=USD) and crypto. A series IBKR does not have (TRADES on
+         *     FX, a future without its expiry, an expiry on a stock) is refused with 422 naming the field.
          *
          *     **JSON** (the default) answers a page at a time. A page holds up to `limit` bars
          *     (default 10000, at most 50000). While more bars follow,
@@ -182,7 +190,8 @@ export interface paths {
          *     `total` counts the bars of the whole range.
          *
          *     **Parquet, Arrow IPC stream, CSV** answer the whole date_from..date_to range in one body, as a
-         *     file named like `NVDA_1m.parquet`; `limit` and `cursor` are refused (422). A range of more than
+         *     file named like `NVDA_1m.parquet` (or `ES_202503_FUT_CME_1m_MIDPOINT_all-hours.parquet`);
+         *     `limit` and `cursor` are refused (422). A range of more than
          *     2,000,000 bars is refused (422): narrow date_from/date_to, or page the JSON.
          *
          *     Parquet and Arrow hold the columns timestamp, open, high, low, close, volume, wap, bar_count (as
@@ -323,7 +332,7 @@ export interface components {
          * @description Bar sizes the cache stores, keyed by the short names used in the API and the database.
          * @enum {string}
          */
-        BarSize: "1m" | "5m" | "15m" | "30m" | "1h" | "1d";
+        BarSize: "5s" | "30s" | "1m" | "2m" | "3m" | "5m" | "10m" | "15m" | "20m" | "30m" | "1h" | "2h" | "4h" | "1d" | "1w" | "1mo";
         /**
          * CacheStatsPublic
          * @description Cache figures for the UI.
@@ -355,6 +364,13 @@ export interface components {
          *     session had closed) are settled history and never expire.
          */
         CachedBarPublic: {
+            /**
+             * Con Id
+             * @description IBKR's contract id; null until it is known
+             */
+            con_id: number | null;
+            /** Currency */
+            currency: string;
             data_type: components["schemas"]["BarSize"];
             /** Exchange */
             exchange: string;
@@ -365,6 +381,11 @@ export interface components {
              * Format: date-time
              */
             expires_at: string;
+            /**
+             * Expiry
+             * @description A future's contract month (YYYYMM or YYYYMMDD)
+             */
+            expiry: string | null;
             /**
              * Fetched At
              * Format: date-time
@@ -384,6 +405,7 @@ export interface components {
             ohlcv_data: {
                 [key: string]: unknown;
             };
+            sec_type: components["schemas"]["SecType"];
             /** Symbol */
             symbol: string;
             /**
@@ -391,6 +413,12 @@ export interface components {
              * Format: date-time
              */
             timestamp: string;
+            /**
+             * Use Rth
+             * @description Regular trading hours only; false: all hours
+             */
+            use_rth: boolean;
+            what_to_show: components["schemas"]["WhatToShow"];
         };
         /**
          * CachedBarsPublic
@@ -709,8 +737,13 @@ export interface components {
         /**
          * RefreshJobRequest
          * @description The request as the job runs it: defaults filled in and the range resolved.
+         *
+         *     An FX pair is listed as BASE.QUOTE (EUR.USD); currency is null when the pairs have
+         *     different quote currencies (each result names its own). expiry is null but for futures.
          */
         RefreshJobRequest: {
+            /** Currency */
+            currency: string | null;
             data_type: components["schemas"]["BarSize"];
             /** Days Back */
             days_back: number;
@@ -721,8 +754,11 @@ export interface components {
             end: string;
             /** Exchange */
             exchange: string;
+            /** Expiry */
+            expiry: string | null;
             /** Force */
             force: boolean;
+            sec_type: components["schemas"]["SecType"];
             /**
              * Start
              * Format: date-time
@@ -730,6 +766,9 @@ export interface components {
             start: string;
             /** Symbols */
             symbols: string[];
+            /** Use Rth */
+            use_rth: boolean;
+            what_to_show: components["schemas"]["WhatToShow"];
         };
         /** RefreshProgress */
         RefreshProgress: {
@@ -741,6 +780,12 @@ export interface components {
         /**
          * RefreshRequest
          * @description Fetch these symbols from IBKR into the cache, from `days_back` days ago up to now.
+         *
+         *     Every symbol is of one asset class (sec_type) and is fetched as one series: the bar size,
+         *     whatToShow and hours given. What is left out takes the asset class's default: a US stock's
+         *     TRADES in regular hours; a future on CME, an index on CBOE, an FX pair on IDEALPRO as
+         *     MIDPOINT, crypto on PAXOS as AGGTRADES. A series IBKR does not have (TRADES on FX, a future
+         *     without its expiry) is refused with 422 naming the field.
          * @example {
          *       "data_type": "1d",
          *       "days_back": 365,
@@ -758,8 +803,32 @@ export interface components {
          *         "AAPL"
          *       ]
          *     }
+         * @example {
+         *       "data_type": "1m",
+         *       "days_back": 2,
+         *       "expiry": "202503",
+         *       "sec_type": "FUT",
+         *       "symbols": [
+         *         "ES"
+         *       ],
+         *       "use_rth": false,
+         *       "what_to_show": "MIDPOINT"
+         *     }
+         * @example {
+         *       "data_type": "1h",
+         *       "sec_type": "CASH",
+         *       "symbols": [
+         *         "EUR.USD",
+         *         "USD.JPY"
+         *       ]
+         *     }
          */
         RefreshRequest: {
+            /**
+             * Currency
+             * @description Quote currency; USD, or an FX pair's own, when omitted.
+             */
+            currency?: string | null;
             /**
              * @description Bar size.
              * @default 1d
@@ -767,14 +836,19 @@ export interface components {
             data_type?: components["schemas"]["BarSize"];
             /**
              * Days Back
-             * @description Days before now to start from. Default 365 for 1d, 30 for 1h and 30m, 10 for 15m, 5 for 5m, 2 for 1m.
+             * @description Days before now to start from. Default by bar size: 3650 for 1mo, 730 for 1w, 365 for 1d, 90 for 4h, 60 for 2h, 30 for 1h, 30 for 30m, 20 for 20m, 10 for 15m, 10 for 10m, 5 for 5m, 3 for 3m, 2 for 2m, 2 for 1m, 1 for 30s, 1 for 5s.
              */
             days_back?: number | null;
             /**
              * Exchange
-             * @description Primary exchange; CACHE_EXCHANGE when omitted.
+             * @description Exchange; when omitted CACHE_EXCHANGE for stocks, else the asset class's (CBOE, CME, IDEALPRO, PAXOS).
              */
             exchange?: string | null;
+            /**
+             * Expiry
+             * @description A future's contract month (YYYYMM) or last day (YYYYMMDD); FUT only, and required there.
+             */
+            expiry?: string | null;
             /**
              * Force
              * @description Fetch again even bars the cache holds fresh (force_refresh).
@@ -782,10 +856,23 @@ export interface components {
              */
             force?: boolean;
             /**
+             * @description Asset class; STK is a stock or an ETF.
+             * @default STK
+             */
+            sec_type?: components["schemas"]["SecType"];
+            /**
              * Symbols
-             * @description Tickers; lower case is upper-cased. Repeats are fetched once.
+             * @description Tickers; lower case is upper-cased. Repeats are fetched once. An FX pair as EUR.USD or EURUSD.
              */
             symbols: string[];
+            /**
+             * Use Rth
+             * @description Regular trading hours only; false for all hours (stocks' pre- and after-market, futures' overnight session).
+             * @default true
+             */
+            use_rth?: boolean;
+            /** @description IBKR's series; TRADES when omitted (MIDPOINT for CASH, AGGTRADES for CRYPTO). */
+            what_to_show?: components["schemas"]["WhatToShow"] | null;
         };
         /**
          * RefreshResultPublic
@@ -797,8 +884,23 @@ export interface components {
             bars_cached: number;
             /** Bars Fetched */
             bars_fetched: number;
+            /**
+             * Con Id
+             * @description IBKR's contract id; null until it is known
+             */
+            con_id: number | null;
+            /** Currency */
+            currency: string;
             data_type: components["schemas"]["BarSize"];
             error: components["schemas"]["RefreshError"] | null;
+            /** Exchange */
+            exchange: string;
+            /**
+             * Expiry
+             * @description A future's contract month (YYYYMM or YYYYMMDD)
+             */
+            expiry: string | null;
+            sec_type: components["schemas"]["SecType"];
             /**
              * Status
              * @enum {string}
@@ -806,6 +908,12 @@ export interface components {
             status: "ok" | "error" | "cancelled";
             /** Symbol */
             symbol: string;
+            /**
+             * Use Rth
+             * @description Regular trading hours only; false: all hours
+             */
+            use_rth: boolean;
+            what_to_show: components["schemas"]["WhatToShow"];
         };
         /** RequestBudgetEstimate */
         RequestBudgetEstimate: {
@@ -855,6 +963,12 @@ export interface components {
              */
             requests: number;
         };
+        /**
+         * SecType
+         * @description IBKR's security types the cache serves.
+         * @enum {string}
+         */
+        SecType: "STK" | "IND" | "FUT" | "CONTFUT" | "CASH" | "CRYPTO";
         /** SeriesBarPublic */
         SeriesBarPublic: {
             /** Bar Count */
@@ -881,7 +995,7 @@ export interface components {
         };
         /**
          * SeriesPublic
-         * @description One page of a symbol's bars in time order, with when they were fetched.
+         * @description One page of a series' bars in time order, with when they were fetched.
          *
          *     count, first, last, fetched_from and fetched_to describe the bars of this page; total and
          *     expired the whole requested range. Follow next_cursor for the next page; it is null on the
@@ -891,10 +1005,17 @@ export interface components {
             /** Bars */
             bars: components["schemas"]["SeriesBarPublic"][];
             /**
+             * Con Id
+             * @description IBKR's contract id; null until it is known
+             */
+            con_id: number | null;
+            /**
              * Count
              * @description Bars in this page
              */
             count: number;
+            /** Currency */
+            currency: string;
             data_type: components["schemas"]["BarSize"];
             /** Exchange */
             exchange: string;
@@ -903,6 +1024,11 @@ export interface components {
              * @description Whether any bar in the requested range has expired
              */
             expired: boolean;
+            /**
+             * Expiry
+             * @description A future's contract month (YYYYMM or YYYYMMDD)
+             */
+            expiry: string | null;
             /**
              * Fetched From
              * Format: date-time
@@ -928,6 +1054,7 @@ export interface components {
              * @description Pass as `cursor` for the next page; null on the last page
              */
             next_cursor: string | null;
+            sec_type: components["schemas"]["SecType"];
             /** Symbol */
             symbol: string;
             /**
@@ -935,6 +1062,12 @@ export interface components {
              * @description Bars in the whole requested range, over every page
              */
             total: number;
+            /**
+             * Use Rth
+             * @description Regular trading hours only; false: all hours
+             */
+            use_rth: boolean;
+            what_to_show: components["schemas"]["WhatToShow"];
         };
         /**
          * SeriesStatsPublic
@@ -943,6 +1076,10 @@ export interface components {
         SeriesStatsPublic: {
             /** Bar Count */
             bar_count: number;
+            /** Con Id */
+            con_id: number | null;
+            /** Currency */
+            currency: string;
             data_type: components["schemas"]["BarSize"];
             /** Exchange */
             exchange: string;
@@ -950,6 +1087,8 @@ export interface components {
             expired: boolean;
             /** Expired Count */
             expired_count: number;
+            /** Expiry */
+            expiry: string | null;
             /** First */
             first: string | null;
             /** Hit Rate */
@@ -968,10 +1107,14 @@ export interface components {
             misses: number;
             /** Partial Hits */
             partial_hits: number;
+            sec_type: components["schemas"]["SecType"];
             /** Stale Serves */
             stale_serves: number;
             /** Symbol */
             symbol: string;
+            /** Use Rth */
+            use_rth: boolean;
+            what_to_show: components["schemas"]["WhatToShow"];
         };
         /** StrategyPublic */
         StrategyPublic: {
@@ -982,6 +1125,12 @@ export interface components {
             /** Parameters */
             parameters: components["schemas"]["ParameterPublic"][];
         };
+        /**
+         * WhatToShow
+         * @description IBKR's series of a contract (historical data whatToShow).
+         * @enum {string}
+         */
+        WhatToShow: "TRADES" | "MIDPOINT" | "BID" | "ASK" | "BID_ASK" | "ADJUSTED_LAST" | "AGGTRADES";
     };
     responses: never;
     parameters: never;
@@ -1069,7 +1218,7 @@ export interface operations {
                 offset?: number;
                 /** @description Ticker; lower case is upper-cased. */
                 symbol?: string | null;
-                /** @description Primary exchange, e.g. NASDAQ. */
+                /** @description Exchange, e.g. NASDAQ, CME or IDEALPRO. */
                 exchange?: string | null;
                 /** @description Bar size. */
                 data_type?: components["schemas"]["BarSize"] | null;
@@ -1077,6 +1226,16 @@ export interface operations {
                 date_from?: string | null;
                 /** @description Bars up to this instant, inclusive; a date alone covers its whole day. */
                 date_to?: string | null;
+                /** @description Asset class; any when omitted. */
+                sec_type?: components["schemas"]["SecType"] | null;
+                /** @description Quote currency, e.g. USD; any when omitted. */
+                currency?: string | null;
+                /** @description A future's expiry (YYYYMM or YYYYMMDD); any when omitted. */
+                expiry?: string | null;
+                /** @description IBKR's series, e.g. TRADES; any when omitted. */
+                what_to_show?: components["schemas"]["WhatToShow"] | null;
+                /** @description true: regular hours only; false: all hours; either when omitted. */
+                use_rth?: boolean | null;
             };
             header?: never;
             path?: never;
@@ -1111,7 +1270,7 @@ export interface operations {
                 all?: boolean;
                 /** @description Ticker; lower case is upper-cased. */
                 symbol?: string | null;
-                /** @description Primary exchange, e.g. NASDAQ. */
+                /** @description Exchange, e.g. NASDAQ, CME or IDEALPRO. */
                 exchange?: string | null;
                 /** @description Bar size. */
                 data_type?: components["schemas"]["BarSize"] | null;
@@ -1119,6 +1278,16 @@ export interface operations {
                 date_from?: string | null;
                 /** @description Bars up to this instant, inclusive; a date alone covers its whole day. */
                 date_to?: string | null;
+                /** @description Asset class; any when omitted. */
+                sec_type?: components["schemas"]["SecType"] | null;
+                /** @description Quote currency, e.g. USD; any when omitted. */
+                currency?: string | null;
+                /** @description A future's expiry (YYYYMM or YYYYMMDD); any when omitted. */
+                expiry?: string | null;
+                /** @description IBKR's series, e.g. TRADES; any when omitted. */
+                what_to_show?: components["schemas"]["WhatToShow"] | null;
+                /** @description true: regular hours only; false: all hours; either when omitted. */
+                use_rth?: boolean | null;
             };
             header?: never;
             path?: never;
@@ -1359,8 +1528,18 @@ export interface operations {
             query?: {
                 /** @description Bar size. */
                 data_type?: components["schemas"]["BarSize"];
-                /** @description Primary exchange; CACHE_EXCHANGE, then any cached one, when omitted. */
+                /** @description Exchange; when omitted CACHE_EXCHANGE for stocks (then any cached one), else the asset class's (CBOE, CME, IDEALPRO, PAXOS). */
                 exchange?: string | null;
+                /** @description Asset class; STK is a stock or an ETF. */
+                sec_type?: components["schemas"]["SecType"];
+                /** @description Quote currency; USD, or an FX pair's own, when omitted. */
+                currency?: string | null;
+                /** @description A future's contract month (YYYYMM) or last day (YYYYMMDD); FUT only. */
+                expiry?: string | null;
+                /** @description IBKR's series; TRADES (MIDPOINT for CASH, AGGTRADES for CRYPTO) when omitted. */
+                what_to_show?: components["schemas"]["WhatToShow"] | null;
+                /** @description Regular trading hours only; false for all hours. */
+                use_rth?: boolean;
                 /** @description Bars from this instant (ISO-8601 date or datetime; naive is UTC). */
                 date_from?: string | null;
                 /** @description Bars up to this instant, inclusive; a date alone covers its whole day. */
@@ -1374,7 +1553,7 @@ export interface operations {
             };
             header?: never;
             path: {
-                /** @description Ticker; lower case is upper-cased. */
+                /** @description Ticker; lower case is upper-cased. An FX pair as EUR.USD or EURUSD. */
                 symbol: string;
             };
             cookie?: never;
