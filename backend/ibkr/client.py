@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from ib_insync import Contract, Stock
+from ib_insync import ContFuture, Contract, Crypto, Forex, Future, Index, Stock
 from ib_insync.wrapper import RequestError
 from loguru import logger
 from tenacity import RetryCallState, RetryError, retry_base, retry_if_exception_type
@@ -20,7 +20,7 @@ from backend.ibkr.chunking import DEFAULT_SESSIONS_PER_REQUEST, ChunkPlan
 from backend.ibkr.connection import IBConnection
 from backend.ibkr.pacing import PacingScheduler
 from backend.market_data import calendar as market_calendar
-from backend.market_data.domain import Bar, BarSize
+from backend.market_data.domain import Bar, BarSize, Market, SecType, SeriesKey, WhatToShow
 from backend.market_data.errors import (
     GatewayTimeout,
     GatewayUnavailable,
@@ -32,16 +32,49 @@ from backend.market_data.errors import (
 from backend.storage.types import utc_now
 
 IB_BAR_SIZE = {
+    BarSize.S5: "5 secs",
+    BarSize.S30: "30 secs",
     BarSize.M1: "1 min",
+    BarSize.M2: "2 mins",
+    BarSize.M3: "3 mins",
     BarSize.M5: "5 mins",
+    BarSize.M10: "10 mins",
     BarSize.M15: "15 mins",
+    BarSize.M20: "20 mins",
     BarSize.M30: "30 mins",
     BarSize.H1: "1 hour",
+    BarSize.H2: "2 hours",
+    BarSize.H4: "4 hours",
     BarSize.D1: "1 day",
+    BarSize.W1: "1 week",
+    BarSize.MO1: "1 month",
 }
+# Series IBKR refuses an end date for: they are asked for up to now ("") and cut to the range.
+NO_END_DATE = (WhatToShow.ADJUSTED_LAST,)
 
-WHAT_TO_SHOW = "TRADES"
-USE_RTH = True
+
+def ib_contract(series: SeriesKey) -> Contract:
+    """The ib_insync contract a series names (before qualification)."""
+    kind = SecType(series.sec_type)
+    if kind is SecType.STK:
+        # SMART routing with the primary exchange: what "NVDA on NASDAQ" means to IBKR.
+        return Stock(series.symbol, "SMART", series.currency, primaryExchange=series.exchange)
+    if kind is SecType.IND:
+        return Index(series.symbol, series.exchange, series.currency)
+    if kind is SecType.FUT:
+        # includeExpired: an expired future is found only with it (for two years).
+        return Future(
+            series.symbol,
+            series.expiry,
+            series.exchange,
+            currency=series.currency,
+            includeExpired=True,
+        )
+    if kind is SecType.CONTFUT:
+        return ContFuture(series.symbol, series.exchange, currency=series.currency)
+    if kind is SecType.CASH:
+        return Forex(series.symbol + series.currency, exchange=series.exchange)
+    return Crypto(series.symbol, series.exchange, series.currency)
 
 
 @dataclass(frozen=True)
@@ -77,98 +110,106 @@ class IBKRClient:
         self.request_timeout_s = request_timeout_s
         self.backoff = Backoff(retry_attempts, retry_base_s, retry_max_s, sleep)
         self.sessions_per_request = sessions_per_request or DEFAULT_SESSIONS_PER_REQUEST
-        self._contracts: dict[tuple[str, str], Contract] = {}
-        self._head_timestamps: dict[int, datetime] = {}
+        self._contracts: dict[tuple, Contract] = {}
+        self._head_timestamps: dict[tuple[int, str, bool], datetime] = {}
 
     # -- contracts ------------------------------------------------------------------------------
 
-    async def qualify(self, symbol: str, exchange: str) -> Contract:
-        """Qualified stock contract; conIds are cached for the life of the process."""
-        key = (symbol, exchange)
+    async def qualify(self, series: SeriesKey) -> Contract:
+        """The series' qualified contract; conIds are cached for the life of the process."""
+        key = (series.symbol, series.exchange, series.sec_type, series.currency, series.expiry)
         if key in self._contracts:
             return self._contracts[key]
         ib = await self.connection.ensure_connected()
-        contract = Stock(symbol, "SMART", "USD", primaryExchange=exchange)
+        contract = ib_contract(series)
         metrics.GATEWAY_REQUESTS.labels("contract_details").inc()
         try:
             qualified = await asyncio.wait_for(
                 ib.qualifyContractsAsync(contract), self.request_timeout_s
             )
         except RequestError as exc:
-            raise error_codes.contract_error(exc.code, exc.message, symbol, exchange) from None
+            raise error_codes.contract_error(
+                exc.code, exc.message, series.symbol, series.exchange
+            ) from None
         except TimeoutError:
-            raise self._timeout(f"contract details for {symbol}") from None
+            raise self._timeout(f"contract details for {series.label()}") from None
         except ConnectionError as exc:
             raise self._unavailable(exc) from None
         if not qualified:
-            raise UnknownContract(symbol, exchange)
-        self._contracts[key] = qualified[0]
-        return qualified[0]
+            raise UnknownContract(series.symbol, series.exchange)
+        found = qualified[0]
+        if series.sec_type == SecType.FUT:
+            # Qualifying copies IBKR's answer over the contract, includeExpired included; the
+            # historical request needs it again for an expired future.
+            found.includeExpired = True
+        self._contracts[key] = found
+        return found
 
-    async def head_timestamp(self, contract: Contract) -> datetime:
-        if contract.conId in self._head_timestamps:
-            return self._head_timestamps[contract.conId]
+    async def head_timestamp(self, contract: Contract, series: SeriesKey) -> datetime:
+        """The first bar IBKR has of the contract's series in the series' hours."""
+        key = (contract.conId, series.what_to_show, series.use_rth)
+        if key in self._head_timestamps:
+            return self._head_timestamps[key]
         ib = await self.connection.ensure_connected()
-        await self.pacing.acquire(self._contract_key(contract), f"head:{contract.conId}")
+        await self.pacing.acquire(self._contract_key(contract, series), f"head:{key}")
         metrics.GATEWAY_REQUESTS.labels("head_timestamp").inc()
         try:
             raw = await asyncio.wait_for(
-                ib.reqHeadTimeStampAsync(contract, WHAT_TO_SHOW, USE_RTH, formatDate=2),
+                ib.reqHeadTimeStampAsync(
+                    contract, series.what_to_show, series.use_rth, formatDate=2
+                ),
                 self.request_timeout_s,
             )
         except TimeoutError:
-            raise self._timeout(f"head timestamp of {contract.symbol}") from None
+            raise self._timeout(f"head timestamp of {series.label()}") from None
         except ConnectionError as exc:
             raise self._unavailable(exc) from None
         head = _as_utc(raw)
-        self._head_timestamps[contract.conId] = head
+        self._head_timestamps[key] = head
         return head
 
     # -- planning -------------------------------------------------------------------------------
 
     def plan_chunks(
-        self, exchange: str, bar_size: BarSize, start: datetime, end: datetime
+        self, series: SeriesKey | str, bar_size: BarSize, start: datetime, end: datetime
     ) -> list[ChunkPlan]:
-        """Split [start, end) into requests of whole sessions within IBKR's duration limits."""
+        """Split [start, end) into requests of whole sessions within IBKR's duration limits.
+
+        A plain exchange names a stock's regular hours there."""
         return chunking.plan_chunks(
-            exchange, bar_size, start, end, self.sessions_per_request[bar_size], self.clock()
+            _market(series), bar_size, start, end, self.sessions_per_request[bar_size], self.clock()
         )
 
     def count_chunks(
-        self, exchange: str, bar_size: BarSize, ranges: list[tuple[datetime, datetime]]
+        self, series: SeriesKey | str, bar_size: BarSize, ranges: list[tuple[datetime, datetime]]
     ) -> int:
         """How many requests plan_chunks would make for the ranges, at most."""
         return chunking.count_chunks(
-            exchange, bar_size, ranges, self.sessions_per_request[bar_size]
+            _market(series), bar_size, ranges, self.sessions_per_request[bar_size]
         )
 
     # -- fetching -------------------------------------------------------------------------------
 
-    async def fetch_bars(
-        self, symbol: str, exchange: str, bar_size: BarSize, start: datetime, end: datetime
-    ) -> list[Bar]:
+    async def fetch_bars(self, series: SeriesKey, start: datetime, end: datetime) -> list[Bar]:
         bars: list[Bar] = []
-        async for chunk in self.fetch_chunks(symbol, exchange, bar_size, start, end):
+        async for chunk in self.fetch_chunks(series, start, end):
             bars.extend(chunk.bars)
         return bars
 
     async def fetch_chunks(
         self,
-        symbol: str,
-        exchange: str,
-        bar_size: BarSize,
+        series: SeriesKey,
         start: datetime,
         end: datetime,
         plans: list[ChunkPlan] | None = None,
     ) -> AsyncIterator[FetchedChunk]:
-        contract = await self.qualify(symbol, exchange)
-        for plan in (
-            plans if plans is not None else self.plan_chunks(exchange, bar_size, start, end)
-        ):
-            yield await self.fetch_chunk(contract, exchange, bar_size, plan)
+        contract = await self.qualify(series)
+        bar_size = series.bar_size
+        for plan in plans if plans is not None else self.plan_chunks(series, bar_size, start, end):
+            yield await self.fetch_chunk(contract, series, plan)
 
     async def fetch_chunk(
-        self, contract: Contract, exchange: str, bar_size: BarSize, plan: ChunkPlan
+        self, contract: Contract, series: SeriesKey, plan: ChunkPlan
     ) -> FetchedChunk:
         """One chunk, retried with back-off on pacing violations, timeouts and disconnects."""
         retrying = self.backoff.retrying(
@@ -181,7 +222,7 @@ class IBKRClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    return await self._request_chunk(contract, exchange, bar_size, plan)
+                    return await self._request_chunk(contract, series, plan)
         except RetryError as exc:
             last = exc.last_attempt.exception()
             if isinstance(last, _Disconnected):
@@ -192,35 +233,46 @@ class IBKRClient:
         raise AssertionError("unreachable")
 
     async def _request_chunk(
-        self, contract: Contract, exchange: str, bar_size: BarSize, plan: ChunkPlan
+        self, contract: Contract, series: SeriesKey, plan: ChunkPlan
     ) -> FetchedChunk:
         ib = await self.connection.ensure_connected()
+        bar_size = series.bar_size
+        end_date_time, duration = _end_and_duration(series, plan, self.clock())
         request = {
-            "end_date_time": plan.end_date_time.isoformat()
-            if isinstance(plan.end_date_time, datetime)
-            else plan.end_date_time,
-            "duration": plan.duration,
+            "end_date_time": end_date_time.isoformat()
+            if isinstance(end_date_time, datetime)
+            else end_date_time,
+            "duration": duration,
             "bar_size": IB_BAR_SIZE[bar_size],
-            "what_to_show": WHAT_TO_SHOW,
-            "use_rth": USE_RTH,
+            "what_to_show": series.what_to_show,
+            "use_rth": series.use_rth,
+            "sec_type": series.sec_type,
+            "con_id": contract.conId,
         }
-        request_key = f"{contract.conId}|{request['end_date_time']}|{plan.duration}|{bar_size}"
-        contract_key = self._contract_key(contract)
-        await self.pacing.acquire(contract_key, request_key)
+        request_key = (
+            f"{contract.conId}|{request['end_date_time']}|{duration}|{bar_size}"
+            f"|{series.what_to_show}|{series.use_rth}"
+        )
+        contract_key = self._contract_key(contract, series)
+        # BID_ASK counts as two requests against IBKR's limits.
+        weight = 2 if series.what_to_show == WhatToShow.BID_ASK else 1
+        for _ in range(weight):
+            await self.pacing.acquire(contract_key, request_key)
         metrics.GATEWAY_REQUESTS.labels("historical").inc()
 
         async def send():
             # Runs when wait_for's task starts; ib_insync writes the request before its first
             # await, so this is when the request leaves.
-            self.pacing.sent(contract_key, request_key)
+            for _ in range(weight):
+                self.pacing.sent(contract_key, request_key)
             # timeout=0: ib_insync's own timeout returns [] silently; ours raises instead.
             return await ib.reqHistoricalDataAsync(
                 contract,
-                endDateTime=plan.end_date_time,
-                durationStr=plan.duration,
+                endDateTime=end_date_time,
+                durationStr=duration,
                 barSizeSetting=IB_BAR_SIZE[bar_size],
-                whatToShow=WHAT_TO_SHOW,
-                useRTH=USE_RTH,
+                whatToShow=series.what_to_show,
+                useRTH=series.use_rth,
                 formatDate=2,
                 timeout=0,
             )
@@ -232,15 +284,13 @@ class IBKRClient:
         except ConnectionError as exc:
             raise _Disconnected(str(exc)) from exc
         except RequestError as exc:
-            return await self._handle_request_error(
-                exc, contract, exchange, bar_size, plan, request
-            )
+            return await self._handle_request_error(exc, contract, series, plan, request)
         fetched_at = self.clock()
         if not raw:
             # The real gateway answers 162 when there is nothing; an empty list is not an answer.
             raise self._timeout(f"{contract.symbol} {bar_size} bars (empty answer)")
         sessions = market_calendar.sessions_between(
-            exchange, plan.start - timedelta(days=1), plan.end + timedelta(days=1)
+            series.market, plan.start - timedelta(days=7), plan.end + timedelta(days=1)
         )
         bars = self._to_bars(raw, bar_size, plan, sessions, fetched_at)
         returned = {bar.timestamp for bar in bars}
@@ -256,7 +306,7 @@ class IBKRClient:
             plan=plan,
             bars=bars,
             confirmed_empty=market_calendar.group_into_ranges(
-                absent, plan.expected, bar_size, exchange
+                absent, plan.expected, bar_size, series.market
             ),
             empty_reason="not in IBKR's answer for the range" if absent else None,
             request=request,
@@ -267,13 +317,13 @@ class IBKRClient:
         self,
         exc: RequestError,
         contract: Contract,
-        exchange: str,
-        bar_size: BarSize,
+        series: SeriesKey,
         plan: ChunkPlan,
         request: dict[str, Any],
     ) -> FetchedChunk:
+        bar_size = series.bar_size
         if error_codes.is_no_data(exc.code, exc.message):
-            head = await self.head_timestamp(contract)
+            head = await self.head_timestamp(contract, series)
             if plan.end <= head:
                 # Nothing exists before the first trade: remember it instead of asking again.
                 return FetchedChunk(
@@ -288,7 +338,7 @@ class IBKRClient:
                 f"IBKR returned no data for {contract.symbol} {bar_size} "
                 f"{plan.start.isoformat()} to {plan.end.isoformat()}: {exc.message}"
             )
-        raise error_codes.historical_error(exc.code, exc.message, contract.symbol, exchange)
+        raise error_codes.historical_error(exc.code, exc.message, series.symbol, series.exchange)
 
     def _to_bars(
         self,
@@ -321,7 +371,10 @@ class IBKRClient:
                     high=float(item.high),
                     low=float(item.low),
                     close=float(item.close),
-                    volume=float(item.volume),
+                    # Quote series (MIDPOINT, BID, ASK, BID_ASK) have no volume: IBKR sends -1.
+                    volume=float(item.volume)
+                    if item.volume is not None and item.volume >= 0
+                    else float("nan"),
                     wap=float(item.average)
                     if item.average is not None and item.average >= 0
                     else None,
@@ -335,8 +388,9 @@ class IBKRClient:
     # -- helpers --------------------------------------------------------------------------------
 
     @staticmethod
-    def _contract_key(contract: Contract) -> str:
-        return f"{contract.conId}:{contract.primaryExchange or contract.exchange}:{WHAT_TO_SHOW}"
+    def _contract_key(contract: Contract, series: SeriesKey) -> str:
+        exchange = contract.primaryExchange or contract.exchange
+        return f"{contract.conId}:{exchange}:{series.what_to_show}"
 
     def _unavailable(self, exc: BaseException) -> GatewayUnavailable:
         return GatewayUnavailable(
@@ -393,7 +447,7 @@ def _check_bar(stamp: datetime, item) -> None:
         problems.append("low above open or close")
     if not item.high >= max(item.open, item.close):
         problems.append("high below open or close")
-    if item.volume is not None and item.volume < 0:
+    if item.volume is not None and item.volume < 0 and item.volume != -1:
         problems.append("negative volume")
     if problems:
         raise InvalidBar(f"bar at {stamp.isoformat()} is inconsistent: {', '.join(problems)}")
@@ -402,11 +456,32 @@ def _check_bar(stamp: datetime, item) -> None:
 def _session_close(
     stamp: datetime, bar_size: BarSize, sessions: list[market_calendar.Session]
 ) -> datetime | None:
-    """Close of the session a bar belongs to; None when the calendar has no such session."""
+    """Close of the session a bar belongs to (a weekly or monthly bar's: its last session's);
+    None when the calendar has no such session."""
     for session in sessions:
-        if bar_size is BarSize.D1:
+        if not bar_size.is_intraday:
             if session.day == stamp.date():
                 return session.close_at
         elif session.open_at <= stamp < session.close_at:
             return session.close_at
     return None
+
+
+def _market(series: SeriesKey | str) -> Market:
+    return series.market if isinstance(series, SeriesKey) else Market(SecType.STK, series, True)
+
+
+def _end_and_duration(
+    series: SeriesKey, plan: ChunkPlan, now: datetime
+) -> tuple[datetime | str, str]:
+    """The endDateTime and duration of a chunk's request. A continuous future (10339) and
+    ADJUSTED_LAST (321) take no end date: they are asked for a duration back from now, long
+    enough to reach the chunk's start; the bars outside the chunk are dropped."""
+    if series.sec_type != SecType.CONTFUT and series.what_to_show not in NO_END_DATE:
+        return plan.end_date_time, plan.duration
+    days = max(1, (now - plan.start).days + 1)
+    if series.bar_size.is_seconds:
+        return "", f"{min(days * 86_400, 86_400)} S"
+    if days > 365:
+        return "", f"{-(-days // 365)} Y"
+    return "", f"{days} D"

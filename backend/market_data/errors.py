@@ -121,3 +121,19 @@ class NotCached(MarketDataError):
             f"{symbol} {data_type} on {exchange} is not cached for the range asked; "
             f"populate with: {self.populate_command}"
         )
+
+
+class BeyondIBKRHistory(MarketDataError):
+    """Bars IBKR no longer serves (bars of 30 seconds or less after six months, an expired
+    future after two years) and the cache does not hold: there is nowhere to get them from."""
+
+    code = "beyond_ibkr_history"
+
+    def __init__(self, series: str, earliest: datetime, missing: list[tuple[datetime, datetime]]):
+        self.earliest, self.missing = earliest, missing
+        first, last = missing[0][0], missing[-1][1]
+        super().__init__(
+            f"{series}: IBKR serves these bars from {earliest.isoformat()} only, and the cache"
+            f" does not hold {first.isoformat()} to {last.isoformat()}; ask for a range from"
+            f" {earliest.isoformat()} on"
+        )

@@ -6,7 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -18,8 +18,21 @@ from backend.core.metrics import CACHE_LOOKUPS
 from backend.ibkr.client import ChunkPlan, FetchedChunk, IBKRClient
 from backend.market_data import calendar as market_calendar
 from backend.market_data.bar_columns import BarColumns
-from backend.market_data.domain import Bar, BarSize, SeriesKey
-from backend.market_data.errors import CacheMissInDebugMode, GatewayUnavailable, PacingViolation
+from backend.market_data.domain import (
+    EXPIRED_FUTURES_MAX_AGE_DAYS,
+    SECONDS_BARS_MAX_AGE_DAYS,
+    Bar,
+    BarSize,
+    SecType,
+    SeriesKey,
+    parse_series,
+)
+from backend.market_data.errors import (
+    BeyondIBKRHistory,
+    CacheMissInDebugMode,
+    GatewayUnavailable,
+    PacingViolation,
+)
 from backend.market_data.lookup_counts import LookupCounts
 from backend.storage.market_data_repository import CacheSummary, Fetch, MarketDataCacheRepository
 from backend.storage.series_lock import SeriesLocks
@@ -125,11 +138,42 @@ class MarketDataService:
         *,
         force_refresh: bool = False,
         progress: FetchProgress | None = None,
+        sec_type: str = SecType.STK,
+        currency: str | None = None,
+        expiry: str | None = None,
+        what_to_show: str | None = None,
+        use_rth: bool = True,
     ) -> MarketDataResult:
-        """Bars in [start, end) as the policy allows; `progress` counts what gets committed."""
-        bar_size = BarSize(data_type)
+        """Bars in [start, end) as the policy allows; `progress` counts what gets committed.
+
+        The series is a US stock's TRADES in regular hours unless the keywords say otherwise
+        (InvalidSeries, naming the field, for a series IBKR does not have)."""
+        series = parse_series(
+            symbol,
+            data_type,
+            sec_type=sec_type,
+            exchange=exchange,
+            currency=currency,
+            expiry=expiry,
+            what_to_show=what_to_show,
+            use_rth=use_rth,
+        )
+        return await self.read_series(
+            series, start, end, force_refresh=force_refresh, progress=progress
+        )
+
+    async def read_series(
+        self,
+        series: SeriesKey,
+        start: datetime,
+        end: datetime,
+        *,
+        force_refresh: bool = False,
+        progress: FetchProgress | None = None,
+    ) -> MarketDataResult:
+        """get_or_fetch_market_data for a series already parsed (parse_series)."""
+        bar_size = series.bar_size
         _check_range(start, end)
-        series = SeriesKey(symbol, exchange, bar_size.value)
         started = time.perf_counter()
         if self.policy is DataSourcePolicy.LIVE:
             result = await self._fetch_live(series, bar_size, start, end)
@@ -215,6 +259,7 @@ class MarketDataService:
         async with self.locks.hold(series):
             # Whoever held the series before may have filled the gaps while this call waited.
             coverage = await self._run(self.find_gaps, series, bar_size, start, end, force=force)
+            coverage = await self._run(self._within_history, series, bar_size, coverage, force)
             if coverage.missing:
                 try:
                     await self._fetch_and_store(series, bar_size, coverage.missing, progress)
@@ -265,6 +310,24 @@ class MarketDataService:
             fetched_range,
         )
 
+    def _within_history(
+        self, series: SeriesKey, bar_size: BarSize, coverage: Coverage, force: bool
+    ) -> Coverage:
+        """Coverage cut to what IBKR still serves. Bars older than that are never asked for
+        (the cache then holds the only copy, so not even a forced refresh replaces them); a
+        missing range older than that is an error, not an empty answer."""
+        earliest = history_start(series, self.clock())
+        if earliest is None or not coverage.missing or coverage.missing[0][0] >= earliest:
+            return coverage
+        older = [(a, min(b, earliest)) for a, b in coverage.missing if a < earliest]
+        if force:
+            # A forced refresh lists cached bars as missing too: only truly absent ones count.
+            older = self.find_gaps(series, bar_size, older[0][0], older[-1][1]).missing
+        if older:
+            raise BeyondIBKRHistory(series.label(), earliest, older)
+        kept = [(max(a, earliest), b) for a, b in coverage.missing if b > earliest]
+        return Coverage(coverage.summary, kept)
+
     def _try_hit(
         self,
         series: SeriesKey,
@@ -282,9 +345,7 @@ class MarketDataService:
         bars, summary = self.repository.read_range(
             series, start, end, now if honour_expiry else None
         )
-        expected = market_calendar.expected_bar_count(
-            series.exchange, bar_size, start, min(end, now)
-        )
+        expected = market_calendar.expected_bar_count(series.market, bar_size, start, min(end, now))
         if summary.fresh_bars != expected:
             return None
         return self._hit(series, start, end, bars, summary)
@@ -323,24 +384,74 @@ class MarketDataService:
         progress: FetchProgress,
     ) -> None:
         assert self.client is not None
+        needed = await self._from_head(series, needed)
+        if not needed:
+            return
         # Planning years of intraday bars is CPU work; keep it off the event loop.
-        plans = await asyncio.to_thread(self._plan, series.exchange, bar_size, needed)
+        plans = await asyncio.to_thread(self._plan, series, bar_size, needed)
         if not plans:
             return
         async for chunk in self.client.fetch_chunks(
-            series.symbol, series.exchange, bar_size, needed[0][0], needed[-1][1], plans=plans
+            series, needed[0][0], needed[-1][1], plans=plans
         ):
             # One transaction per chunk: a later failure keeps earlier chunks, never half of one.
             await self._run(self._store_chunk, series, chunk, progress)
 
+    async def _from_head(
+        self, series: SeriesKey, needed: list[tuple[datetime, datetime]]
+    ) -> list[tuple[datetime, datetime]]:
+        """The needed ranges from the series' first bar on. What lies before it is recorded as
+        confirmed empty, so it is never asked for. The first bar is asked of IBKR once per
+        contract, series and hours (one request), then read from the cache."""
+        assert self.client is not None
+        contract = await self.client.qualify(series)
+        head = await self._run(
+            self.repository.head_timestamp, contract.conId, series.what_to_show, series.use_rth
+        )
+        if head is None:
+            try:
+                head = await self.client.head_timestamp(contract, series)
+            except (GatewayUnavailable, PacingViolation):
+                raise
+            except Exception as error:  # without it every range is asked for, as before
+                logger.bind(symbol=series.symbol).warning(
+                    "no head timestamp for {}: {}", series.label(), error
+                )
+                return needed
+            await self._run(
+                self.repository.record_head_timestamp,
+                contract.conId,
+                series.what_to_show,
+                series.use_rth,
+                head,
+                self.clock(),
+            )
+        if not series.bar_size.is_intraday:
+            # Daily and longer bars are stamped at midnight UTC of their session's date, before
+            # the session's first trade.
+            head = datetime(head.year, head.month, head.day, tzinfo=UTC)
+        before = [(start, min(end, head)) for start, end in needed if start < head]
+        if before:
+            now = self.clock()
+            fetch = Fetch("ibkr", series.what_to_show, series.use_rth, {}, now, now + self.ttl)
+            await self._run(
+                self.repository.store_chunk,
+                series,
+                BarColumns.empty(),
+                fetch,
+                before,
+                f"before IBKR's first bar {head.isoformat()}",
+            )
+        return [(max(start, head), end) for start, end in needed if end > head]
+
     def _plan(
-        self, exchange: str, bar_size: BarSize, needed: list[tuple[datetime, datetime]]
+        self, series: SeriesKey, bar_size: BarSize, needed: list[tuple[datetime, datetime]]
     ) -> list[ChunkPlan]:
         assert self.client is not None
         return [
             plan
             for range_start, range_end in needed
-            for plan in self.client.plan_chunks(exchange, bar_size, range_start, range_end)
+            for plan in self.client.plan_chunks(series, bar_size, range_start, range_end)
         ]
 
     def _store_chunk(self, series: SeriesKey, chunk: FetchedChunk, progress: FetchProgress) -> None:
@@ -351,6 +462,7 @@ class MarketDataService:
             request=chunk.request,
             fetched_at=chunk.fetched_at,
             expires_at=chunk.fetched_at + self.ttl,
+            con_id=chunk.request.get("con_id"),
         )
         stored = self.repository.store_chunk(
             series,
@@ -370,10 +482,8 @@ class MarketDataService:
         assert self.client is not None
         fetched: list[Bar] = []
         fetched_at: list[datetime] = []
-        plans = await asyncio.to_thread(self._plan, series.exchange, bar_size, [(start, end)])
-        async for chunk in self.client.fetch_chunks(
-            series.symbol, series.exchange, bar_size, start, end, plans=plans
-        ):
+        plans = await asyncio.to_thread(self._plan, series, bar_size, [(start, end)])
+        async for chunk in self.client.fetch_chunks(series, start, end, plans=plans):
             if chunk.bars:
                 fetched.extend(chunk.bars)
                 fetched_at.append(chunk.fetched_at)
@@ -417,11 +527,11 @@ class MarketDataService:
             # Only calendar bars are ever stored, so equal counts mean every expected bar is
             # there: the common warm read needs neither the bars' times nor a datetime per bar.
             expected_count = market_calendar.expected_bar_count(
-                series.exchange, bar_size, start, until
+                series.market, bar_size, start, until
             )
             if summary.fresh_bars == expected_count:
                 return Coverage(summary, [])
-        expected = market_calendar.expected_bar_timestamps(series.exchange, bar_size, start, until)
+        expected = market_calendar.expected_bar_timestamps(series.market, bar_size, start, until)
         if force:
             needed = expected
         else:
@@ -436,7 +546,7 @@ class MarketDataService:
             ]
         return Coverage(
             summary,
-            market_calendar.group_into_ranges(needed, expected, bar_size, series.exchange),
+            market_calendar.group_into_ranges(needed, expected, bar_size, series.market),
         )
 
     def _record_outcome(self, series: SeriesKey, outcome: CacheOutcome) -> None:
@@ -483,3 +593,25 @@ def _check_range(start: datetime, end: datetime) -> None:
 
 # The name the platform's task list uses; the same class.
 IBKRService = MarketDataService
+
+
+def history_start(series: SeriesKey, now: datetime) -> datetime | None:
+    """The earliest bar IBKR still serves of the series; None where it serves all it has."""
+    limits = []
+    if series.bar_size.is_seconds:
+        limits.append(now - timedelta(days=SECONDS_BARS_MAX_AGE_DAYS))
+    if series.sec_type == SecType.FUT and series.expiry:
+        expiry = _expiry_date(series.expiry)
+        if expiry + timedelta(days=EXPIRED_FUTURES_MAX_AGE_DAYS) < now:
+            # Past two years after its expiry IBKR has no bars of the contract at all.
+            limits.append(now)
+    return max(limits) if limits else None
+
+
+def _expiry_date(expiry: str) -> datetime:
+    """A future's expiry as a UTC moment: its day, or the last day of its month."""
+    year, month = int(expiry[:4]), int(expiry[4:6])
+    if len(expiry) == 8:
+        return datetime(year, month, int(expiry[6:8]), tzinfo=UTC)
+    following = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return following - timedelta(days=1)

@@ -38,9 +38,12 @@ from backend.market_data.domain import BarSize, SeriesKey
 from backend.storage.database import Database
 from backend.storage.market_data_tables import (
     OPEN_SEGMENT_PREDICATE,
+    SERIES_IDENTITY_COLUMNS,
+    SERIES_KEY_COLUMNS,
     CacheCoverage,
     CacheSeriesStats,
     CacheSeriesSummary,
+    HeadTimestamp,
     MarketDataCache,
 )
 from backend.storage.segment_codec import (
@@ -55,10 +58,13 @@ SEGMENTS = MarketDataCache.__table__
 COVERAGE = CacheCoverage.__table__
 STATS = CacheSeriesStats.__table__
 SUMMARIES = CacheSeriesSummary.__table__
+HEADS = HeadTimestamp.__table__
 
-# No segment spans more than this (a month of daily bars), so a range read can bound its index
-# scan from below as well as above.
+# No segment spans more than this (a month of daily bars; a year of weekly or monthly ones), so a
+# range read can bound its index scan from below as well as above.
 MAX_SEGMENT_SPAN = timedelta(days=32)
+LONG_SEGMENT_SPAN = timedelta(days=367)
+YEAR_SEGMENTS = ("1w", "1mo")
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,8 @@ class Fetch:
     request: dict[str, Any]
     fetched_at: datetime
     expires_at: datetime
+    # IBKR's id of the contract the request named (qualified), when known.
+    con_id: int | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -88,6 +96,7 @@ class Fetch:
             value["request"],
             datetime.fromisoformat(value["fetched_at"]),
             datetime.fromisoformat(value["expires_at"]),
+            value.get("con_id"),
         )
 
     def provenance(self) -> dict[str, Any]:
@@ -97,6 +106,8 @@ class Fetch:
             "what_to_show": self.what_to_show,
             "use_rth": self.use_rth,
             "request": self.request,
+            # Only where known: bars cached before contracts were recorded keep their shape.
+            **({"con_id": self.con_id} if self.con_id is not None else {}),
         }
 
 
@@ -146,6 +157,7 @@ class SeriesSummary:
     first_bar_at: datetime | None
     last_bar_at: datetime | None
     last_fetched_at: datetime | None
+    con_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -162,12 +174,19 @@ class CacheSummary:
 
 @dataclass(frozen=True)
 class BarFilter:
+    """Which cached bars a list or a delete means; None matches anything."""
+
     symbol: str | None = None
     exchange: str | None = None
     data_type: str | None = None
     # Both ends inclusive.
     date_from: datetime | None = None
     date_to: datetime | None = None
+    sec_type: str | None = None
+    currency: str | None = None
+    expiry: str | None = None
+    what_to_show: str | None = None
+    use_rth: bool | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -182,9 +201,7 @@ def _per_bar(times: list[datetime], fetch_index: np.ndarray) -> np.ndarray:
 # One series' segments overlapping [start, end), oldest first, as bound parameters so each read
 # compiles once. The lower bound on `timestamp` keeps the index scan to the range.
 _OVERLAPPING = (
-    SEGMENTS.c.symbol == bindparam("symbol"),
-    SEGMENTS.c.exchange == bindparam("exchange"),
-    SEGMENTS.c.data_type == bindparam("data_type"),
+    *(SEGMENTS.c[name] == bindparam(name) for name in SERIES_KEY_COLUMNS),
     SEGMENTS.c.timestamp >= bindparam("scan_from", type_=SEGMENTS.c.timestamp.type),
     SEGMENTS.c.timestamp < bindparam("end", type_=SEGMENTS.c.timestamp.type),
     SEGMENTS.c.last_bar_at >= bindparam("start", type_=SEGMENTS.c.timestamp.type),
@@ -270,9 +287,10 @@ _SUMMARY_COLUMNS = (
     SUMMARIES.c.first_bar_at,
     SUMMARIES.c.last_bar_at,
     SUMMARIES.c.last_fetched_at,
+    SUMMARIES.c.con_id,
 )
 
-_KEY_COLUMNS = ("symbol", "exchange", "data_type")
+_KEY_COLUMNS = SERIES_KEY_COLUMNS
 _STATS_TIMES = ("last_hit_at", "last_refresh_at")
 
 OUTCOME_COLUMNS = {
@@ -501,9 +519,7 @@ class MarketDataCacheRepository:
         statement = (
             select(
                 SEGMENTS.c.id,
-                SEGMENTS.c.symbol,
-                SEGMENTS.c.exchange,
-                SEGMENTS.c.data_type,
+                *(SEGMENTS.c[name] for name in SERIES_KEY_COLUMNS),
                 SEGMENTS.c.timestamp,
                 SEGMENTS.c.last_bar_at,
                 SEGMENTS.c.bar_count,
@@ -513,6 +529,7 @@ class MarketDataCacheRepository:
                 SEGMENTS.c.symbol,
                 SEGMENTS.c.data_type,
                 SEGMENTS.c.exchange,
+                *(SEGMENTS.c[name] for name in SERIES_IDENTITY_COLUMNS),
                 SEGMENTS.c.timestamp,
             )
         )
@@ -537,11 +554,14 @@ class MarketDataCacheRepository:
                 total += len(positions)
         return page, total
 
-    def cached_exchanges(self, symbol: str, data_type: str) -> list[str]:
-        """Exchanges the cache holds bars of this symbol and bar size for, alphabetically."""
+    def cached_exchanges(self, symbol: str, data_type: str, **identity: Any) -> list[str]:
+        """Exchanges the cache holds bars of this symbol and bar size for, alphabetically;
+        identity (sec_type=..., what_to_show=..., as BarFilter names them) narrows the series."""
+        bar_filter = BarFilter(symbol=symbol, data_type=data_type, **identity)
         statement = (
             select(SUMMARIES.c.exchange)
-            .where(SUMMARIES.c.symbol == symbol, SUMMARIES.c.data_type == data_type)
+            .where(*_key_filter(bar_filter, SUMMARIES))
+            .distinct()
             .order_by(SUMMARIES.c.exchange)
         )
         with self.database.read_engine.connect() as connection:
@@ -554,7 +574,7 @@ class MarketDataCacheRepository:
         of series and of segments not yet final, not with the bars cached.
         """
         expired_segments = (
-            select(SEGMENTS.c.symbol, SEGMENTS.c.exchange, SEGMENTS.c.data_type, *_SEGMENT_COLUMNS)
+            select(*(SEGMENTS.c[name] for name in SERIES_KEY_COLUMNS), *_SEGMENT_COLUMNS)
             .where(_open_segments(), SEGMENTS.c.expires_at <= now)
             .subquery("expired")
         )
@@ -565,9 +585,8 @@ class MarketDataCacheRepository:
         # series, and one more per expired segment it has.
         statement = (
             select(
-                SUMMARIES.c.symbol,
-                SUMMARIES.c.exchange,
-                SUMMARIES.c.data_type,
+                *(SUMMARIES.c[name] for name in SERIES_KEY_COLUMNS),
+                SUMMARIES.c.con_id,
                 SUMMARIES.c.bar_count,
                 SUMMARIES.c.first_bar_at.label("first"),
                 SUMMARIES.c.last_bar_at.label("last"),
@@ -575,18 +594,22 @@ class MarketDataCacheRepository:
                 *(expired_segments.c[column.name] for column in _SEGMENT_COLUMNS),
             )
             .select_from(SUMMARIES.outerjoin(expired_segments, same_series))
-            .order_by(SUMMARIES.c.symbol, SUMMARIES.c.data_type, SUMMARIES.c.exchange)
+            .order_by(
+                SUMMARIES.c.symbol,
+                SUMMARIES.c.data_type,
+                SUMMARIES.c.exchange,
+                *(SUMMARIES.c[name] for name in SERIES_IDENTITY_COLUMNS),
+            )
         )
-        summaries: dict[tuple[str, str, str], dict[str, Any]] = {}
+        summaries: dict[tuple, dict[str, Any]] = {}
         with self.database.read_engine.connect() as connection:
             for row in connection.execute(statement):
-                key = (row.symbol, row.exchange, row.data_type)
+                series = _series_of(row)
                 summary = summaries.setdefault(
-                    key,
+                    series,
                     {
-                        "symbol": row.symbol,
-                        "exchange": row.exchange,
-                        "data_type": row.data_type,
+                        **_key_values(series),
+                        "con_id": row.con_id,
                         "bar_count": row.bar_count,
                         "first": row.first,
                         "last": row.last,
@@ -595,7 +618,7 @@ class MarketDataCacheRepository:
                     },
                 )
                 if row.id is not None:
-                    segment = _decode(SeriesKey(*key), row)
+                    segment = _decode(series, row)
                     expired = _expired_mask(segment, datetime_to_ns(now))
                     summary["expired_count"] += int(expired.sum())
         return list(summaries.values())
@@ -620,8 +643,11 @@ class MarketDataCacheRepository:
             if len(bars):
                 # Locked first: the writers of a series then take turns, so the figures stay exact.
                 summary = self._lock_summary(connection, series)
+                _check_same_contract(series, summary, fetch)
                 added = self._merge_segments(connection, series, bars, fetch)
-                self._summarize_upsert(connection, series, summary, bars, added, fetch.fetched_at)
+                self._summarize_upsert(
+                    connection, series, summary, bars, added, fetch.fetched_at, fetch.con_id
+                )
             if empty_ranges:
                 self._record_empty(
                     connection, series, empty_ranges, empty_reason or "", fetch.fetched_at
@@ -716,11 +742,9 @@ class MarketDataCacheRepository:
 
     def _lock_summary(self, connection: Connection, series: SeriesKey) -> SeriesSummary:
         """The series' summary row, created if missing and locked until the transaction ends."""
-        insert_summary = self._insert(SUMMARIES).values(
-            symbol=series.symbol, exchange=series.exchange, data_type=series.data_type, bar_count=0
-        )
+        insert_summary = self._insert(SUMMARIES).values(**_key_values(series), bar_count=0)
         statement = insert_summary.on_conflict_do_update(
-            index_elements=["symbol", "exchange", "data_type"],
+            index_elements=list(SERIES_KEY_COLUMNS),
             set_={"bar_count": SUMMARIES.c.bar_count},
         ).returning(*_SUMMARY_COLUMNS)
         return SeriesSummary(*connection.execute(statement).one())
@@ -733,6 +757,7 @@ class MarketDataCacheRepository:
         bars: BarColumns,
         added: int,
         fetched_at: datetime,
+        con_id: int | None = None,
     ) -> None:
         first, last = bars.first_at(), bars.last_at()
         last_fetched_at = fetched_at
@@ -751,6 +776,7 @@ class MarketDataCacheRepository:
                 first_bar_at=first,
                 last_bar_at=last,
                 last_fetched_at=last_fetched_at,
+                con_id=con_id if con_id is not None else summary.con_id,
             )
         )
 
@@ -770,12 +796,10 @@ class MarketDataCacheRepository:
             update(SUMMARIES)
             .where(*_summary_conditions(bar_filter))
             .values(bar_count=SUMMARIES.c.bar_count)
-            .returning(
-                SUMMARIES.c.symbol, SUMMARIES.c.exchange, SUMMARIES.c.data_type, *_SUMMARY_COLUMNS
-            )
+            .returning(*(SUMMARIES.c[name] for name in SERIES_KEY_COLUMNS), *_SUMMARY_COLUMNS)
         )
         rows = connection.execute(statement).all()
-        return sorted(rows, key=lambda row: (row.symbol, row.exchange, row.data_type))
+        return sorted(rows, key=lambda row: tuple(getattr(row, n) for n in SERIES_KEY_COLUMNS))
 
     def _delete_series_bars(self, connection: Connection, row: Row, bar_filter: BarFilter) -> int:
         """Delete one series' matching bars and correct its summary; return the bars deleted.
@@ -783,7 +807,7 @@ class MarketDataCacheRepository:
         Segments the filter covers are deleted whole; one it cuts through is rewritten with the
         bars outside the filter.
         """
-        series = SeriesKey(row.symbol, row.exchange, row.data_type)
+        series = _series_of(row)
         conditions = [*_key(series, SEGMENTS), *_date_overlap(bar_filter)]
         spans = connection.execute(
             select(
@@ -847,7 +871,7 @@ class MarketDataCacheRepository:
     ) -> None:
         insert_range = self._insert(COVERAGE)
         statement = insert_range.on_conflict_do_update(
-            index_elements=["symbol", "exchange", "data_type", "range_start"],
+            index_elements=[*SERIES_KEY_COLUMNS, "range_start"],
             set_={
                 "range_end": insert_range.excluded.range_end,
                 "reason": insert_range.excluded.reason,
@@ -858,9 +882,7 @@ class MarketDataCacheRepository:
             statement,
             [
                 {
-                    "symbol": series.symbol,
-                    "exchange": series.exchange,
-                    "data_type": series.data_type,
+                    **_key_values(series),
                     "range_start": start,
                     "range_end": end,
                     "reason": reason[:200],
@@ -897,6 +919,35 @@ class MarketDataCacheRepository:
             held = connection.execute(count).scalar_one()
             matched = connection.execute(count.where(*inside)).scalar_one()
         return held > 0 and matched == held
+
+    # -- head timestamps ------------------------------------------------------------------------
+
+    def head_timestamp(self, con_id: int, what_to_show: str, use_rth: bool) -> datetime | None:
+        """The first bar IBKR has of the contract's series, as recorded; None if never asked."""
+        statement = select(HEADS.c.head_at).where(
+            HEADS.c.con_id == con_id,
+            HEADS.c.what_to_show == what_to_show,
+            HEADS.c.use_rth == use_rth,
+        )
+        with self.database.read_engine.connect() as connection:
+            return connection.execute(statement).scalar_one_or_none()
+
+    def record_head_timestamp(
+        self, con_id: int, what_to_show: str, use_rth: bool, head_at: datetime, checked_at: datetime
+    ) -> None:
+        insert_head = self._insert(HEADS).values(
+            con_id=con_id,
+            what_to_show=what_to_show,
+            use_rth=use_rth,
+            head_at=head_at,
+            checked_at=checked_at,
+        )
+        statement = insert_head.on_conflict_do_update(
+            index_elements=["con_id", "what_to_show", "use_rth"],
+            set_={"head_at": insert_head.excluded.head_at, "checked_at": checked_at},
+        )
+        with self.database.engine.begin() as connection:
+            connection.execute(statement)
 
     # -- statistics -----------------------------------------------------------------------------
 
@@ -988,7 +1039,7 @@ class MarketDataCacheRepository:
     ) -> Segment:
         row = connection.execute(select(*_SEGMENT_COLUMNS).where(SEGMENTS.c.id == span.id)).one()
         if series is None:
-            series = SeriesKey(span.symbol, span.exchange, span.data_type)
+            series = _series_of(span)
         return _decode(series, row)
 
 
@@ -997,10 +1048,8 @@ class MarketDataCacheRepository:
 
 def _range_params(series: SeriesKey, start: datetime, end: datetime) -> dict[str, Any]:
     return {
-        "symbol": series.symbol,
-        "exchange": series.exchange,
-        "data_type": series.data_type,
-        "scan_from": _minus(start, MAX_SEGMENT_SPAN),
+        **_key_values(series),
+        "scan_from": _minus(start, _segment_span(series)),
         "start": start,
         "end": end,
     }
@@ -1016,35 +1065,54 @@ def _minus(moment: datetime, span: timedelta) -> datetime:
 def _overlapping(series: SeriesKey, start: datetime, end: datetime) -> list:
     return [
         *_key(series, SEGMENTS),
-        SEGMENTS.c.timestamp >= _minus(start, MAX_SEGMENT_SPAN),
+        SEGMENTS.c.timestamp >= _minus(start, _segment_span(series)),
         SEGMENTS.c.timestamp < end,
         SEGMENTS.c.last_bar_at >= start,
     ]
 
 
-def _key_values(series: SeriesKey) -> dict[str, str]:
-    return {"symbol": series.symbol, "exchange": series.exchange, "data_type": series.data_type}
+class ContractChanged(ValueError):
+    """Bars of one series key fetched from another contract than the cached ones: the key now
+    names a different instrument (a ticker reassigned), and the two must not be mixed."""
+
+
+def _check_same_contract(series: SeriesKey, summary: SeriesSummary, fetch: Fetch) -> None:
+    # A continuous future's contract is the front one and changes at every roll.
+    if series.sec_type == "CONTFUT" or None in (summary.con_id, fetch.con_id):
+        return
+    if summary.bar_count and summary.con_id != fetch.con_id:
+        raise ContractChanged(
+            f"{series.label()}: IBKR now answers with contract {fetch.con_id}, the cached bars"
+            f" came from contract {summary.con_id}; delete the cached series"
+            " (DELETE /api/market-data/cache with its filters) before caching the new one"
+        )
+
+
+def _segment_span(series: SeriesKey) -> timedelta:
+    """The longest a segment of the series can span: a year for weekly and monthly bars."""
+    return LONG_SEGMENT_SPAN if series.data_type in YEAR_SEGMENTS else MAX_SEGMENT_SPAN
+
+
+def _key_values(series: SeriesKey) -> dict[str, Any]:
+    return {name: getattr(series, name) for name in SERIES_KEY_COLUMNS}
+
+
+def _series_of(row: Any) -> SeriesKey:
+    """The series a row with the key columns belongs to."""
+    return SeriesKey(**{name: getattr(row, name) for name in SERIES_KEY_COLUMNS})
 
 
 def _key(series: SeriesKey, table) -> list:
-    """The series' rows in a table keyed by (symbol, exchange, data_type)."""
-    return [
-        table.c.symbol == series.symbol,
-        table.c.exchange == series.exchange,
-        table.c.data_type == series.data_type,
-    ]
+    """The series' rows in a table keyed by SERIES_KEY_COLUMNS."""
+    return [table.c[name] == getattr(series, name) for name in SERIES_KEY_COLUMNS]
 
 
 def _key_filter(bar_filter: BarFilter, table) -> list:
-    """The filter's symbol, exchange and bar size, on a table keyed by them."""
+    """The key fields the filter names, on a table keyed by SERIES_KEY_COLUMNS."""
     return [
-        table.c[name] == value
-        for name, value in (
-            ("symbol", bar_filter.symbol),
-            ("exchange", bar_filter.exchange),
-            ("data_type", bar_filter.data_type),
-        )
-        if value is not None
+        table.c[name] == getattr(bar_filter, name)
+        for name in SERIES_KEY_COLUMNS
+        if getattr(bar_filter, name) is not None
     ]
 
 

@@ -1,4 +1,5 @@
-"""Cache tables: bar segments, confirmed-empty ranges, per-series contents and lookup counts."""
+"""Cache tables: bar segments, confirmed-empty ranges, per-series contents, lookup counts and
+head timestamps."""
 
 from datetime import date, datetime
 from typing import Any
@@ -17,7 +18,26 @@ from backend.storage.types import JSONType, UTCDateTime, utc_now
 OPEN_SEGMENT_PREDICATE = "NOT is_final"
 
 
-class MarketData(SQLModel):
+# What names a series besides symbol, exchange and bar size (domain.SeriesKey), in the order of
+# every unique key: the defaults are a US stock's TRADES in regular hours, what every row held
+# before these columns existed.
+SERIES_IDENTITY_COLUMNS = ("sec_type", "currency", "expiry", "what_to_show", "use_rth")
+SERIES_KEY_COLUMNS = ("symbol", "exchange", "data_type", *SERIES_IDENTITY_COLUMNS)
+
+
+class SeriesIdentity(SQLModel):
+    """The contract and series fields of a series key. Not a table."""
+
+    sec_type: str = Field(default="STK", max_length=7, nullable=False)
+    currency: str = Field(default="USD", max_length=3, nullable=False)
+    # A future's lastTradeDateOrContractMonth (YYYYMM or YYYYMMDD); "" for other contracts, so
+    # that it can sit in unique keys (NULLs never compare equal there).
+    expiry: str = Field(default="", max_length=8, nullable=False)
+    what_to_show: str = Field(default="TRADES", max_length=13, nullable=False)
+    use_rth: bool = Field(default=True, nullable=False)
+
+
+class MarketData(SeriesIdentity):
     """Fields every market-data record shares. Not a table."""
 
     symbol: str = Field(max_length=12, nullable=False)
@@ -37,12 +57,8 @@ class MarketDataCache(MarketData, table=True):
 
     __tablename__ = "market_data_cache"
     __table_args__ = (
-        UniqueConstraint(
-            "symbol", "exchange", "data_type", "segment_date", name="uq_market_data_cache_segment"
-        ),
-        UniqueConstraint(
-            "symbol", "exchange", "data_type", "timestamp", name="uq_market_data_cache_bar"
-        ),
+        UniqueConstraint(*SERIES_KEY_COLUMNS, "segment_date", name="uq_market_data_cache_segment"),
+        UniqueConstraint(*SERIES_KEY_COLUMNS, "timestamp", name="uq_market_data_cache_bar"),
         Index("ix_market_data_cache_symbol_timestamp", "symbol", "timestamp"),
         Index("ix_market_data_cache_symbol_data_type", "symbol", "data_type"),
         Index(
@@ -90,8 +106,8 @@ class MarketDataCache(MarketData, table=True):
     updated_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
 
 
-class SeriesRecord(SQLModel):
-    """Fields of a record about one series, keyed by (symbol, exchange, data_type). Not a table."""
+class SeriesRecord(SeriesIdentity):
+    """Fields of a record about one series, keyed by SERIES_KEY_COLUMNS. Not a table."""
 
     id: int | None = Field(default=None, primary_key=True)
     symbol: str = Field(max_length=12, nullable=False)
@@ -104,9 +120,7 @@ class CacheCoverage(SeriesRecord, table=True):
 
     __tablename__ = "market_data_coverage"
     __table_args__ = (
-        UniqueConstraint(
-            "symbol", "exchange", "data_type", "range_start", name="uq_market_data_coverage_range"
-        ),
+        UniqueConstraint(*SERIES_KEY_COLUMNS, "range_start", name="uq_market_data_coverage_range"),
     )
 
     range_start: datetime = Field(sa_type=UTCDateTime, nullable=False)
@@ -127,9 +141,7 @@ class CacheSeriesSummary(SeriesRecord, table=True):
 
     __tablename__ = "market_data_series_summary"
     __table_args__ = (
-        UniqueConstraint(
-            "symbol", "exchange", "data_type", name="uq_market_data_series_summary_series"
-        ),
+        UniqueConstraint(*SERIES_KEY_COLUMNS, name="uq_market_data_series_summary_series"),
     )
 
     bar_count: int = Field(default=0, nullable=False)
@@ -137,6 +149,9 @@ class CacheSeriesSummary(SeriesRecord, table=True):
     last_bar_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     # The latest fetched_at among the series' bars.
     last_fetched_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    # IBKR's id of the contract the bars came from (a continuous future's: the latest front
+    # contract's), set by the first fetch; None for bars cached before it was recorded.
+    con_id: int | None = Field(default=None, nullable=True)
 
 
 class CacheSeriesStats(SeriesRecord, table=True):
@@ -144,9 +159,7 @@ class CacheSeriesStats(SeriesRecord, table=True):
 
     __tablename__ = "market_data_cache_stats"
     __table_args__ = (
-        UniqueConstraint(
-            "symbol", "exchange", "data_type", name="uq_market_data_cache_stats_series"
-        ),
+        UniqueConstraint(*SERIES_KEY_COLUMNS, name="uq_market_data_cache_stats_series"),
     )
 
     hits: int = Field(default=0, nullable=False)
@@ -155,3 +168,20 @@ class CacheSeriesStats(SeriesRecord, table=True):
     stale_serves: int = Field(default=0, nullable=False)
     last_hit_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     last_refresh_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class HeadTimestamp(SQLModel, table=True):
+    """The earliest bar IBKR has of a contract's series (reqHeadTimeStamp), asked once: a range
+    before it is known to be empty without a request."""
+
+    __tablename__ = "market_data_head_timestamp"
+    __table_args__ = (
+        UniqueConstraint("con_id", "what_to_show", "use_rth", name="uq_market_data_head_timestamp"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    con_id: int = Field(nullable=False)
+    what_to_show: str = Field(max_length=13, nullable=False)
+    use_rth: bool = Field(nullable=False)
+    head_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    checked_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
