@@ -6,6 +6,8 @@ from typing import Any
 
 import httpx
 
+from backend.market_data.domain import SecType, SeriesKey
+
 REFRESH_PATH = "/api/market-data/cache/refresh"
 UNFINISHED = ("queued", "running")
 
@@ -31,17 +33,26 @@ class RefreshApiClient:
     def __exit__(self, *_exc: object) -> None:
         self._http.close()
 
-    def start(
-        self, symbols: list[str], exchange: str, data_type: str, days_back: int, force: bool
-    ) -> dict[str, Any]:
-        """Start one refresh job; the backend answers 202 with the job."""
-        body = {
-            "symbols": symbols,
-            "exchange": exchange,
-            "data_type": data_type,
+    def start(self, series: list[SeriesKey], days_back: int | None, force: bool) -> dict[str, Any]:
+        """Start one refresh job for series that differ only in symbol (and an FX pair's quote
+        currency); the backend answers 202 with the job."""
+        first = series[0]
+        fx = first.sec_type == SecType.CASH
+        body: dict[str, Any] = {
+            # An FX pair as BASE.QUOTE, so pairs of different quote currencies share a job.
+            "symbols": [f"{one.symbol}.{one.currency}" if fx else one.symbol for one in series],
+            "sec_type": first.sec_type,
+            "exchange": first.exchange,
+            "currency": None if fx else first.currency,
+            "expiry": first.expiry or None,
+            "data_type": first.data_type,
+            "what_to_show": first.what_to_show,
+            "use_rth": first.use_rth,
             "days_back": days_back,
             "force": force,
         }
+        # Left out, the backend's defaults apply: the bar size's days back, the pair's currency.
+        body = {name: value for name, value in body.items() if value is not None}
         return self._job(self._call("POST", REFRESH_PATH, json=body, expected=(200, 202)))
 
     def job(self, job_id: str) -> dict[str, Any]:

@@ -4,35 +4,62 @@ from __future__ import annotations
 
 import argparse
 
-from backend.config.settings import BAR_SIZES, Settings
+from backend.config.settings import (
+    BAR_SIZES,
+    CACHE_SYMBOL_FORMAT,
+    CacheSymbol,
+    Settings,
+    parse_cache_symbol,
+)
 from backend.market_data.calendar import UnsupportedExchange, calendar_for
-from backend.market_data.domain import MAX_DAYS_BACK, normalize_symbol
+from backend.market_data.domain import (
+    DEFAULT_DAYS_BACK,
+    MAX_DAYS_BACK,
+    BarSize,
+    InvalidSeries,
+    SecType,
+    SeriesKey,
+    WhatToShow,
+    parse_exchange,
+)
 from backend.market_data.population import PopulationRequest
 
+# The flag that sets each field parse_series may refuse.
+FLAG_OF_FIELD = {
+    "symbol": "--symbols",
+    "data_type": "--data-type",
+    "sec_type": "--sec-type",
+    "exchange": "--exchange",
+    "currency": "--currency",
+    "expiry": "--expiry",
+    "what_to_show": "--what-to-show",
+}
 
-def symbol_list(text: str) -> list[str]:
-    symbols: list[str] = []
+
+def symbol_list(text: str) -> list[CacheSymbol]:
+    symbols: list[CacheSymbol] = []
     for part in text.split(","):
         if not part.strip():
             continue
         try:
-            symbol = normalize_symbol(part)
+            symbol = parse_cache_symbol(part)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
         if symbol not in symbols:
             symbols.append(symbol)
     if not symbols:
-        raise argparse.ArgumentTypeError("name at least one symbol, e.g. NVDA,TSLA")
+        raise argparse.ArgumentTypeError(
+            f"name at least one symbol, e.g. NVDA,TSLA; {CACHE_SYMBOL_FORMAT}"
+        )
     return symbols
 
 
 def exchange_code(text: str) -> str:
-    exchange = text.strip().upper()
+    # Its trading calendar is checked with the series it is for (build_request).
     try:
-        calendar_for(exchange)
-    except UnsupportedExchange as exc:
+        return parse_exchange(text.strip())
+    except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
-    return exchange
 
 
 def days_back(text: str) -> int:
@@ -62,10 +89,31 @@ def data_types(text: str) -> list[str]:
     return chosen
 
 
+def choice_of(enum: type[SecType] | type[WhatToShow]):
+    """An upper-cased member of enum; the message lists them all."""
+
+    def parse(text: str):
+        try:
+            return enum(text.strip().upper())
+        except ValueError:
+            allowed = ", ".join(member.value for member in enum)
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {allowed}") from None
+
+    return parse
+
+
+def upper(text: str) -> str:
+    return text.strip().upper()
+
+
 def api_url(text: str) -> str:
     if not text.startswith(("http://", "https://")):
         raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL")
     return text.rstrip("/")
+
+
+def _default_days() -> str:
+    return ", ".join(f"{days} for {size.value}" for size, days in DEFAULT_DAYS_BACK.items())
 
 
 def build_parser(description: str) -> argparse.ArgumentParser:
@@ -78,13 +126,56 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     parser.add_argument(
-        "--symbols", type=symbol_list, help="comma list of tickers (default: CACHE_SYMBOLS)"
+        "--symbols",
+        type=symbol_list,
+        help="comma list of SYMBOL[:SECTYPE[:EXPIRY]], e.g. NVDA,ES:FUT:202503,EUR.USD:CASH "
+        "(default: CACHE_SYMBOLS)",
     )
     parser.add_argument(
-        "--exchange", type=exchange_code, help="e.g. NASDAQ or NYSE (default: CACHE_EXCHANGE)"
+        "--sec-type",
+        type=choice_of(SecType),
+        help="asset class of the symbols that name none: "
+        f"{', '.join(kind.value for kind in SecType)} (default: STK, a stock or ETF)",
     )
     parser.add_argument(
-        "--days-back", type=days_back, default=365, help="1 to 3650 days before now (default: 365)"
+        "--exchange",
+        type=exchange_code,
+        help="e.g. NASDAQ or NYSE (default: CACHE_EXCHANGE for stocks; CBOE, CME, IDEALPRO, "
+        "PAXOS for indices, futures, FX, crypto)",
+    )
+    parser.add_argument(
+        "--currency", type=upper, help="quote currency (default: USD, or an FX pair's own)"
+    )
+    parser.add_argument(
+        "--expiry",
+        type=upper,
+        help="a future's contract month YYYYMM or last day YYYYMMDD, for FUT symbols that "
+        "name none",
+    )
+    parser.add_argument(
+        "--what-to-show",
+        type=choice_of(WhatToShow),
+        help=f"IBKR's series: {', '.join(kind.value for kind in WhatToShow)} (default: TRADES; "
+        "MIDPOINT for CASH, AGGTRADES for CRYPTO)",
+    )
+    hours = parser.add_mutually_exclusive_group()
+    hours.add_argument(
+        "--rth",
+        dest="use_rth",
+        action="store_true",
+        default=True,
+        help="regular trading hours only (the default)",
+    )
+    hours.add_argument(
+        "--all-hours",
+        dest="use_rth",
+        action="store_false",
+        help="all hours: stocks' pre- and after-market, futures' overnight session",
+    )
+    parser.add_argument(
+        "--days-back",
+        type=days_back,
+        help=f"1 to {MAX_DAYS_BACK} days before now (default by bar size: {_default_days()})",
     )
     parser.add_argument(
         "--data-type",
@@ -99,7 +190,9 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         help="show bars cached, missing ranges and requests per series; IBKR is not contacted",
     )
     parser.add_argument(
-        "--api-url", type=api_url, help="ask the backend at this URL (one job per bar size)"
+        "--api-url",
+        type=api_url,
+        help="ask the backend at this URL (one job per bar size and kind of series)",
     )
     parser.add_argument(
         "--json", action="store_true", help="JSON lines: one per series, then a summary"
@@ -111,16 +204,49 @@ def build_parser(description: str) -> argparse.ArgumentParser:
 def build_request(
     parser: argparse.ArgumentParser, args: argparse.Namespace, settings: Settings
 ) -> PopulationRequest:
-    exchange = args.exchange
-    if exchange is None:
-        try:
-            exchange = exchange_code(settings.CACHE_EXCHANGE)
-        except argparse.ArgumentTypeError as exc:
-            parser.error(f"CACHE_EXCHANGE: {exc}")
+    """Every symbol x bar size as a series, checked before anything is planned: a series IBKR
+    does not have, or a market without a trading calendar, exits 2 naming the flag (or the
+    setting) to change."""
+    from_settings = args.symbols is None
+    symbols = settings.cache_symbols() if from_settings else args.symbols
+    series = [
+        _series(parser, args, settings, symbol, data_type, from_settings)
+        for symbol in symbols
+        for data_type in args.data_type
+    ]
     return PopulationRequest(
-        symbols=tuple(args.symbols or settings.CACHE_SYMBOLS),
-        exchange=exchange,
-        data_types=tuple(args.data_type),
-        days_back=args.days_back,
-        force=args.force,
+        series=tuple(dict.fromkeys(series)), days_back=args.days_back, force=args.force
     )
+
+
+def _series(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    settings: Settings,
+    symbol: CacheSymbol,
+    data_type: str,
+    from_settings: bool,
+) -> SeriesKey:
+    try:
+        series = symbol.series(
+            BarSize(data_type),
+            stock_exchange=settings.CACHE_EXCHANGE,
+            sec_type=args.sec_type,
+            exchange=args.exchange,
+            currency=args.currency,
+            expiry=args.expiry,
+            what_to_show=args.what_to_show,
+            use_rth=args.use_rth,
+        )
+    except InvalidSeries as exc:
+        flag = FLAG_OF_FIELD.get(exc.field, "--symbols")
+        if flag == "--symbols" and from_settings:
+            parser.error(f"CACHE_SYMBOLS: {symbol}: {exc}")
+        parser.error(f"argument {flag}: {symbol}: {exc}")
+    try:
+        calendar_for(series.market)
+    except UnsupportedExchange as exc:
+        if args.exchange is None and series.sec_type == SecType.STK:
+            parser.error(f"CACHE_EXCHANGE: {exc}")
+        parser.error(f"argument --exchange: {exc}")
+    return series

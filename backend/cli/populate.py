@@ -1,5 +1,12 @@
 """Fill the market-data cache from IBKR for some symbols, bar sizes and days back.
 
+A symbol alone is a US stock or ETF. Other instruments are written SYMBOL[:SECTYPE[:EXPIRY]]
+(ES:FUT:202503, ES:CONTFUT, EUR.USD:CASH, BTC:CRYPTO, SPX:IND), or named once for all the
+symbols with --sec-type and --expiry. --what-to-show and --rth/--all-hours choose the series;
+left out, each asset class gets its usual one (TRADES; MIDPOINT for FX, AGGTRADES for crypto)
+in regular hours. A series IBKR does not have (TRADES on FX, a future without its expiry) exits
+2 with a message naming the flag, before anything is sent.
+
 The script builds the same container as the API and fetches through the same cache refresh
 service and pacing scheduler: bars already cached and fresh are skipped, nothing is stored twice,
 and requests are spaced to stay inside IBKR's pacing limits. Each chunk is committed on its own,
@@ -12,6 +19,11 @@ Examples (from the repository root):
   python scripts/populate_market_cache.py                  # CACHE_SYMBOLS, 1d bars, 365 days
   python scripts/populate_market_cache.py --symbols NVDA,TSLA --exchange NASDAQ --days-back 365
   python scripts/populate_market_cache.py --symbols AAPL --data-type 1h,5m --days-back 30
+  python scripts/populate_market_cache.py --symbols ES:FUT:202503 --data-type 1m --all-hours
+  python scripts/populate_market_cache.py --symbols ES --sec-type FUT --expiry 202503 \\
+      --what-to-show MIDPOINT --days-back 2
+  python scripts/populate_market_cache.py --symbols EUR.USD,USD.JPY --sec-type CASH --data-type 1h
+  python scripts/populate_market_cache.py --symbols AAPL --what-to-show ADJUSTED_LAST
   python scripts/populate_market_cache.py --symbols NVDA --dry-run   # show what would be fetched
   python scripts/populate_market_cache.py --symbols NVDA --force     # fetch fresh bars again
   python scripts/populate_market_cache.py --json                     # JSON lines on stdout
@@ -35,7 +47,7 @@ Exit codes:
   130  interrupted with Ctrl-C; the chunks committed so far are kept
 
 Environment (or .env), as for the backend:
-  CACHE_SYMBOLS, CACHE_EXCHANGE    defaults of --symbols and --exchange
+  CACHE_SYMBOLS, CACHE_EXCHANGE    defaults of --symbols and of a stock's --exchange
   DATABASE_URL                     the cache database (run `make migrate` once)
   IB_HOST, IB_PORT                 the IB Gateway / TWS API socket
   IB_CLIENT_ID                     the backend's API client id; the CLI connects as

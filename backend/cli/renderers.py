@@ -24,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from backend.ibkr.pacing import PacingLimits, PacingStats
+from backend.market_data.domain import DEFAULT_WHAT_TO_SHOW, SecType, SeriesKey
 from backend.market_data.population import (
     ChunkStored,
     ProgressEvent,
@@ -36,6 +37,35 @@ from backend.market_data.population import (
 )
 
 
+def instrument_name(series: SeriesKey) -> str:
+    """NVDA, EUR.USD, ES 202503 FUT, BTC CRYPTO: the contract, as the progress rows name it."""
+    kind = SecType(series.sec_type)
+    if kind is SecType.CASH:
+        return f"{series.symbol}.{series.currency}"
+    parts = [series.symbol]
+    if series.expiry:
+        parts.append(series.expiry)
+    if kind is not SecType.STK:
+        parts.append(kind.value)
+    return " ".join(parts)
+
+
+def series_detail(series: SeriesKey) -> str:
+    """1d, or 1m MIDPOINT all hours: the bar size, with whatToShow and hours when not the
+    asset class's default."""
+    parts = [series.data_type]
+    if series.what_to_show != DEFAULT_WHAT_TO_SHOW[SecType(series.sec_type)]:
+        parts.append(series.what_to_show)
+    if not series.use_rth:
+        parts.append("all hours")
+    return " ".join(parts)
+
+
+def series_name(series: SeriesKey) -> str:
+    """NVDA 1d, ES 202503 FUT 1m MIDPOINT all hours: one series, as lines and tables name it."""
+    return f"{instrument_name(series)} {series_detail(series)}"
+
+
 @dataclass
 class _SeriesProgress:
     requests: int = 0
@@ -45,34 +75,35 @@ class _SeriesProgress:
 
 @dataclass
 class _Tally:
-    """Counts every output needs: chunks planned and stored, bars fetched, per series and symbol."""
+    """Counts every output needs: chunks planned and stored, bars fetched, per series and per
+    instrument (instrument_name: a symbol, or a future's contract, or an FX pair)."""
 
-    series: dict[tuple[str, str], _SeriesProgress] = field(default_factory=dict)
+    series: dict[SeriesKey, _SeriesProgress] = field(default_factory=dict)
     bars_by_symbol: dict[str, int] = field(default_factory=dict)
     chunks_stored: int = 0
 
     def planned(self, plan: SeriesPlan) -> None:
-        self.series[(plan.symbol, plan.data_type)] = _SeriesProgress(plan.requests)
-        self.bars_by_symbol.setdefault(plan.symbol, 0)
+        self.series[plan.series] = _SeriesProgress(plan.requests)
+        self.bars_by_symbol.setdefault(instrument_name(plan.series), 0)
 
     def stored(self, event: ChunkStored) -> None:
-        self.series[(event.symbol, event.data_type)].chunks_done += 1
-        self.bars_by_symbol[event.symbol] += event.bars_fetched
+        self.series[event.series].chunks_done += 1
+        self.bars_by_symbol[instrument_name(event.series)] += event.bars_fetched
         self.chunks_stored += 1
 
     def finished(self, result: SeriesResult) -> None:
-        progress = self.series.setdefault((result.symbol, result.data_type), _SeriesProgress())
+        progress = self.series.setdefault(result.series, _SeriesProgress())
         progress.finished = True
 
     def done(self, symbol: str | None = None) -> tuple[int, int]:
         """(chunks done or no longer needed, chunks planned); a finished series counts as done."""
-        rows = [p for (s, _), p in self.series.items() if symbol is None or s == symbol]
+        rows = [p for s, p in self.series.items() if symbol is None or instrument_name(s) == symbol]
         planned = sum(p.requests for p in rows)
         done = sum(p.requests if p.finished else p.chunks_done for p in rows)
         return done, planned
 
     def symbol_finished(self, symbol: str) -> bool:
-        return all(p.finished for (s, _), p in self.series.items() if s == symbol)
+        return all(p.finished for s, p in self.series.items() if instrument_name(s) == symbol)
 
 
 class Output:
@@ -170,8 +201,8 @@ def summary_table(results: Sequence[SeriesResult]) -> Table:
     table.add_column("error", overflow="fold")
     for result in results:
         table.add_row(
-            result.symbol,
-            result.data_type,
+            instrument_name(result.series),
+            series_detail(result.series),
             result.status.value,
             _count(result.bars_before),
             _count(result.bars_after),
@@ -200,8 +231,8 @@ def dry_run_table(plans: Sequence[SeriesPlan]) -> Table:
         )
     for plan in plans:
         table.add_row(
-            plan.symbol,
-            plan.data_type,
+            instrument_name(plan.series),
+            series_detail(plan.series),
             str(plan.bars_cached),
             str(plan.bars_fresh),
             describe_ranges(plan.missing),
@@ -246,7 +277,7 @@ class PlainOutput(Output):
         if isinstance(event, SeriesPlanned):
             plan = event.plan
             self._line(
-                f"plan {plan.symbol} {plan.data_type}: {plan.bars_cached} bars cached "
+                f"plan {series_name(plan.series)}: {plan.bars_cached} bars cached "
                 f"({plan.bars_fresh} fresh), {_plural(len(plan.missing), 'missing range')}, "
                 f"{_plural(plan.requests, 'request')}"
             )
@@ -259,23 +290,23 @@ class PlainOutput(Output):
             if self.pacing is not None and self.pacing.waited_s:
                 parts.append(f"pacing waits {self.pacing.waited_s:.1f} s so far")
             self._line(
-                f"{event.symbol} {event.data_type}: +{event.bars_fetched} bars "
+                f"{series_name(event.series)}: +{event.bars_fetched} bars "
                 f"{event.start:%Y-%m-%d} to {event.end:%Y-%m-%d} ({', '.join(parts)})"
             )
         elif isinstance(event, SeriesRetrying):
             self._line(
-                f"{event.symbol} {event.data_type}: attempt {event.attempt} failed, retrying: "
+                f"{series_name(event.series)}: attempt {event.attempt} failed, retrying: "
                 f"{event.error}"
             )
         elif isinstance(event, SeriesFinished):
             result = event.result
             if result.status is SeriesStatus.ERROR:
                 self._line(
-                    f"{result.symbol} {result.data_type}: error {result.error_code}: {result.error}"
+                    f"{series_name(result.series)}: error {result.error_code}: {result.error}"
                 )
             else:
                 self._line(
-                    f"{result.symbol} {result.data_type}: {result.status.value}, "
+                    f"{series_name(result.series)}: {result.status.value}, "
                     f"{result.bars_fetched} bars fetched, {_count(result.bars_skipped_fresh)} "
                     f"skipped as fresh, {_count(result.bars_after)} cached"
                 )
@@ -369,25 +400,26 @@ class RichOutput(Output):
 
     def show(self, event: ProgressEvent) -> None:
         if isinstance(event, SeriesPlanned):
-            self._refresh_rows(event.plan.symbol)
+            self._refresh_rows(instrument_name(event.plan.series))
         elif isinstance(event, ChunkStored):
-            self._refresh_rows(event.symbol)
+            self._refresh_rows(instrument_name(event.series))
         elif isinstance(event, SeriesRetrying):
             self.console.print(
-                f"[yellow]{event.symbol} {event.data_type}: attempt {event.attempt} failed, "
+                f"[yellow]{series_name(event.series)}: attempt {event.attempt} failed, "
                 f"retrying:[/] {event.error}",
                 markup=True,
                 highlight=False,
             )
         elif isinstance(event, SeriesFinished):
             result = event.result
+            name = instrument_name(result.series)
             if result.status is SeriesStatus.ERROR:
-                self._failed.add(result.symbol)
+                self._failed.add(name)
                 self.console.print(
-                    f"[red]{result.symbol} {result.data_type} failed:[/] {result.error}",
+                    f"[red]{series_name(result.series)} failed:[/] {result.error}",
                     highlight=False,
                 )
-            self._refresh_rows(result.symbol)
+            self._refresh_rows(name)
 
     def job_progress(self, done: int, total: int) -> None:
         if self._overall is not None:
@@ -406,12 +438,24 @@ class RichOutput(Output):
 # -- JSON lines ---------------------------------------------------------------------------------
 
 
+def series_json(series: SeriesKey) -> dict[str, Any]:
+    """A series' fields as the API's rows name them."""
+    return {
+        "symbol": series.symbol,
+        "exchange": series.exchange,
+        "data_type": series.data_type,
+        "sec_type": series.sec_type,
+        "currency": series.currency,
+        "expiry": series.expiry or None,
+        "what_to_show": series.what_to_show,
+        "use_rth": series.use_rth,
+    }
+
+
 def result_json(result: SeriesResult) -> dict[str, Any]:
     return {
         "event": "series",
-        "symbol": result.symbol,
-        "exchange": result.exchange,
-        "data_type": result.data_type,
+        **series_json(result.series),
         "status": result.status.value,
         "bars_before": result.bars_before,
         "bars_after": result.bars_after,
@@ -422,7 +466,7 @@ def result_json(result: SeriesResult) -> dict[str, Any]:
 
 
 class JsonOutput(Output):
-    """One JSON object per line: a result per symbol and data type, then a summary."""
+    """One JSON object per line: a result per series, then a summary."""
 
     def _emit(self, payload: dict[str, Any]) -> None:
         self.stdout.write(json.dumps(payload) + "\n")
@@ -437,9 +481,7 @@ class JsonOutput(Output):
             self._emit(
                 {
                     "event": "plan",
-                    "symbol": plan.symbol,
-                    "exchange": plan.exchange,
-                    "data_type": plan.data_type,
+                    **series_json(plan.series),
                     "start": plan.start.isoformat(),
                     "end": plan.end.isoformat(),
                     "bars_cached": plan.bars_cached,

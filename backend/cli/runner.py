@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from backend.cli.api_client import UNFINISHED, BackendError, RefreshApiClient
 from backend.cli.renderers import Output
 from backend.containers import Container
+from backend.market_data.domain import SecType, SeriesKey
 from backend.market_data.errors import GatewayUnavailable
 from backend.market_data.population import (
     PopulationRequest,
@@ -83,20 +84,14 @@ def populate_via_api(
     first_poll_s: float = 0.2,
     max_poll_s: float = 2.0,
 ) -> int:
-    """One backend refresh job per data type, polled until each has finished."""
+    """One backend refresh job per bar size and kind of series, polled until each has finished."""
     try:
         with RefreshApiClient(api_url, token) as client, output.live():
-            jobs = [
-                client.start(
-                    list(request.symbols),
-                    request.exchange,
-                    data_type,
-                    request.days_back,
-                    request.force,
-                )
-                for data_type in request.data_types
-            ]
-            results = _follow_jobs(client, jobs, request.exchange, output, first_poll_s, max_poll_s)
+            groups = job_groups(request.series)
+            jobs = [client.start(group, request.days_back, request.force) for group in groups]
+            results = _follow_jobs(
+                client, jobs, [group[0] for group in groups], output, first_poll_s, max_poll_s
+            )
     except BackendError as exc:
         output.fatal(str(exc), exc.code)
         return exc.exit_code
@@ -111,24 +106,43 @@ def populate_via_api(
     return exit_code
 
 
+def job_groups(series: tuple[SeriesKey, ...]) -> list[list[SeriesKey]]:
+    """The series one refresh request can name together: the same bar size, asset class,
+    exchange, expiry, whatToShow and hours (and currency, but for FX pairs), in request order."""
+    groups: dict[tuple, list[SeriesKey]] = {}
+    for one in series:
+        currency = None if one.sec_type == SecType.CASH else one.currency
+        key = (
+            one.data_type,
+            one.sec_type,
+            one.exchange,
+            currency,
+            one.expiry,
+            one.what_to_show,
+            one.use_rth,
+        )
+        groups.setdefault(key, []).append(one)
+    return list(groups.values())
+
+
 def _follow_jobs(
     client: RefreshApiClient,
     jobs: list[dict[str, Any]],
-    exchange: str,
+    asked: list[SeriesKey],
     output: Output,
     first_poll_s: float,
     max_poll_s: float,
 ) -> list[SeriesResult]:
-    reported: dict[tuple[str, str], SeriesResult] = {}
+    """`asked`: a series of each job, for what a result row does not say itself."""
+    reported: dict[SeriesKey, SeriesResult] = {}
     # Short jobs finish after a poll or two; long ones are asked at most every max_poll_s.
     poll_s = first_poll_s
     while True:
-        for job in jobs:
+        for job, like in zip(jobs, asked, strict=True):
             for entry in job.get("results") or []:
-                result = _result_from_api(entry, exchange)
-                key = (result.symbol, result.data_type)
-                if key not in reported:
-                    reported[key] = result
+                result = _result_from_api(entry, like)
+                if result.series not in reported:
+                    reported[result.series] = result
                     output.handle(SeriesFinished(result))
         output.job_progress(
             sum(job["progress"]["done"] for job in jobs),
@@ -144,7 +158,9 @@ def _follow_jobs(
                 jobs[index] = client.job(job["job_id"])
 
 
-def _result_from_api(entry: dict[str, Any], exchange: str) -> SeriesResult:
+def _result_from_api(entry: dict[str, Any], like: SeriesKey) -> SeriesResult:
+    """A job's result row as a SeriesResult; fields the row leaves out (a backend from before
+    results named their series) are those of the job's request."""
     error = entry.get("error") or ({"code": "error"} if entry.get("status") != "ok" else None)
     fetched = int(entry.get("bars_fetched") or 0)
     cached = int(entry.get("bars_cached") or 0)
@@ -152,10 +168,18 @@ def _result_from_api(entry: dict[str, Any], exchange: str) -> SeriesResult:
         status = SeriesStatus.ERROR
     else:
         status = SeriesStatus.OK if fetched else SeriesStatus.FRESH
-    return SeriesResult(
+    series = SeriesKey(
         symbol=entry["symbol"],
-        exchange=exchange,
-        data_type=entry["data_type"],
+        exchange=entry.get("exchange") or like.exchange,
+        data_type=entry.get("data_type") or like.data_type,
+        sec_type=entry.get("sec_type") or like.sec_type,
+        currency=entry.get("currency") or like.currency,
+        expiry=entry.get("expiry") or like.expiry,
+        what_to_show=entry.get("what_to_show") or like.what_to_show,
+        use_rth=entry.get("use_rth", like.use_rth),
+    )
+    return SeriesResult(
+        series=series,
         status=status,
         bars_fetched=fetched,
         # The backend reports the bars in the range after the refresh (not before) and how many it

@@ -13,7 +13,7 @@ from tenacity import retry_if_exception_type
 
 from backend.core.retry import Backoff
 from backend.ibkr.client import ChunkPlan, IBKRClient
-from backend.market_data.domain import BarSize, SeriesKey
+from backend.market_data.domain import DEFAULT_DAYS_BACK, SeriesKey
 from backend.market_data.errors import GatewayTimeout, MarketDataError, PacingViolation
 from backend.market_data.service import CacheOutcome, MarketDataService
 from backend.storage.market_data_repository import BarFilter, MarketDataCacheRepository
@@ -31,20 +31,37 @@ TRANSIENT_ERRORS = (GatewayTimeout, PacingViolation, ChunkNotRefreshed)
 
 @dataclass(frozen=True)
 class PopulationRequest:
-    symbols: tuple[str, ...]
-    exchange: str
-    data_types: tuple[str, ...]
-    days_back: int
+    """The series to fill (each a contract, bar size, whatToShow and hours) over the last
+    days_back days; None: each bar size's DEFAULT_DAYS_BACK."""
+
+    series: tuple[SeriesKey, ...]
+    days_back: int | None = None
     force: bool = False
 
 
+class _OfSeries:
+    """The words of the series an event or result is about."""
+
+    series: SeriesKey
+
+    @property
+    def symbol(self) -> str:
+        return self.series.symbol
+
+    @property
+    def exchange(self) -> str:
+        return self.series.exchange
+
+    @property
+    def data_type(self) -> str:
+        return self.series.data_type
+
+
 @dataclass(frozen=True)
-class SeriesPlan:
+class SeriesPlan(_OfSeries):
     """What one series needs: its window, what is cached, and the IBKR requests still to send."""
 
-    symbol: str
-    exchange: str
-    data_type: str
+    series: SeriesKey
     start: datetime
     end: datetime
     bars_cached: int
@@ -65,10 +82,8 @@ class SeriesStatus(StrEnum):
 
 
 @dataclass(frozen=True)
-class SeriesResult:
-    symbol: str
-    exchange: str
-    data_type: str
+class SeriesResult(_OfSeries):
+    series: SeriesKey
     status: SeriesStatus
     bars_fetched: int
     # None when not known (the backend's refresh API does not report them).
@@ -85,18 +100,16 @@ class SeriesPlanned:
 
 
 @dataclass(frozen=True)
-class ChunkStored:
-    symbol: str
-    data_type: str
+class ChunkStored(_OfSeries):
+    series: SeriesKey
     bars_fetched: int
     start: datetime
     end: datetime
 
 
 @dataclass(frozen=True)
-class SeriesRetrying:
-    symbol: str
-    data_type: str
+class SeriesRetrying(_OfSeries):
+    series: SeriesKey
     attempt: int
     error: str
 
@@ -115,7 +128,7 @@ def _ignore(_event: ProgressEvent) -> None:
 
 
 class CachePopulationService:
-    """Fills the cache for symbols x bar sizes over the last N days, one chunk at a time.
+    """Fills the cache for a list of series over the last N days, one chunk at a time.
 
     Every chunk goes through the refresh service (read-through, so fresh bars are skipped and
     nothing is duplicated) and therefore through the process's one pacing scheduler. Series run
@@ -150,39 +163,29 @@ class CachePopulationService:
     # -- planning (never contacts IBKR) ---------------------------------------------------------
 
     async def plan(self, request: PopulationRequest) -> list[SeriesPlan]:
-        start, end = self.window(request.days_back)
-        return [
-            await asyncio.to_thread(
-                self._plan_series, symbol, request.exchange, data_type, start, end, request.force
+        plans = []
+        for series in dict.fromkeys(request.series):
+            start, end = self.window(request.days_back or DEFAULT_DAYS_BACK[series.bar_size])
+            plans.append(
+                await asyncio.to_thread(self._plan_series, series, start, end, request.force)
             )
-            for symbol in request.symbols
-            for data_type in request.data_types
-        ]
+        return plans
 
     def _plan_series(
-        self,
-        symbol: str,
-        exchange: str,
-        data_type: str,
-        start: datetime,
-        end: datetime,
-        force: bool,
+        self, series: SeriesKey, start: datetime, end: datetime, force: bool
     ) -> SeriesPlan:
-        bar_size = BarSize(data_type)
-        series = SeriesKey(symbol, exchange, bar_size.value)
+        bar_size = series.bar_size
         # The refresh service's own gap finder, so the plan is exactly what it will fetch.
         coverage = self.refresh_service.find_gaps(series, bar_size, start, end, force=force)
         chunks = [
             chunk
             for range_start, range_end in coverage.missing
-            for chunk in self.client.plan_chunks(exchange, bar_size, range_start, range_end)
+            for chunk in self.client.plan_chunks(series, bar_size, range_start, range_end)
         ]
         # Forced, every cached bar is fetched again, so none counts as skipped for being fresh.
         fresh = 0 if force else coverage.summary.fresh_bars
         return SeriesPlan(
-            symbol,
-            exchange,
-            bar_size.value,
+            series,
             start,
             end,
             coverage.summary.bars,
@@ -219,7 +222,7 @@ class CachePopulationService:
     async def populate_series(
         self, plan: SeriesPlan, force: bool, on_event: OnEvent = _ignore
     ) -> SeriesResult:
-        log = logger.bind(symbol=plan.symbol, data_type=plan.data_type)
+        log = logger.bind(symbol=plan.symbol, series=plan.series.label())
         if not plan.requests:
             return self._result(plan, SeriesStatus.FRESH, 0, plan.bars_cached)
         remaining = list(plan.chunks)
@@ -227,8 +230,8 @@ class CachePopulationService:
 
         def before_retry(state) -> None:
             error = state.outcome.exception()
-            log.warning("{} {} failed, retrying the series: {}", plan.symbol, plan.data_type, error)
-            on_event(SeriesRetrying(plan.symbol, plan.data_type, state.attempt_number, str(error)))
+            log.warning("{} failed, retrying the series: {}", plan.series.label(), error)
+            on_event(SeriesRetrying(plan.series, state.attempt_number, str(error)))
 
         retrying = self.backoff.retrying(
             retry_if_exception_type(TRANSIENT_ERRORS), before_sleep=before_retry, reraise=True
@@ -241,7 +244,7 @@ class CachePopulationService:
                         fetched += await self._fill_chunk(plan, remaining[0], force, on_event)
                         remaining.pop(0)
         except MarketDataError as exc:
-            log.warning("{} {} failed: {}", plan.symbol, plan.data_type, exc)
+            log.warning("{} failed: {}", plan.series.label(), exc)
             after = await asyncio.to_thread(self._count_bars, plan)
             return self._result(
                 plan, SeriesStatus.ERROR, fetched, after, error_code=exc.code, error=str(exc)
@@ -252,21 +255,31 @@ class CachePopulationService:
     async def _fill_chunk(
         self, plan: SeriesPlan, chunk: ChunkPlan, force: bool, on_event: OnEvent
     ) -> int:
-        result = await self.refresh_service.get_or_fetch_market_data(
-            plan.symbol, plan.exchange, plan.data_type, chunk.start, chunk.end, force_refresh=force
+        result = await self.refresh_service.read_series(
+            plan.series, chunk.start, chunk.end, force_refresh=force
         )
         if result.outcome is CacheOutcome.STALE:
             raise ChunkNotRefreshed(
-                f"IBKR did not deliver {plan.symbol} {plan.data_type} "
+                f"IBKR did not deliver {plan.series.label()} "
                 f"{chunk.start.isoformat()} to {chunk.end.isoformat()}; the cached bars were kept"
             )
-        on_event(
-            ChunkStored(plan.symbol, plan.data_type, result.bars_fetched, chunk.start, chunk.end)
-        )
+        on_event(ChunkStored(plan.series, result.bars_fetched, chunk.start, chunk.end))
         return result.bars_fetched
 
     def _count_bars(self, plan: SeriesPlan) -> int:
-        bar_filter = BarFilter(plan.symbol, plan.exchange, plan.data_type, plan.start, plan.end)
+        series = plan.series
+        bar_filter = BarFilter(
+            series.symbol,
+            series.exchange,
+            series.data_type,
+            plan.start,
+            plan.end,
+            sec_type=series.sec_type,
+            currency=series.currency,
+            expiry=series.expiry,
+            what_to_show=series.what_to_show,
+            use_rth=series.use_rth,
+        )
         return self.repository.list_bars(bar_filter, limit=0, offset=0)[1]
 
     @staticmethod
@@ -279,9 +292,7 @@ class CachePopulationService:
         error: str | None = None,
     ) -> SeriesResult:
         return SeriesResult(
-            symbol=plan.symbol,
-            exchange=plan.exchange,
-            data_type=plan.data_type,
+            series=plan.series,
             status=status,
             bars_fetched=fetched,
             bars_before=plan.bars_cached,

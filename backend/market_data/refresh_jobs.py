@@ -159,10 +159,8 @@ class RefreshJobs:
         if not series:
             raise ValueError("a refresh job needs at least one series")
         first = series[0]
-        if first.sec_type == SecType.STK:
-            # A stock's sessions are its exchange's: one without a calendar cannot be planned.
-            # Other asset classes take their sessions from the asset class itself.
-            market_calendar.calendar_for(first.exchange)
+        # A market without a trading calendar cannot be planned: refused before anything else.
+        market_calendar.calendar_for(first.market)
         days_back = days_back or DEFAULT_DAYS_BACK[first.bar_size]
         now = self.clock()
         start, end = now - timedelta(days=days_back), now

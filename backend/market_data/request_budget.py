@@ -95,16 +95,14 @@ class RequestPlanner:
         run = self.service.repository.database.run
         first = series[0]
         bar_size = first.bar_size
-        per_series = await run(self.client.count_chunks, first.exchange, bar_size, [(start, end)])
+        per_series = await run(self.client.count_chunks, first, bar_size, [(start, end)])
         if force:
             requests = per_series * len(series)
         else:
             requests = 0
             for index, one in enumerate(series):
                 coverage = await run(self.service.find_gaps, one, bar_size, start, end)
-                requests += await run(
-                    self.client.count_chunks, one.exchange, bar_size, coverage.missing
-                )
+                requests += await run(self.client.count_chunks, one, bar_size, coverage.missing)
                 if requests > self.ceiling:
                     # Past the ceiling already; the series not looked at count at most per_series.
                     requests += (len(series) - index - 1) * per_series

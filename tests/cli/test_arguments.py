@@ -16,7 +16,7 @@ from tests.support.app import make_settings
         (["--days-back", "0"], "argument --days-back: must be between 1 and 3650 (got 0)"),
         (["--days-back", "3651"], "argument --days-back: must be between 1 and 3650 (got 3651)"),
         (["--days-back", "ten"], "argument --days-back: 'ten' is not a whole number of days"),
-        (["--data-type", "1d,2h"], "argument --data-type: unknown bar size '2h'; use one or more"),
+        (["--data-type", "1d,7m"], "argument --data-type: unknown bar size '7m'; use one or more"),
         (["--exchange", "XYZ"], "argument --exchange: exchange 'XYZ' has no trading calendar"),
         (["--api-url", "backend:8000"], "argument --api-url: 'backend:8000' is not an http"),
         (["--api-url", "http://b", "--dry-run"], "--dry-run plans in this process"),

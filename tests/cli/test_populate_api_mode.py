@@ -58,7 +58,8 @@ def test_starts_a_job_then_polls_it_until_done(sqlite_url):
     assert run.exit_code == 0, run.stderr
     sent = start.calls.last.request
     assert json.loads(sent.content) == {
-        "symbols": ["NVDA", "TSLA"], "exchange": "NASDAQ", "data_type": "1d", "days_back": 30,
+        "symbols": ["NVDA", "TSLA"], "sec_type": "STK", "exchange": "NASDAQ", "currency": "USD",
+        "data_type": "1d", "what_to_show": "TRADES", "use_rth": True, "days_back": 30,
         "force": False,
     }
     assert sent.headers["Authorization"] == "Bearer s3cret"

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from backend.cli.renderers import RichOutput
 from backend.ibkr.pacing import PacingStats
+from backend.market_data.domain import SeriesKey
 from backend.market_data.population import (
     ChunkStored,
     SeriesFinished,
@@ -22,8 +23,12 @@ START = datetime(2025, 1, 2, tzinfo=UTC)
 END = datetime(2025, 12, 1, tzinfo=UTC)
 
 
+def daily(symbol: str) -> SeriesKey:
+    return SeriesKey(symbol, "NASDAQ", "1d")
+
+
 def plan(symbol: str, requests: int) -> SeriesPlan:
-    return SeriesPlan(symbol, "NASDAQ", "1d", START, END, 0, 0, [(START, END)], [None] * requests)
+    return SeriesPlan(daily(symbol), START, END, 0, 0, [(START, END)], [None] * requests)
 
 
 def terminal_output(pacing: PacingStats) -> tuple[RichOutput, io.StringIO]:
@@ -39,7 +44,7 @@ def test_shows_a_bar_per_symbol_the_total_and_the_pacing_wait():
     with output.live():
         output.handle(SeriesPlanned(plan("NVDA", 2)))
         output.handle(SeriesPlanned(plan("TSLA", 2)))
-        output.handle(ChunkStored("NVDA", "1d", 250, START, END))
+        output.handle(ChunkStored(daily("NVDA"), 250, START, END))
         # The scheduler is holding the next request back when the display refreshes.
         pacing.current_wait_s = 3.2
     shown = screen.getvalue()
@@ -55,7 +60,7 @@ def test_a_failed_symbol_is_marked_and_its_error_printed():
     with output.live():
         output.handle(SeriesPlanned(plan("ZZZZ", 1)))
         output.handle(SeriesFinished(SeriesResult(
-            "ZZZZ", "NASDAQ", "1d", SeriesStatus.ERROR, 0, 0, 0, 0, "unknown_contract",
+            daily("ZZZZ"), SeriesStatus.ERROR, 0, 0, 0, 0, "unknown_contract",
             "IBKR has no stock ZZZZ on NASDAQ (error 200)",
         )))
     shown = screen.getvalue()
