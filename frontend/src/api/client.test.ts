@@ -67,6 +67,18 @@ describe('error messages', () => {
     expect(describeDetail([{ loc: ['query', 'limit'], msg: 'too big' }])).toBe('limit: too big');
     expect(describeDetail([{ loc: ['body', 'symbols', 0], msg: 'bad symbol' }])).toBe('symbols[0]: bad symbol');
   });
+
+  it('names the field of the backend’s own field errors', () => {
+    expect(
+      describeDetail([
+        { field: 'what_to_show', message: 'IBKR has no TRADES series for CASH; use one of MIDPOINT, BID, ASK, BID_ASK' },
+      ]),
+    ).toBe('what_to_show: IBKR has no TRADES series for CASH; use one of MIDPOINT, BID, ASK, BID_ASK');
+    expect(describeDetail([{ field: 'query.expiry', message: 'a future needs its expiry' }])).toBe(
+      'expiry: a future needs its expiry',
+    );
+    expect(describeDetail([{ field: 'symbols.1', message: 'bad symbol' }])).toBe('symbols[1]: bad symbol');
+  });
 });
 
 describe('token header', () => {

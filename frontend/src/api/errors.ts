@@ -7,20 +7,23 @@ export const REQUEST_BUDGET_EXCEEDED = 'request_budget_exceeded';
 
 const LOCATION_PREFIXES = new Set(['body', 'query', 'path', 'header']);
 
+/** FastAPI's `{loc, msg}`, or the backend's own `{field, message}` (field as `query.what_to_show`). */
 interface FieldError {
   loc?: unknown[];
   msg?: string;
+  field?: string;
   message?: string;
 }
 
 function describeFieldError(item: unknown): string {
   if (typeof item === 'string') return item;
   if (!item || typeof item !== 'object') return String(item);
-  const { loc, msg, message } = item as FieldError;
+  const { loc, msg, field: named, message } = item as FieldError;
   const text = msg ?? message ?? JSON.stringify(item);
-  const path = Array.isArray(loc) ? loc.filter((part, i) => !(i === 0 && LOCATION_PREFIXES.has(String(part)))) : [];
+  const parts = Array.isArray(loc) ? loc : typeof named === 'string' && named ? named.split('.') : [];
+  const path = parts.filter((part, i) => !(i === 0 && LOCATION_PREFIXES.has(String(part))));
   const field = path
-    .map((part) => (typeof part === 'number' ? `[${part}]` : String(part)))
+    .map((part) => (typeof part === 'number' || /^\d+$/.test(String(part)) ? `[${part}]` : String(part)))
     .join('.')
     .replace(/\.\[/g, '[');
   return field ? `${field}: ${text}` : text;

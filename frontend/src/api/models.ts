@@ -6,9 +6,28 @@ import type { components } from './types';
 type Schemas = components['schemas'];
 
 export type BarSize = Schemas['BarSize'];
+export type SecType = Schemas['SecType'];
+export type WhatToShow = Schemas['WhatToShow'];
 
 // A record over BarSize, so the build fails when the backend adds a bar size this list lacks.
-const LISTED: Record<BarSize, true> = { '1m': true, '5m': true, '15m': true, '30m': true, '1h': true, '1d': true };
+const LISTED: Record<BarSize, true> = {
+  '5s': true,
+  '30s': true,
+  '1m': true,
+  '2m': true,
+  '3m': true,
+  '5m': true,
+  '10m': true,
+  '15m': true,
+  '20m': true,
+  '30m': true,
+  '1h': true,
+  '2h': true,
+  '4h': true,
+  '1d': true,
+  '1w': true,
+  '1mo': true,
+};
 
 /** Every bar size, smallest first, in the order the selects list them. */
 export const DATA_TYPES = Object.keys(LISTED) as BarSize[];
@@ -24,14 +43,24 @@ export type HealthUnavailable = Schemas['HealthUnavailablePublic'];
 export type SeriesStats = Schemas['SeriesStatsPublic'];
 export type CacheStats = Schemas['CacheStatsPublic'];
 export type CachedBars = Schemas['CachedBarsPublic'];
-export type SeriesBar = Schemas['SeriesBarPublic'];
-export type CachedSeries = Schemas['SeriesPublic'];
+/**
+ * `volume` is null where IBKR has none: it sends -1 for quote series (MIDPOINT, BID, ASK), which
+ * the cache keeps as "no volume". The schema says number, so that is written out here.
+ */
+export type SeriesBar = Omit<Schemas['SeriesBarPublic'], 'volume'> & { volume: number | null };
+export type CachedSeries = Omit<Schemas['SeriesPublic'], 'bars'> & { bars: SeriesBar[] };
 
 /** Query filters shared by the bar listing, one series and clearing the cache. */
 export interface BarFilters {
   symbol?: string;
   exchange?: string;
   data_type?: BarSize;
+  /** Omitted: any (the series route: the asset class's default, STK / USD / TRADES / RTH). */
+  sec_type?: SecType;
+  currency?: string;
+  expiry?: string;
+  what_to_show?: WhatToShow;
+  use_rth?: boolean;
   /** `YYYY-MM-DD` or an ISO time; a plain date is a UTC day. */
   date_from?: string;
   /** Inclusive; a plain date covers its whole UTC day. */

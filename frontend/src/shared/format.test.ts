@@ -26,6 +26,13 @@ describe('times', () => {
     expect(formatBarTime('2025-11-28T00:00:00Z', '1d')).toBe('2025-11-28');
     expect(formatBarTime('2025-11-28T14:30:00Z', '5m')).toBe('2025-11-28 14:30 UTC');
   });
+
+  it('shows weekly and monthly bars as the date of their last session, second bars with seconds', () => {
+    expect(formatBarTime('2025-11-28T00:00:00Z', '1w')).toBe('2025-11-28');
+    expect(formatBarTime('2025-11-28T00:00:00Z', '1mo')).toBe('2025-11-28');
+    expect(formatBarTime('2025-11-28T14:30:05Z', '5s')).toBe('2025-11-28 14:30:05 UTC');
+    expect(formatBarTime('2025-11-28T14:30:30Z', '30s')).toBe('2025-11-28 14:30:30 UTC');
+  });
 });
 
 describe('small helpers', () => {

@@ -1,5 +1,6 @@
 // Display formats. Every time is shown in UTC and says so, because traders compare bars across
 // sessions and machines in different zones; daily bars are stamped at midnight UTC, so they show as dates.
+import { isDailyOrLonger } from './series';
 
 const EMPTY = '—';
 
@@ -24,9 +25,10 @@ export function formatDate(iso: string | null | undefined): string {
   return date.toISOString().slice(0, 10);
 }
 
-/** A bar's time: a date for daily bars, a UTC time otherwise. */
+/** A bar's time: a date for daily, weekly and monthly bars, a UTC time (with seconds for second bars) otherwise. */
 export function formatBarTime(iso: string | null | undefined, dataType: string): string {
-  return dataType === '1d' ? formatDate(iso) : formatUtc(iso);
+  if (isDailyOrLonger(dataType)) return formatDate(iso);
+  return formatUtc(iso, dataType.endsWith('s'));
 }
 
 /** A hit rate (a fraction from 0 to 1) as a percentage; "—" when there were no lookups. */

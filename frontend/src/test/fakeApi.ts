@@ -73,11 +73,22 @@ export function makeConfig({ gateway, ...overrides }: ConfigOverrides = {}): App
   };
 }
 
+/** A US stock's TRADES in regular hours, as the API names every stock series. */
+export const STOCK_IDENTITY = {
+  sec_type: 'STK',
+  currency: 'USD',
+  expiry: null,
+  what_to_show: 'TRADES',
+  use_rth: true,
+  con_id: null,
+} as const;
+
 export function makeSeries(overrides: Partial<SeriesStats> = {}): SeriesStats {
   return {
     symbol: 'NVDA',
     exchange: 'NASDAQ',
     data_type: '1d',
+    ...STOCK_IDENTITY,
     bar_count: 3,
     first: '2025-11-24T00:00:00Z',
     last: '2025-11-26T00:00:00Z',

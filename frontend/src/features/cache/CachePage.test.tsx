@@ -3,7 +3,7 @@ import userEvent from '@testing-library/user-event';
 import { beforeEach, describe, expect, it } from 'vitest';
 import type { CachedSeries, SeriesBar } from '../../api/models';
 import { App } from '../../app/App';
-import { fakeApi, makeConfig, makeSeries, makeStats, reply, type RecordedCall } from '../../test/fakeApi';
+import { fakeApi, makeConfig, makeSeries, makeStats, reply, STOCK_IDENTITY, type RecordedCall } from '../../test/fakeApi';
 import { chartCalls, resetChartCalls } from '../../test/fakeChart';
 
 function dailyBar(date: string, close: number): SeriesBar {
@@ -27,6 +27,7 @@ function nvdaSeries(bars = NVDA_BARS): CachedSeries {
     symbol: 'NVDA',
     exchange: 'NASDAQ',
     data_type: '1d',
+    ...STOCK_IDENTITY,
     count: bars.length,
     first: bars[0]?.timestamp ?? null,
     last: bars[bars.length - 1]?.timestamp ?? null,

@@ -1,10 +1,19 @@
 import { act, render, screen, waitFor, within } from '@testing-library/react';
 import userEvent from '@testing-library/user-event';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import type { RefreshJob } from '../../api/models';
+import type { RefreshJob, RefreshResult } from '../../api/models';
 import { getStoredToken } from '../../api/token';
 import { App } from '../../app/App';
-import { fakeApi, makeConfig, makeSeries, makeStats, reply, type FakeReply, type RecordedCall } from '../../test/fakeApi';
+import {
+  fakeApi,
+  makeConfig,
+  makeSeries,
+  makeStats,
+  reply,
+  STOCK_IDENTITY,
+  type FakeReply,
+  type RecordedCall,
+} from '../../test/fakeApi';
 
 type JobOverrides = Partial<Omit<RefreshJob, 'request'>> & { request?: Partial<RefreshJob['request']> };
 
@@ -26,8 +35,26 @@ function job({ request, ...overrides }: JobOverrides): RefreshJob {
       force: false,
       start: '2024-11-28T00:00:00Z',
       end: '2025-11-28T14:30:00Z',
+      sec_type: 'STK',
+      currency: 'USD',
+      expiry: null,
+      what_to_show: 'TRADES',
+      use_rth: true,
       ...request,
     },
+  };
+}
+
+/** One symbol's outcome of a job over a stock's daily bars. */
+function result(overrides: Partial<RefreshResult> & Pick<RefreshResult, 'symbol' | 'status'>): RefreshResult {
+  return {
+    data_type: '1d',
+    exchange: 'NASDAQ',
+    ...STOCK_IDENTITY,
+    bars_fetched: 0,
+    bars_cached: 0,
+    error: null,
+    ...overrides,
   };
 }
 
@@ -108,7 +135,7 @@ describe('refresh job', () => {
         status: 'completed',
         progress: { done: 1, total: 1 },
         finished_at: '2025-11-28T14:30:03Z',
-        results: [{ symbol: 'NVDA', data_type: '1d', status: 'ok', bars_fetched: 21, bars_cached: 21, error: null }],
+        results: [result({ symbol: 'NVDA', status: 'ok', bars_fetched: 21, bars_cached: 21 })],
       }),
     );
     expect(within(panel).getByTestId('job-state')).toHaveTextContent('completed');
@@ -145,15 +172,12 @@ describe('refresh job', () => {
         request,
         progress: { done: 2, total: 2 },
         results: [
-          { symbol: 'NVDA', data_type: '1d', status: 'ok', bars_fetched: 5, bars_cached: 5, error: null },
-          {
+          result({ symbol: 'NVDA', status: 'ok', bars_fetched: 5, bars_cached: 5 }),
+          result({
             symbol: 'TSLA',
-            data_type: '1d',
             status: 'error',
-            bars_fetched: 0,
-            bars_cached: 0,
             error: { code: 'gateway_unavailable', detail: 'IB Gateway at 127.0.0.1:4002 is not reachable', status_code: 503 },
-          },
+          }),
         ],
       }),
     );
@@ -285,8 +309,8 @@ describe('cancelling a job', () => {
     progress: { done: 2, total: 2 },
     finished_at: '2025-11-28T14:31:00Z',
     results: [
-      { symbol: 'NVDA', data_type: '1d', status: 'ok', bars_fetched: 21, bars_cached: 21, error: null },
-      { symbol: 'TSLA', data_type: '1d', status: 'cancelled', bars_fetched: 7, bars_cached: 9, error: null },
+      result({ symbol: 'NVDA', status: 'ok', bars_fetched: 21, bars_cached: 21 }),
+      result({ symbol: 'TSLA', status: 'cancelled', bars_fetched: 7, bars_cached: 9 }),
     ],
   });
 

@@ -2,8 +2,25 @@
 // leaves room for signals, so a first run with the defaults shows some.
 import type { BarSize, Strategy } from '../../api/models';
 
-/** Bars one regular session (6.5 h) gives at each bar size. */
-const BARS_PER_SESSION: Record<BarSize, number> = { '1m': 390, '5m': 78, '15m': 26, '30m': 13, '1h': 7, '1d': 1 };
+/** Bars one regular session (6.5 h) gives at each bar size; a week holds five, a month about 21. */
+const BARS_PER_SESSION: Record<BarSize, number> = {
+  '5s': 4680,
+  '30s': 780,
+  '1m': 390,
+  '2m': 195,
+  '3m': 130,
+  '5m': 78,
+  '10m': 39,
+  '15m': 26,
+  '20m': 20,
+  '30m': 13,
+  '1h': 7,
+  '2h': 4,
+  '4h': 2,
+  '1d': 1,
+  '1w': 1 / 5,
+  '1mo': 1 / 21,
+};
 
 /** One window of bars to warm the slowest indicator up, three more in which it can signal. */
 const WINDOWS_WANTED = 4;
