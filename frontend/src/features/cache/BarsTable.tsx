@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from 'react';
 import type { SeriesBar } from '../../api/models';
 import { formatBarTime, formatInteger, formatPrice } from '../../shared/format';
+import { isDailyOrLonger } from '../../shared/series';
 import { numeric, TableHead } from '../../shared/TableHead';
 
 export const BARS_PAGE_SIZE = 50;
@@ -9,9 +10,11 @@ interface BarsTableProps {
   /** In time order, as the API sends them; shown most recent first. */
   bars: SeriesBar[];
   dataType: string;
+  /** The series, as `seriesName` gives it: `ES 202503 FUT 1m · MIDPOINT · all hours`. */
+  label: string;
 }
 
-export function BarsTable({ bars, dataType }: BarsTableProps) {
+export function BarsTable({ bars, dataType, label }: BarsTableProps) {
   const newestFirst = useMemo(() => [...bars].reverse(), [bars]);
   const [page, setPage] = useState(0);
   const pageCount = Math.max(1, Math.ceil(newestFirst.length / BARS_PAGE_SIZE));
@@ -23,10 +26,10 @@ export function BarsTable({ bars, dataType }: BarsTableProps) {
     <div className="bars">
       <div className="table-scroll">
         <table className="data-table" data-testid="bars-table">
-          <caption className="visually-hidden">Bars, most recent first. Times in UTC.</caption>
+          <caption className="visually-hidden">Bars of {label}, most recent first. Times in UTC.</caption>
           <TableHead
             columns={[
-              dataType === '1d' ? 'Date' : 'Time (UTC)',
+              isDailyOrLonger(dataType) ? 'Date' : 'Time (UTC)',
               ...['Open', 'High', 'Low', 'Close', 'Volume', 'WAP', 'Trades'].map(numeric),
               'Final',
             ]}

@@ -7,18 +7,26 @@ import { useApiData } from '../../shared/hooks/useApiData';
 import { isCancelled, useApiToken } from '../../shared/hooks/useApiToken';
 import { useConfig } from '../../shared/hooks/useConfig';
 import { useReloadOnRecovery } from '../../shared/hooks/useHealth';
+import { ASSET_CLASS_LABELS, identityOf, refreshFields, seriesKey } from '../../shared/series';
 import { Empty, ErrorNotice, Loading, SuccessNotice } from '../../shared/States';
 import { AddSymbolsForm } from './AddSymbolsForm';
 import { RefreshJobsPanel } from './RefreshJobsPanel';
 import { SeriesDetail } from './SeriesDetail';
 import { hasAnyFilter, NO_FILTERS, SeriesFilters, type CacheFilters } from './SeriesFilters';
-import { seriesKey, SeriesTable } from './SeriesTable';
+import { SeriesTable } from './SeriesTable';
 import { useRefreshJobs } from './useRefreshJobs';
 import './cache.css';
 
 function matchesFilters(series: SeriesStats, filters: CacheFilters): boolean {
   const symbol = filters.symbol.trim().toUpperCase();
-  return (!symbol || series.symbol === symbol) && (!filters.dataType || series.data_type === filters.dataType);
+  const { secType, whatToShow, useRth } = identityOf(series);
+  return (
+    (!symbol || series.symbol === symbol) &&
+    (!filters.dataType || series.data_type === filters.dataType) &&
+    (!filters.secType || secType === filters.secType) &&
+    (!filters.whatToShow || whatToShow === filters.whatToShow) &&
+    (!filters.hours || useRth === (filters.hours === 'rth'))
+  );
 }
 
 /** The API filters for deleting what the page's filters describe. */
@@ -26,6 +34,9 @@ function toBarFilters(filters: CacheFilters): BarFilters {
   return {
     symbol: filters.symbol.trim().toUpperCase() || undefined,
     data_type: filters.dataType || undefined,
+    sec_type: filters.secType || undefined,
+    what_to_show: filters.whatToShow || undefined,
+    use_rth: filters.hours ? filters.hours === 'rth' : undefined,
     // Plain dates: the API reads them as UTC days, and a date_to covers its whole day.
     date_from: filters.dateFrom || undefined,
     date_to: filters.dateTo || undefined,
@@ -36,19 +47,30 @@ function describeScope(filters: CacheFilters): string {
   if (!hasAnyFilter(filters)) return 'every cached bar of every symbol and data type';
   const parts = [
     filters.symbol.trim() && `symbol ${filters.symbol.trim().toUpperCase()}`,
+    filters.secType && `asset class ${ASSET_CLASS_LABELS[filters.secType]}`,
     filters.dataType && `data type ${filters.dataType}`,
+    filters.whatToShow && `what to show ${filters.whatToShow}`,
+    filters.hours && (filters.hours === 'rth' ? 'regular hours' : 'all hours'),
     filters.dateFrom && `from ${filters.dateFrom}`,
     filters.dateTo && `to ${filters.dateTo} (end of day, UTC)`,
   ].filter(Boolean);
   return `the cached bars with ${parts.join(', ')}`;
 }
 
-/** One refresh job per exchange and data type: a job request carries one of each. */
+/**
+ * One refresh job per series kind (exchange, data type, asset class, currency, expiry,
+ * whatToShow, hours): a job request names one of each for all its symbols.
+ */
 export function groupRefreshRequests(series: SeriesStats[]): RefreshRequest[] {
   const groups = new Map<string, RefreshRequest>();
   for (const item of series) {
-    const key = `${item.exchange}|${item.data_type}`;
-    const group = groups.get(key) ?? { symbols: [], exchange: item.exchange, data_type: item.data_type };
+    const key = seriesKey({ ...item, symbol: '' });
+    const group = groups.get(key) ?? {
+      symbols: [],
+      exchange: item.exchange,
+      data_type: item.data_type,
+      ...refreshFields(item),
+    };
     if (!group.symbols.includes(item.symbol)) group.symbols.push(item.symbol);
     groups.set(key, group);
   }

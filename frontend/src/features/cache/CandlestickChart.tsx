@@ -8,6 +8,7 @@ import {
 } from 'lightweight-charts';
 import { useEffect, useRef, useState } from 'react';
 import type { SeriesBar } from '../../api/models';
+import { isDailyOrLonger } from '../../shared/series';
 
 const UP = '#16a34a';
 const DOWN = '#dc2626';
@@ -31,8 +32,10 @@ export function toChartData(bars: SeriesBar[]) {
       const bar = byTime.get(time)!;
       return { time: time as UTCTimestamp, open: bar.open, high: bar.high, low: bar.low, close: bar.close };
     }),
+    // A quote series (MIDPOINT, BID, ASK) has no volume: its bars leave the histogram empty.
     volume: times.map((time) => {
       const bar = byTime.get(time)!;
+      if (bar.volume === null || !Number.isFinite(bar.volume)) return { time: time as UTCTimestamp };
       return { time: time as UTCTimestamp, value: bar.volume, color: bar.close >= bar.open ? `${UP}80` : `${DOWN}80` };
     }),
   };
@@ -88,7 +91,9 @@ export function CandlestickChart({ bars, dataType, label }: CandlestickChartProp
     const handles = handlesRef.current;
     if (!handles) return;
     const data = toChartData(bars);
-    handles.chart.applyOptions({ timeScale: { timeVisible: dataType !== '1d', secondsVisible: false } });
+    handles.chart.applyOptions({
+      timeScale: { timeVisible: !isDailyOrLonger(dataType), secondsVisible: dataType.endsWith('s') },
+    });
     handles.candles.setData(data.candles);
     handles.volume.setData(data.volume);
     handles.chart.timeScale().fitContent();

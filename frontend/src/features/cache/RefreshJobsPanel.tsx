@@ -1,6 +1,7 @@
 import { describeDetail } from '../../api/errors';
 import type { RefreshResult } from '../../api/models';
 import { formatEstimate, formatInteger, formatUtc } from '../../shared/format';
+import { jobLabel, seriesName } from '../../shared/series';
 import { ErrorNotice } from '../../shared/States';
 import { StatusBadge } from '../../shared/StatusBadge';
 import { isJobActive, type TrackedJob } from './useRefreshJobs';
@@ -47,8 +48,9 @@ export function RefreshJobsPanel({ jobs, startError, onCancel, onDismiss }: Refr
       {startError != null && <ErrorNotice error={startError} title="The refresh could not be started" />}
       {jobs.map(({ job, pollError, lost, cancelling, cancelError }) => {
         const { done, total } = job.progress;
-        const symbols = (job.request.symbols ?? job.results.map((result) => result.symbol)).join(', ');
-        const what = `${symbols}${job.request.data_type ? ` · ${job.request.data_type}` : ''}`;
+        const symbolList = job.request.symbols ?? job.results.map((result) => result.symbol);
+        const symbols = symbolList.join(', ');
+        const what = jobLabel(symbolList, job.request);
         const cancellable = isJobActive(job.status) && !lost;
         return (
           <div key={job.job_id} className="job" data-testid={`job-${job.job_id}`}>
@@ -89,12 +91,10 @@ export function RefreshJobsPanel({ jobs, startError, onCancel, onDismiss }: Refr
             )}
             {job.results.length > 0 && (
               <ul className="job-results">
-                {job.results.map((result) => (
-                  <li key={`${result.symbol}-${result.data_type}`} className={`job-result job-result-${result.status}`}>
+                {job.results.map((result, index) => (
+                  <li key={`${index}-${result.symbol}`} className={`job-result job-result-${result.status}`}>
                     <StatusBadge status={result.status} />
-                    <strong>
-                      {result.symbol} {result.data_type}
-                    </strong>
+                    <strong>{seriesName({ ...job.request, ...result })}</strong>
                     <span>{resultText(result)}</span>
                   </li>
                 ))}

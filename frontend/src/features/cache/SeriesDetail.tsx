@@ -2,6 +2,7 @@ import { useEffect, useId } from 'react';
 import { ApiError } from '../../api/errors';
 import type { SeriesStats } from '../../api/models';
 import { formatBarTime, formatInteger, formatUtc } from '../../shared/format';
+import { instrumentLabel, seriesName, seriesQuery, seriesVariant } from '../../shared/series';
 import { Empty, ErrorNotice, Loading } from '../../shared/States';
 import { StatusBadge } from '../../shared/StatusBadge';
 import { BarsTable } from './BarsTable';
@@ -21,10 +22,13 @@ interface SeriesDetailProps {
 export function SeriesDetail({ series, dateFrom, dateTo, version, onClose }: SeriesDetailProps) {
   const { symbol, data_type: dataType, exchange } = series;
   const summaryId = useId();
+  // The whole identity goes with each request: two series of a symbol that differ only in
+  // whatToShow or hours are different series, and the API opens exactly the one asked for.
   const { page, bars, total, fetchedFrom, fetchedTo, hasMore, loadMore, loadingMore, moreError, error, loading, reload } =
     useSeriesPages(symbol, {
       data_type: dataType,
       exchange,
+      ...seriesQuery(series),
       date_from: dateFrom || undefined,
       date_to: dateTo || undefined,
     });
@@ -33,18 +37,15 @@ export function SeriesDetail({ series, dateFrom, dateTo, version, onClose }: Ser
     if (version > 0) reload();
   }, [version, reload]);
 
-  const label = `${symbol} ${dataType}`;
+  const label = seriesName(series);
   const notCached = error instanceof ApiError && (error.status === 404 || error.code === 'not_cached');
   const range = dateFrom || dateTo ? ` from ${dateFrom || 'the start'} to ${dateTo || 'now'} (UTC)` : '';
 
   return (
     <section className="card series-detail" aria-labelledby="series-detail-title">
       <div className="card-header">
-        <h2 id="series-detail-title" className="card-title">
-          {symbol}{' '}
-          <span className="muted">
-            · {dataType} · {series.exchange}
-          </span>
+        <h2 id="series-detail-title" className="card-title" data-testid="series-detail-title">
+          {instrumentLabel(series)} <span className="muted">· {[dataType, exchange, ...seriesVariant(series)].join(' · ')}</span>
         </h2>
         <div className="card-header-actions">
           {page?.expired && <StatusBadge status="expired" label="has expired bars" />}
@@ -97,7 +98,7 @@ export function SeriesDetail({ series, dateFrom, dateTo, version, onClose }: Ser
       {bars.length > 0 && (
         <>
           <CandlestickChart bars={bars} dataType={dataType} label={label} />
-          <BarsTable bars={bars} dataType={dataType} />
+          <BarsTable bars={bars} dataType={dataType} label={label} />
         </>
       )}
     </section>

@@ -1,11 +1,9 @@
 import type { SeriesStats } from '../../api/models';
 import { formatBarTime, formatInteger, formatUtc } from '../../shared/format';
+import { SeriesIdentityCell } from '../../shared/SeriesIdentityCell';
+import { seriesKey, seriesName, seriesSlug } from '../../shared/series';
 import { StatusBadge } from '../../shared/StatusBadge';
 import { numeric, TableHead } from '../../shared/TableHead';
-
-export function seriesKey(series: Pick<SeriesStats, 'symbol' | 'exchange' | 'data_type'>): string {
-  return `${series.symbol}|${series.exchange}|${series.data_type}`;
-}
 
 interface SeriesTableProps {
   series: SeriesStats[];
@@ -66,11 +64,12 @@ export function SeriesTable({
           {series.map((item) => {
             const key = seriesKey(item);
             const selected = key === selectedKey;
-            const name = `${item.symbol} ${item.data_type}`;
+            const name = seriesName(item);
+            const slug = seriesSlug(item);
             return (
               <tr
                 key={key}
-                data-testid={`series-row-${item.symbol}-${item.data_type}`}
+                data-testid={`series-row-${slug}`}
                 className={`selectable ${selected ? 'selected' : ''}`}
                 tabIndex={0}
                 aria-current={selected ? true : undefined}
@@ -91,7 +90,7 @@ export function SeriesTable({
                     onChange={() => onToggleChecked(key)}
                   />
                 </td>
-                <td className="symbol">{item.symbol}</td>
+                <SeriesIdentityCell series={item} />
                 <td>{item.data_type}</td>
                 <td>{item.exchange}</td>
                 <td className="num">{formatInteger(item.bar_count)}</td>
@@ -109,7 +108,7 @@ export function SeriesTable({
                   <button
                     type="button"
                     className="button button-small"
-                    data-testid={`refresh-button-${item.symbol}-${item.data_type}`}
+                    data-testid={`refresh-button-${slug}`}
                     aria-label={`Refresh ${name}`}
                     disabled={refreshDisabled}
                     onClick={(event) => {

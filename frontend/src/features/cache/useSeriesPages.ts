@@ -40,7 +40,8 @@ function latest(a: string | null, b: string | null): string | null {
  * after the last one loaded while the API gives a `next_cursor`.
  */
 export function useSeriesPages(symbol: string, filters: Omit<BarFilters, 'symbol'>) {
-  const key = [symbol, filters.exchange, filters.data_type, filters.date_from, filters.date_to].join('|');
+  // Every filter, identity fields included, names a different first page.
+  const key = JSON.stringify([symbol, filters]);
   const first = useApiData(() => api.getCachedSeries(symbol, filters, { limit: SERIES_PAGE_LIMIT }), key);
   const [appended, setAppended] = useState<Appended | null>(null);
   const [more, setMore] = useState<{ base: CachedSeries; loading: boolean; error: unknown } | null>(null);

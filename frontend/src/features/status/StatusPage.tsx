@@ -4,6 +4,8 @@ import { describeGateway, describeLastError } from '../../shared/GatewayStatus';
 import { useApiData } from '../../shared/hooks/useApiData';
 import { useConfig } from '../../shared/hooks/useConfig';
 import { useHealth, useReloadOnRecovery } from '../../shared/hooks/useHealth';
+import { SeriesIdentityCell } from '../../shared/SeriesIdentityCell';
+import { seriesKey, seriesSlug } from '../../shared/series';
 import { Empty, ErrorNotice, Loading } from '../../shared/States';
 import { StatusBadge } from '../../shared/StatusBadge';
 import { numeric, TableHead } from '../../shared/TableHead';
@@ -89,17 +91,14 @@ export function StatusPage() {
                   />
                   <tbody>
                     {stats.data.series.map((series) => (
-                      <tr
-                        key={`${series.symbol}|${series.exchange}|${series.data_type}`}
-                        data-testid={`stats-row-${series.symbol}-${series.data_type}`}
-                      >
-                        <td className="symbol">{series.symbol}</td>
+                      <tr key={seriesKey(series)} data-testid={`stats-row-${seriesSlug(series)}`}>
+                        <SeriesIdentityCell series={series} />
                         <td>{series.data_type}</td>
                         <td className="num">{formatInteger(series.hits)}</td>
                         <td className="num">{formatInteger(series.misses)}</td>
                         <td className="num">{formatInteger(series.partial_hits)}</td>
                         <td className="num">{formatInteger(series.stale_serves)}</td>
-                        <td className="num strong" data-testid={`series-hit-rate-${series.symbol}-${series.data_type}`}>
+                        <td className="num strong" data-testid={`series-hit-rate-${seriesSlug(series)}`}>
                           {formatPercent(series.hit_rate)}
                         </td>
                         <td className="nowrap">{formatUtc(series.last_hit_at)}</td>
