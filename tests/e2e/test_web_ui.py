@@ -107,6 +107,56 @@ def test_add_symbols_form_fills_the_cache(page, live_backend):
     expect(bars_cell(page, "AAPL")).to_have_text(f"{stored:,}")
 
 
+def test_add_form_asks_a_future_for_its_expiry(page, live_backend):
+    open_cache_page(page, live_backend)
+    form = page.get_by_role("form", name="Add symbols to the cache")
+    expiry = form.get_by_label("Expiry (YYYYMM or YYYYMMDD)")
+    hours = form.get_by_role("group", name="Hours")
+    expect(expiry).to_have_count(0)
+    expect(hours.get_by_role("radio", name="Regular hours")).to_be_checked()
+
+    form.get_by_label("Asset class").select_option(label="Future")
+    expect(expiry).to_be_visible()
+    expect(hours).to_be_visible()
+    expect(form.get_by_label("Exchange")).to_have_attribute("placeholder", "CME")
+    form.get_by_label("Symbols (comma-separated)").fill("es")
+    expiry.fill("2025-03")
+    form.get_by_test_id("add-symbols-submit").click()
+    expect(form.get_by_role("alert")).to_contain_text(
+        "Expiry “2025-03” is not a contract month: use YYYYMM (e.g. 202503)"
+    )
+    expect(expiry).to_have_attribute("aria-invalid", "true")
+    expect(page.get_by_test_id("job-status")).to_have_count(0)
+    screenshot(page, "add-form-future")
+
+    # FX has no expiry and no extended hours, and no TRADES: MIDPOINT is its usual series.
+    form.get_by_label("Asset class").select_option(label="FX")
+    expect(expiry).to_have_count(0)
+    expect(hours).to_have_count(0)
+    expect(form.get_by_label("What to show")).to_have_value("MIDPOINT")
+
+
+def test_add_form_fills_an_fx_series(page, live_backend):
+    uncache(live_backend, "EUR")
+    open_cache_page(page, live_backend)
+    form = page.get_by_role("form", name="Add symbols to the cache")
+    form.get_by_label("Asset class").select_option(label="FX")
+    form.get_by_label("Symbols (comma-separated)").fill("eur.usd")
+    form.get_by_label("Days back").fill("10")
+    form.get_by_test_id("add-symbols-submit").click()
+
+    job = page.get_by_test_id("job-status")
+    expect(job.get_by_test_id("job-state")).to_have_text("completed", timeout=JOB_TIMEOUT_MS)
+    row = page.get_by_test_id("series-row-EUR.USD-CASH-1d-MIDPOINT")
+    expect(row.locator("td").nth(1)).to_have_text(re.compile(r"^EUR\.USD CASH\s*· MIDPOINT$"))
+    row.click()
+    expect(page.get_by_test_id("series-detail-title")).to_have_text(
+        re.compile(r"^EUR\.USD CASH\s+· 1d · IDEALPRO · MIDPOINT$")
+    )
+    expect(page.get_by_test_id("candlestick-chart")).to_be_visible()
+    expect(page.get_by_test_id("bars-table").locator("tbody tr").first).to_be_visible()
+
+
 def test_series_opens_as_chart_and_bars(page, live_backend):
     cache(live_backend, "NVDA")
     series = cached_series(live_backend, "NVDA")
