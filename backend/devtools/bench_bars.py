@@ -192,7 +192,7 @@ def segment_rows(
     bar_size = BarSize(series.data_type)
     for bars, fetch in chunks:
         for segment_date, first, stop in market_calendar.segment_runs(
-            series.exchange, bar_size, bars.timestamp
+            series.market, bar_size, bars.timestamp
         ):
             part = bars.take(slice(first, stop))
             yield {

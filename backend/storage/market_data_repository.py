@@ -663,7 +663,7 @@ class MarketDataCacheRepository:
         how many bars are new."""
         runs: dict[date, list[tuple[int, int]]] = {}
         for segment_date, first, stop in market_calendar.segment_runs(
-            series.exchange, BarSize(series.data_type), bars.timestamp
+            series.market, BarSize(series.data_type), bars.timestamp
         ):
             runs.setdefault(segment_date, []).append((first, stop))
         held = {
