@@ -204,3 +204,39 @@ def test_segments_are_compressed_by_postgresql_with_lz4(postgres_url):
         ).scalar_one()
     engine.dispose()
     assert method == "l"
+
+
+def test_series_identity_downgrade_keeps_the_stock_series_and_upgrade_brings_them_back(
+    database_url,
+):
+    from backend.market_data.domain import SeriesKey, parse_series
+    from tests.support.bars import make_bars, store
+
+    config = alembic_config(database_url)
+    command.upgrade(config, "head")
+    database = Database(database_url)
+    repository = MarketDataCacheRepository(database)
+    nvda = SeriesKey("NVDA", "NASDAQ", "1d")
+    eurusd = parse_series("EUR.USD", "1d", sec_type="CASH")
+    first = datetime(2025, 10, 1, tzinfo=UTC)
+    store(repository, nvda, make_bars(first, 20, close=1.5), NOW)
+    store(repository, eurusd, make_bars(first, 20, close=1.1), NOW)
+    before = repository.read_columns(nvda, first, NOW)
+    database.dispose()
+
+    command.downgrade(config, "0004_bar_segments")
+    engine = create_db_engine(database_url)
+    with engine.connect() as connection:
+        columns = {c["name"] for c in inspect(connection).get_columns("market_data_cache")}
+        symbols = connection.execute(
+            select(func.distinct(SUMMARIES.c.symbol)).select_from(SUMMARIES)
+        ).scalars()
+        assert set(symbols) == {"NVDA"}
+    engine.dispose()
+    assert "what_to_show" not in columns
+
+    command.upgrade(config, "head")
+    database = Database(database_url)
+    after = MarketDataCacheRepository(database).read_columns(nvda, first, NOW)
+    database.dispose()
+    assert after == before and len(after) == 20
