@@ -254,17 +254,20 @@ class IBKRClient:
             f"|{series.what_to_show}|{series.use_rth}"
         )
         contract_key = self._contract_key(contract, series)
-        # BID_ASK counts as two requests against IBKR's limits.
-        weight = 2 if series.what_to_show == WhatToShow.BID_ASK else 1
-        for _ in range(weight):
-            await self.pacing.acquire(contract_key, request_key)
+        # BID_ASK counts as two requests against IBKR's limits: two slots, the second under a
+        # key of its own (the same key again would wait out the identical-request window).
+        slots = [request_key]
+        if series.what_to_show == WhatToShow.BID_ASK:
+            slots.append(f"{request_key}|second slot")
+        for slot in slots:
+            await self.pacing.acquire(contract_key, slot)
         metrics.GATEWAY_REQUESTS.labels("historical").inc()
 
         async def send():
             # Runs when wait_for's task starts; ib_insync writes the request before its first
             # await, so this is when the request leaves.
-            for _ in range(weight):
-                self.pacing.sent(contract_key, request_key)
+            for slot in slots:
+                self.pacing.sent(contract_key, slot)
             # timeout=0: ib_insync's own timeout returns [] silently; ours raises instead.
             return await ib.reqHistoricalDataAsync(
                 contract,

@@ -233,3 +233,40 @@ async def test_head_timestamp_is_asked_once_and_ranges_before_it_are_not_request
     assert warm.outcome is CacheOutcome.HIT
     assert sim.stats()["head_timestamp_requests"] == 1
     assert sim.stats()["historical_requests"] == historical
+
+
+async def test_bid_ask_takes_two_pacing_slots_per_request(
+    migrated_database_url, sim, build_container
+):
+    container = build_container(migrated_database_url, sim.port, FakeClock())
+    service = container.market_data_service()
+    pacing = container.pacing()
+    start, end = day(2025, 11, 24), day(2025, 11, 26)
+
+    before = pacing.stats.requests
+    await service.read_series(parse_series("NVDA", "1h", what_to_show="TRADES"), start, end)
+    trades_slots = pacing.stats.requests - before
+    before = pacing.stats.requests
+    await service.read_series(parse_series("NVDA", "1h", what_to_show="BID_ASK"), start, end)
+    bid_ask_slots = pacing.stats.requests - before
+
+    # One chunk each, plus one head-timestamp request each.
+    assert (trades_slots, bid_ask_slots) == (2, 3)
+    assert sim.stats()["pacing_violations"] == 0
+
+
+async def test_adjusted_last_is_asked_without_an_end_date_and_cut_to_the_range(
+    migrated_database_url, sim, build_container
+):
+    series = parse_series("KO", "1d", exchange="NYSE", what_to_show="ADJUSTED_LAST")
+    service = build_container(migrated_database_url, sim.port, FakeClock()).market_data_service()
+    start, end = day(2025, 9, 1), day(2025, 10, 1)
+
+    result = await service.read_series(series, start, end)
+
+    assert result.bars.timestamps() == market_calendar.expected_bar_timestamps(
+        series.market, series.bar_size, start, end
+    )
+    trades = await service.read_series(parse_series("KO", "1d", exchange="NYSE"), start, end)
+    # Adjusted for the dividends paid since: below the traded prices.
+    assert (result.bars.close < trades.bars.close).all()
