@@ -18,7 +18,7 @@ from psycopg.types.json import Jsonb
 from sqlalchemy.engine import make_url
 
 from backend.ibkr.chunking import DEFAULT_SESSIONS_PER_REQUEST, plan_chunks
-from backend.ibkr.client import IB_BAR_SIZE, USE_RTH, WHAT_TO_SHOW
+from backend.ibkr.client import IB_BAR_SIZE
 from backend.market_data import calendar as market_calendar
 from backend.market_data.bar_columns import BarColumns, datetime_to_ns
 from backend.market_data.domain import BarSize, SeriesKey
@@ -73,8 +73,9 @@ class TradingYear:
                 else plan.end_date_time,
                 "duration": plan.duration,
                 "bar_size": IB_BAR_SIZE[bar_size],
-                "what_to_show": WHAT_TO_SHOW,
-                "use_rth": USE_RTH,
+                "what_to_show": "TRADES",
+                "use_rth": True,
+                "sec_type": "STK",
             }
             chunks.append((first, first + len(plan.expected), request))
             first += len(plan.expected)
@@ -148,6 +149,11 @@ SEGMENT_COLUMNS = {
     "symbol": "varchar",
     "exchange": "varchar",
     "data_type": "varchar",
+    "sec_type": "varchar",
+    "currency": "varchar",
+    "expiry": "varchar",
+    "what_to_show": "varchar",
+    "use_rth": "bool",
     "segment_date": "date",
     "timestamp": "timestamptz",
     "last_bar_at": "timestamptz",
@@ -167,20 +173,19 @@ COPY_SEGMENTS = f"COPY market_data_cache ({', '.join(SEGMENT_COLUMNS)}) FROM STD
 # without it.
 FILL_SUMMARIES = """
 INSERT INTO market_data_series_summary
-    (symbol, exchange, data_type, bar_count, first_bar_at, last_bar_at, last_fetched_at)
-SELECT symbol, exchange, data_type, sum(bar_count), min(timestamp), max(last_bar_at),
-    max(fetched_at)
-FROM market_data_cache GROUP BY symbol, exchange, data_type
-ON CONFLICT (symbol, exchange, data_type) DO UPDATE SET
+    (symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth, bar_count, first_bar_at, last_bar_at, last_fetched_at)
+SELECT symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth, sum(bar_count), min(timestamp), max(last_bar_at), max(fetched_at)
+FROM market_data_cache GROUP BY symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth
+ON CONFLICT (symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth) DO UPDATE SET
     bar_count = excluded.bar_count, first_bar_at = excluded.first_bar_at,
     last_bar_at = excluded.last_bar_at, last_fetched_at = excluded.last_fetched_at
 """
 FILL_STATS = """
 INSERT INTO market_data_cache_stats
-    (symbol, exchange, data_type, hits, misses, partial_hits, stale_serves, last_refresh_at)
-SELECT symbol, exchange, data_type, 0, 0, 0, 0, max(fetched_at)
-FROM market_data_cache GROUP BY symbol, exchange, data_type
-ON CONFLICT (symbol, exchange, data_type) DO UPDATE SET last_refresh_at = excluded.last_refresh_at
+    (symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth, hits, misses, partial_hits, stale_serves, last_refresh_at)
+SELECT symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth, 0, 0, 0, 0, max(fetched_at)
+FROM market_data_cache GROUP BY symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth
+ON CONFLICT (symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth) DO UPDATE SET last_refresh_at = excluded.last_refresh_at
 """
 
 
@@ -199,6 +204,11 @@ def segment_rows(
                 "symbol": series.symbol,
                 "exchange": series.exchange,
                 "data_type": series.data_type,
+                "sec_type": series.sec_type,
+                "currency": series.currency,
+                "expiry": series.expiry,
+                "what_to_show": series.what_to_show,
+                "use_rth": series.use_rth,
                 "segment_date": segment_date,
                 **_segment_values(part, np.zeros(len(part), dtype=np.uint16), [fetch]),
                 "created_at": fetch.fetched_at,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from ib_insync import ContFuture, Contract, Crypto, Forex, Future, Index, Stock
@@ -177,7 +177,13 @@ class IBKRClient:
 
         A plain exchange names a stock's regular hours there."""
         return chunking.plan_chunks(
-            _market(series), bar_size, start, end, self.sessions_per_request[bar_size], self.clock()
+            _market(series),
+            bar_size,
+            start,
+            end,
+            self.sessions_per_request[bar_size],
+            self.clock(),
+            what_to_show=_what_to_show(series),
         )
 
     def count_chunks(
@@ -185,7 +191,12 @@ class IBKRClient:
     ) -> int:
         """How many requests plan_chunks would make for the ranges, at most."""
         return chunking.count_chunks(
-            _market(series), bar_size, ranges, self.sessions_per_request[bar_size]
+            _market(series),
+            bar_size,
+            ranges,
+            self.sessions_per_request[bar_size],
+            what_to_show=_what_to_show(series),
+            now=self.clock(),
         )
 
     # -- fetching -------------------------------------------------------------------------------
@@ -237,7 +248,7 @@ class IBKRClient:
     ) -> FetchedChunk:
         ib = await self.connection.ensure_connected()
         bar_size = series.bar_size
-        end_date_time, duration = _end_and_duration(series, plan, self.clock())
+        end_date_time, duration = plan.end_date_time, plan.duration
         request = {
             "end_date_time": end_date_time.isoformat()
             if isinstance(end_date_time, datetime)
@@ -292,17 +303,15 @@ class IBKRClient:
         if not raw:
             # The real gateway answers 162 when there is nothing; an empty list is not an answer.
             raise self._timeout(f"{contract.symbol} {bar_size} bars (empty answer)")
-        sessions = market_calendar.sessions_between(
-            series.market, plan.start - timedelta(days=7), plan.end + timedelta(days=1)
-        )
-        bars = self._to_bars(raw, bar_size, plan, sessions, fetched_at)
+        bars = self._to_bars(raw, series, plan, fetched_at)
         returned = {bar.timestamp for bar in bars}
         # Only a closed session's missing bars are settled; a forming session may still get them.
         absent = [
             stamp
             for stamp in plan.expected
             if stamp not in returned
-            and (close := _session_close(stamp, bar_size, sessions)) is not None
+            and (close := market_calendar.session_close_for_bar(series.market, bar_size, stamp))
+            is not None
             and close <= fetched_at
         ]
         return FetchedChunk(
@@ -343,14 +352,7 @@ class IBKRClient:
             )
         raise error_codes.historical_error(exc.code, exc.message, series.symbol, series.exchange)
 
-    def _to_bars(
-        self,
-        raw,
-        bar_size: BarSize,
-        plan: ChunkPlan,
-        sessions: list[market_calendar.Session],
-        fetched_at: datetime,
-    ) -> list[Bar]:
+    def _to_bars(self, raw, series: SeriesKey, plan: ChunkPlan, fetched_at: datetime) -> list[Bar]:
         bars: list[Bar] = []
         previous: datetime | None = None
         expected = set(plan.expected)
@@ -366,7 +368,7 @@ class IBKRClient:
                 logger.warning("ignoring bar at {} outside the trading calendar", stamp.isoformat())
                 continue
             _check_bar(stamp, item)
-            close_at = _session_close(stamp, bar_size, sessions)
+            close_at = market_calendar.session_close_for_bar(series.market, series.bar_size, stamp)
             bars.append(
                 Bar(
                     timestamp=stamp,
@@ -456,35 +458,9 @@ def _check_bar(stamp: datetime, item) -> None:
         raise InvalidBar(f"bar at {stamp.isoformat()} is inconsistent: {', '.join(problems)}")
 
 
-def _session_close(
-    stamp: datetime, bar_size: BarSize, sessions: list[market_calendar.Session]
-) -> datetime | None:
-    """Close of the session a bar belongs to (a weekly or monthly bar's: its last session's);
-    None when the calendar has no such session."""
-    for session in sessions:
-        if not bar_size.is_intraday:
-            if session.day == stamp.date():
-                return session.close_at
-        elif session.open_at <= stamp < session.close_at:
-            return session.close_at
-    return None
-
-
 def _market(series: SeriesKey | str) -> Market:
     return series.market if isinstance(series, SeriesKey) else Market(SecType.STK, series, True)
 
 
-def _end_and_duration(
-    series: SeriesKey, plan: ChunkPlan, now: datetime
-) -> tuple[datetime | str, str]:
-    """The endDateTime and duration of a chunk's request. A continuous future (10339) and
-    ADJUSTED_LAST (321) take no end date: they are asked for a duration back from now, long
-    enough to reach the chunk's start; the bars outside the chunk are dropped."""
-    if series.sec_type != SecType.CONTFUT and series.what_to_show not in NO_END_DATE:
-        return plan.end_date_time, plan.duration
-    days = max(1, (now - plan.start).days + 1)
-    if series.bar_size.is_seconds:
-        return "", f"{min(days * 86_400, 86_400)} S"
-    if days > 365:
-        return "", f"{-(-days // 365)} Y"
-    return "", f"{days} D"
+def _what_to_show(series: SeriesKey | str) -> str:
+    return series.what_to_show if isinstance(series, SeriesKey) else WhatToShow.TRADES

@@ -345,7 +345,9 @@ class MarketDataService:
         bars, summary = self.repository.read_range(
             series, start, end, now if honour_expiry else None
         )
-        expected = market_calendar.expected_bar_count(series.market, bar_size, start, min(end, now))
+        expected = market_calendar.expected_bar_count(
+            series.market, bar_size, start, min(end, now), now=now
+        )
         if summary.fresh_bars != expected:
             return None
         return self._hit(series, start, end, bars, summary)
@@ -527,11 +529,13 @@ class MarketDataService:
             # Only calendar bars are ever stored, so equal counts mean every expected bar is
             # there: the common warm read needs neither the bars' times nor a datetime per bar.
             expected_count = market_calendar.expected_bar_count(
-                series.market, bar_size, start, until
+                series.market, bar_size, start, until, now=now
             )
             if summary.fresh_bars == expected_count:
                 return Coverage(summary, [])
-        expected = market_calendar.expected_bar_timestamps(series.market, bar_size, start, until)
+        expected = market_calendar.expected_bar_timestamps(
+            series.market, bar_size, start, until, now=now
+        )
         if force:
             needed = expected
         else:

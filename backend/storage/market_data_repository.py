@@ -711,6 +711,8 @@ class MarketDataCacheRepository:
             # The fetched bars replace cached ones with the same start; each bar keeps naming
             # its fetch, and only the fetches some bar still comes from are kept.
             replaced = np.isin(old.columns.timestamp, part.timestamp)
+            if series.data_type in YEAR_SEGMENTS:
+                replaced |= _superseded_period_bars(old.columns, part)
             merged = old.columns.take(~replaced).merged_with(part)
             tags = np.full(len(merged), len(old.fetches), dtype=np.uint16)
             tags[~np.isin(merged.timestamp, part.timestamp)] = old.fetch_index[~replaced]
@@ -1086,6 +1088,17 @@ def _check_same_contract(series: SeriesKey, summary: SeriesSummary, fetch: Fetch
             f" came from contract {summary.con_id}; delete the cached series"
             " (DELETE /api/market-data/cache with its filters) before caching the new one"
         )
+
+
+def _superseded_period_bars(held: BarColumns, fetched: BarColumns) -> np.ndarray:
+    """Held weekly or monthly bars a fetch replaces without sharing their time: the bar of a
+    period in progress is dated by its latest session so far (a Wednesday, then the Friday), so
+    a later fetch of the period answers with a later date. Only a bar not final can move, and
+    only within the fetched span (and a month before it, the longest a period reaches back)."""
+    reach = np.int64(31 * 86_400 * 10**9)
+    first, last = fetched.timestamp[0] - reach, fetched.timestamp[-1]
+    in_span = (held.timestamp >= first) & (held.timestamp <= last)
+    return in_span & ~held.is_final & ~np.isin(held.timestamp, fetched.timestamp)
 
 
 def _segment_span(series: SeriesKey) -> timedelta:

@@ -270,3 +270,37 @@ async def test_adjusted_last_is_asked_without_an_end_date_and_cut_to_the_range(
     trades = await service.read_series(parse_series("KO", "1d", exchange="NYSE"), start, end)
     # Adjusted for the dividends paid since: below the traded prices.
     assert (result.bars.close < trades.bars.close).all()
+
+
+async def test_the_week_in_progress_is_replaced_by_its_later_bar(
+    migrated_database_url, sim, build_container
+):
+    from tests.support.gateway import start_simulator
+
+    series = parse_series("NVDA", "1w")
+    start = day(2025, 11, 3)
+    monday_evening = FakeClock()  # 2025-12-01 22:00 UTC: the week holds Monday's session so far
+    first = (
+        await build_container(migrated_database_url, sim.port, monday_evening)
+        .market_data_service()
+        .read_series(series, start, monday_evening.now)
+    )
+    assert first.bars.timestamps()[-1] == day(2025, 12, 1)
+    assert not first.bars.is_final[-1] and first.bars.is_final[:-1].all()
+
+    # Two days later (the simulator's clock too), the week's bar is dated Wednesday.
+    wednesday_evening = FakeClock(day(2025, 12, 3, 22))
+    later = start_simulator(now=wednesday_evening.now)
+    try:
+        service = build_container(
+            migrated_database_url, later.port, wednesday_evening
+        ).market_data_service()
+        result = await service.read_series(series, start, wednesday_evening.now)
+    finally:
+        later.gateway.stop()
+
+    weeks = result.bars.timestamps()
+    assert weeks[-1] == day(2025, 12, 3)
+    assert day(2025, 12, 1) not in weeks
+    assert weeks == first.bars.timestamps()[:-1] + [day(2025, 12, 3)]
+    assert stored_bar_count(migrated_database_url, "NVDA") == len(weeks)

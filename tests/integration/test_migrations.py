@@ -175,6 +175,13 @@ def test_bars_cached_before_the_migration_get_their_summaries(database_url):
             "symbol": key[0],
             "exchange": key[1],
             "data_type": key[2],
+            # what every series cached before the series key is (migration 0005)
+            "sec_type": "STK",
+            "currency": "USD",
+            "expiry": "",
+            "what_to_show": "TRADES",
+            "use_rth": True,
+            "con_id": None,
             "bar_count": len(series_bars),
             "first": min(stamps),
             "last": max(stamps),

@@ -53,13 +53,19 @@ def test_schema_has_indexes_unique_key_and_json_types(migrated_database_url):
     uniques = {
         u["name"]: u["column_names"] for u in inspector.get_unique_constraints("market_data_cache")
     }
-    assert uniques["uq_market_data_cache_bar"] == ["symbol", "exchange", "data_type", "timestamp"]
-    assert uniques["uq_market_data_cache_segment"] == [
+    # A series is its symbol, exchange and bar size with its contract and series fields.
+    key = [
         "symbol",
         "exchange",
         "data_type",
-        "segment_date",
+        "sec_type",
+        "currency",
+        "expiry",
+        "what_to_show",
+        "use_rth",
     ]
+    assert uniques["uq_market_data_cache_bar"] == [*key, "timestamp"]
+    assert uniques["uq_market_data_cache_segment"] == [*key, "segment_date"]
     types = {
         c["name"]: type(c["type"]).__name__ for c in inspector.get_columns("market_data_cache")
     }
