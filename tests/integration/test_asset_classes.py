@@ -304,3 +304,23 @@ async def test_the_week_in_progress_is_replaced_by_its_later_bar(
     assert day(2025, 12, 1) not in weeks
     assert weeks == first.bars.timestamps()[:-1] + [day(2025, 12, 3)]
     assert stored_bar_count(migrated_database_url, "NVDA") == len(weeks)
+
+
+async def test_a_forced_refresh_keeps_bars_only_the_cache_still_holds(
+    migrated_database_url, sim, build_container
+):
+    series = parse_series("NVDA", "30s")
+    start, end = day(2025, 11, 24, 14), day(2025, 11, 24, 16)
+    clock = FakeClock()
+    service = build_container(migrated_database_url, sim.port, clock).market_data_service()
+    cached = await service.read_series(series, start, end)
+    assert len(cached.bars) == 180  # the session opens at 14:30 UTC
+
+    # Seven months on, IBKR serves those 30-second bars no more: the cache holds the only copy.
+    clock.advance(days=210)
+    requests = sim.stats()["historical_requests"]
+    forced = await service.read_series(series, start, end, force_refresh=True)
+
+    assert forced.bars == cached.bars
+    assert sim.stats()["historical_requests"] == requests
+    assert stored_bar_count(migrated_database_url, "NVDA") == 180
