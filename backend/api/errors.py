@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from backend.market_data.calendar import UnsupportedExchange
 from backend.market_data.domain import InvalidSeries
 from backend.market_data.errors import (
+    BeyondIBKRHistory,
     CacheMissInDebugMode,
     GatewayUnavailable,
     InvalidBar,
@@ -27,6 +28,7 @@ from backend.market_data.errors import (
     UnknownContract,
 )
 from backend.market_data.request_budget import RequestBudgetExceeded
+from backend.storage.market_data_repository import ContractChanged
 
 STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (CacheMissInDebugMode, 409),
@@ -38,7 +40,10 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (InvalidBar, 502),
     (InvalidHistoricalRequest, 422),
     (RequestBudgetExceeded, 422),
+    # The range asks for bars IBKR no longer serves: a request to change, not a server fault.
+    (BeyondIBKRHistory, 422),
 ]
+CONTRACT_CHANGED = "contract_changed"
 
 
 class ErrorPublic(BaseModel):
@@ -142,6 +147,10 @@ def install_error_handlers(app: FastAPI) -> None:
         # further down, with the field alone.
         detail = [{"field": exc.field, "message": str(exc)}]
         return JSONResponse(error_body(detail, "validation_error"), status_code=422)
+
+    @app.exception_handler(ContractChanged)
+    async def contract_changed(_request: Request, exc: ContractChanged) -> JSONResponse:
+        return JSONResponse(error_body(str(exc), CONTRACT_CHANGED), status_code=409)
 
     @app.exception_handler(UnsupportedExchange)
     async def unsupported_exchange(_request: Request, exc: UnsupportedExchange) -> JSONResponse:

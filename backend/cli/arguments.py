@@ -42,7 +42,8 @@ def symbol_list(text: str) -> list[CacheSymbol]:
         if not part.strip():
             continue
         try:
-            symbol = parse_cache_symbol(part)
+            # The other flags may complete an entry (ES:FUT with --expiry): checked with them.
+            symbol = parse_cache_symbol(part, complete=False)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
         if symbol not in symbols:

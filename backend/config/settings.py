@@ -81,8 +81,12 @@ class CacheSymbol:
         )
 
 
-def parse_cache_symbol(raw: str) -> CacheSymbol:
-    """One entry, trimmed and upper-cased; ValueError naming the entry and the fix."""
+def parse_cache_symbol(raw: str, *, complete: bool = True) -> CacheSymbol:
+    """One entry, trimmed and upper-cased; ValueError naming the entry and the fix.
+
+    complete: the entry must name a series by itself (a future its expiry); the CLI parses
+    without, since its flags may complete an entry (ES:FUT with --expiry 202503).
+    """
     text = raw.strip().upper()
     parts = text.split(":")
     if len(parts) > 3:
@@ -100,6 +104,8 @@ def parse_cache_symbol(raw: str) -> CacheSymbol:
             ) from None
     expiry = parts[2].strip() if len(parts) > 2 else None
     entry = CacheSymbol(symbol, sec_type, expiry or None)
+    if not complete:
+        return entry
     try:
         # Checked as a series now, so a future without its expiry stops start-up, not a refresh.
         entry.series(BarSize.D1, stock_exchange="NASDAQ")

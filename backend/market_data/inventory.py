@@ -155,7 +155,7 @@ class CacheInventory:
             total=self._total(series, summary, date_from, date_to, start, end),
             expired=self.repository.any_expired(series, start, end, self.clock()),
             next_after=next_after,
-            con_id=_con_id(summary),
+            con_id=summary.con_id if summary else None,
         )
 
     def series_columns(
@@ -212,7 +212,16 @@ class CacheInventory:
         """The series as asked, then, only if it holds nothing, on the others the symbol is on."""
         yield series
         if any_exchange:
-            for other in self.repository.cached_exchanges(series.symbol, series.data_type):
+            held_on = self.repository.cached_exchanges(
+                series.symbol,
+                series.data_type,
+                sec_type=series.sec_type,
+                currency=series.currency,
+                expiry=series.expiry,
+                what_to_show=series.what_to_show,
+                use_rth=series.use_rth,
+            )
+            for other in held_on:
                 if other != series.exchange:
                     yield replace(series, exchange=other)
 
@@ -247,11 +256,6 @@ class CacheInventory:
             return DEFAULT_DAYS_BACK[data_type]
         days = (self.clock() - date_from).days + 1
         return min(max(days, 1), MAX_DAYS_BACK)
-
-
-def _con_id(summary: SeriesSummary | None) -> int | None:
-    # Summaries written before the contract id was kept have none.
-    return getattr(summary, "con_id", None)
 
 
 def _without_last_bar(slices: list[SegmentSlice]) -> list[SegmentSlice]:

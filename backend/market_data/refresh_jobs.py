@@ -40,6 +40,8 @@ class SymbolRefresh:
     bars_fetched: int = 0
     bars_cached: int = 0
     error: Exception | None = None
+    # IBKR's contract id, once the cache holds bars of the series.
+    con_id: int | None = None
 
     @property
     def symbol(self) -> str:
@@ -290,23 +292,22 @@ class RefreshJobs:
         cached: int | None = None,
     ) -> SymbolRefresh:
         """`cached`: the bars the service just read for the range, when it got that far."""
-        if cached is None:
-            cached = await self._count_cached(job, series)
-        return SymbolRefresh(series, status, progress.bars_committed, cached, error)
-
-    async def _count_cached(self, job: RefreshJob, series: SeriesKey) -> int:
         repository = self.service.repository
         try:
-            summary = await repository.database.run(
-                repository.summarize, series, job.request.start, job.request.end, None
-            )
+            if cached is None:
+                coverage = await repository.database.run(
+                    repository.summarize, series, job.request.start, job.request.end, None
+                )
+                cached = coverage.bars
+            summary = await repository.database.run(repository.series_summary, series)
         except Exception as exc:
             # The database failing now must not turn a finished symbol into a crashed job.
             logger.bind(job_id=job.job_id, symbol=series.symbol).warning(
                 "cannot count cached bars: {}", exc
             )
-            return 0
-        return summary.bars
+            return SymbolRefresh(series, status, progress.bars_committed, cached or 0, error)
+        con_id = summary.con_id if summary else None
+        return SymbolRefresh(series, status, progress.bars_committed, cached, error, con_id)
 
     async def _record_cancelled(self, job: RefreshJob) -> None:
         done = {result.series for result in job.results}

@@ -7,20 +7,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from backend.market_data.domain import DEFAULT_CURRENCY, BarSize, SecType, SeriesKey, WhatToShow
+from backend.market_data.domain import BarSize, SecType, SeriesKey, WhatToShow
 from backend.market_data.lookup_counts import LookupCounts
 from backend.storage.market_data_repository import MarketDataCacheRepository
-from backend.storage.market_data_tables import CacheSeriesStats
-
-# A stock's TRADES in regular hours: what a row without the series columns (written before the
-# key had them) stands for.
-_STOCK_IDENTITY = {
-    "sec_type": SecType.STK.value,
-    "currency": DEFAULT_CURRENCY,
-    "expiry": "",
-    "what_to_show": WhatToShow.TRADES.value,
-    "use_rth": True,
-}
+from backend.storage.market_data_tables import SERIES_KEY_COLUMNS, CacheSeriesStats
 
 
 @dataclass(frozen=True)
@@ -92,7 +82,7 @@ class CacheStatsService:
             _series_key(row.get): row for row in self.repository.series_summaries(self.clock())
         }
         counters = {
-            _series_key(lambda name, row=row: getattr(row, name, None)): row
+            _series_key(lambda name, row=row: getattr(row, name)): row
             for row in self.repository.all_stats()
         }
         series = [
@@ -107,16 +97,8 @@ class CacheStatsService:
 
 
 def _series_key(read: Callable[[str], Any]) -> SeriesKey:
-    """The series a summary or counter row belongs to (`read` gets one of its columns).
-
-    Rows without the series columns get a stock's; remove the fallback once every row has them.
-    """
-    identity = {}
-    for name, stock in _STOCK_IDENTITY.items():
-        value = read(name)
-        identity[name] = stock if value is None else value
-    identity["use_rth"] = bool(identity["use_rth"])
-    return SeriesKey(read("symbol"), read("exchange"), read("data_type"), **identity)
+    """The series a summary or counter row belongs to (`read` gets one of its key columns)."""
+    return SeriesKey(**{name: read(name) for name in SERIES_KEY_COLUMNS})
 
 
 def _display_order(series: SeriesKey) -> tuple:

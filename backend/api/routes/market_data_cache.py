@@ -19,7 +19,13 @@ from backend.api.deps import (
     require_api_token,
     series_or_422,
 )
-from backend.api.errors import ErrorPublic, database_problem, error_body, status_for
+from backend.api.errors import (
+    CONTRACT_CHANGED,
+    ErrorPublic,
+    database_problem,
+    error_body,
+    status_for,
+)
 from backend.api.schemas.inputs import Currency, Exchange, Expiry, Symbol
 from backend.api.schemas.market_data_cache import (
     MAX_OFFSET,
@@ -55,7 +61,7 @@ from backend.market_data.errors import MarketDataError
 from backend.market_data.inventory import CacheInventory, RangeTooLarge, SeriesPage, is_expired
 from backend.market_data.refresh_jobs import RefreshJob, RefreshJobs
 from backend.market_data.stats import CacheStatsService
-from backend.storage.market_data_repository import BarFilter, SegmentSlice
+from backend.storage.market_data_repository import BarFilter, ContractChanged, SegmentSlice
 
 router = APIRouter(prefix="/api/market-data/cache", tags=["market-data-cache"])
 
@@ -501,11 +507,9 @@ def cached_bars_public(part: SegmentSlice, now: datetime) -> list[CachedBarPubli
     segment = part.segment
     series = segment.series
     fetches = segment.fetches
-    # Segments written before the contract id was kept have none.
-    identity = identity_of(series, getattr(segment, "con_id", None))
     return [
         CachedBarPublic(
-            **identity,
+            **identity_of(series, fetches[fetch].con_id),
             id=segment.id,
             symbol=series.symbol,
             exchange=series.exchange,
@@ -576,7 +580,7 @@ def job_public(job: RefreshJob) -> RefreshJobPublic:
         progress=RefreshProgress(done=len(job.results), total=len(job.series)),
         results=[
             RefreshResultPublic(
-                **identity_of(result.series),
+                **identity_of(result.series, result.con_id),
                 symbol=result.symbol,
                 exchange=result.series.exchange,
                 data_type=result.data_type,
@@ -601,6 +605,8 @@ def _known_job(job: RefreshJob | None, job_id: str) -> RefreshJob:
 def _refresh_error(error: Exception) -> RefreshError:
     if isinstance(error, MarketDataError):
         return RefreshError(code=error.code, detail=str(error), status_code=status_for(error))
+    if isinstance(error, ContractChanged):
+        return RefreshError(code=CONTRACT_CHANGED, detail=str(error), status_code=409)
     database = database_problem(error)
     if database is not None:
         code, detail = database
