@@ -121,7 +121,7 @@ def test_a_debug_miss_is_a_partial_execution_not_an_http_error(sqlite_url):
         ({"strategy": "momentum"}, "strategy", "unknown strategy 'momentum'"),
         ({"symbols": []}, "symbols", "at least 1 item"),
         ({"symbols": ["NVDA", "no way"]}, "symbols.1", "invalid symbol"),
-        ({"data_type": "2h"}, "data_type", "'1m', '5m'"),
+        ({"data_type": "7m"}, "data_type", "'1m', '2m'"),
         ({"lookback_days": 0}, "lookback_days", "greater than or equal to 1"),
         ({"lookback_days": 3651}, "lookback_days", "less than or equal to 3650"),
         ({"params": {"fast": 30, "slow": 10}}, "params.fast", "fast must be less than slow"),
