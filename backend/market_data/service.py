@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from fractions import Fraction
 from typing import Any
 
 import pandas as pd
@@ -25,6 +26,7 @@ from backend.market_data.domain import (
     BarSize,
     SecType,
     SeriesKey,
+    WhatToShow,
     parse_series,
 )
 from backend.market_data.errors import (
@@ -389,6 +391,7 @@ class MarketDataService:
         needed = await self._from_head(series, needed)
         if not needed:
             return
+        needed = await self._check_basis(series, needed)
         # Planning years of intraday bars is CPU work; keep it off the event loop.
         plans = await asyncio.to_thread(self._plan, series, bar_size, needed)
         if not plans:
@@ -445,6 +448,64 @@ class MarketDataService:
                 f"before IBKR's first bar {head.isoformat()}",
             )
         return [(max(start, head), end) for start, end in needed if end > head]
+
+    async def _check_basis(
+        self, series: SeriesKey, needed: list[tuple[datetime, datetime]]
+    ) -> list[tuple[datetime, datetime]]:
+        """Before adding bars to a series that holds history, ask IBKR again for its latest
+        final cached bars (one request) and compare: IBKR adjusts history as of each request, so
+        after a split (or, for ADJUSTED_LAST, a dividend) the cached bars sit on another price
+        scale than the new ones. A split is healed by rescaling the whole cached series by the
+        ratio, snapped to its simple fraction and checked against a second anchor; a change no
+        such fraction explains is healed by fetching the series again. Returns what to fetch."""
+        assert self.client is not None
+        anchors = await self._run(self.repository.anchor_bars, series, needed[0][0])
+        if not len(anchors):
+            return needed
+        first, last = anchors.first_at(), anchors.last_at()
+        end = market_calendar.bar_end(series.market, series.bar_size, last)
+        answered: dict[datetime, float] = {}
+        async for chunk in self.client.fetch_chunks(series, first, end):
+            answered.update((bar.timestamp, bar.close) for bar in chunk.bars)
+        now = self.clock()
+        pairs = [
+            (cached, answered[stamp])
+            for stamp, cached in zip(anchors.timestamps(), anchors.close.tolist(), strict=True)
+            if stamp in answered and answered[stamp] > 0
+        ]
+        if not pairs:
+            logger.bind(symbol=series.symbol).warning(
+                "{}: IBKR did not answer the anchor bars; basis not checked", series.label()
+            )
+            return needed
+        change = basis_change(pairs, series.what_to_show)
+        if change is None:
+            await self._run(self.repository.confirm_basis, series, now)
+            return needed
+        factor, split = change
+        action = {
+            "detected_at": now,
+            "anchor_at": last,
+            "factor": factor,
+            "kind": "split" if split else "adjustment",
+            "healed": "rescaled" if split else "refetched",
+        }
+        log = logger.bind(symbol=series.symbol, data_type=series.data_type)
+        if split:
+            bars = await self._run(self.repository.rescale_series, series, factor, action)
+            log.warning(
+                "{}: split of {:g} detected; {} bars rescaled", series.label(), factor, bars
+            )
+            return needed
+        held = await self._run(self.repository.drop_for_refetch, series, action)
+        log.warning(
+            "{}: price basis changed by {:.6f}; {} bars fetched again",
+            series.label(),
+            factor,
+            held.bar_count if held else 0,
+        )
+        start = held.first_bar_at if held and held.first_bar_at else needed[0][0]
+        return [(min(start, needed[0][0]), needed[-1][1])]
 
     def _plan(
         self, series: SeriesKey, bar_size: BarSize, needed: list[tuple[datetime, datetime]]
@@ -619,3 +680,33 @@ def _expiry_date(expiry: str) -> datetime:
         return datetime(year, month, int(expiry[6:8]), tzinfo=UTC)
     following = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
     return following - timedelta(days=1)
+
+
+# A price IBKR sends again equals the cached one within a tick or this share of it (its rounding
+# to the tick after adjusting); a dividend on ADJUSTED_LAST moves prices by more.
+SAME_PRICE_RELATIVE = 2e-4
+SAME_PRICE_ABSOLUTE = 0.011
+# A split's ratio, snapped to a fraction with at most this denominator (3:2, 10:1, 1:8), within
+# this share; both anchors must agree on it.
+SPLIT_DENOMINATOR = 20
+SPLIT_TOLERANCE = 0.005
+
+
+def basis_change(pairs: list[tuple[float, float]], what_to_show: str) -> tuple[float, bool] | None:
+    """None when IBKR's prices equal the cached ones; else (cached over IBKR's, whether it is a
+    split whose snapped ratio can be trusted for rescaling)."""
+    if all(
+        abs(cached - fresh) <= max(SAME_PRICE_ABSOLUTE, SAME_PRICE_RELATIVE * abs(cached))
+        for cached, fresh in pairs
+    ):
+        return None
+    ratios = sorted(cached / fresh for cached, fresh in pairs)
+    factor = ratios[len(ratios) // 2]
+    snapped = float(Fraction(factor).limit_denominator(SPLIT_DENOMINATOR))
+    split = (
+        what_to_show != WhatToShow.ADJUSTED_LAST
+        and len(pairs) >= 2
+        and snapped != 1.0
+        and all(abs(ratio / snapped - 1) <= SPLIT_TOLERANCE for ratio in ratios)
+    )
+    return (snapped, True) if split else (factor, False)

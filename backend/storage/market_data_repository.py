@@ -9,7 +9,7 @@ segment, all of a chunk in one transaction.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -43,6 +43,7 @@ from backend.storage.market_data_tables import (
     CacheCoverage,
     CacheSeriesStats,
     CacheSeriesSummary,
+    CorporateAction,
     HeadTimestamp,
     MarketDataCache,
 )
@@ -59,6 +60,7 @@ COVERAGE = CacheCoverage.__table__
 STATS = CacheSeriesStats.__table__
 SUMMARIES = CacheSeriesSummary.__table__
 HEADS = HeadTimestamp.__table__
+ACTIONS = CorporateAction.__table__
 
 # No segment spans more than this (a month of daily bars; a year of weekly or monthly ones), so a
 # range read can bound its index scan from below as well as above.
@@ -158,6 +160,7 @@ class SeriesSummary:
     last_bar_at: datetime | None
     last_fetched_at: datetime | None
     con_id: int | None = None
+    basis_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -288,6 +291,7 @@ _SUMMARY_COLUMNS = (
     SUMMARIES.c.last_bar_at,
     SUMMARIES.c.last_fetched_at,
     SUMMARIES.c.con_id,
+    SUMMARIES.c.basis_at,
 )
 
 _KEY_COLUMNS = SERIES_KEY_COLUMNS
@@ -779,6 +783,9 @@ class MarketDataCacheRepository:
                 last_bar_at=last,
                 last_fetched_at=last_fetched_at,
                 con_id=con_id if con_id is not None else summary.con_id,
+                # The first bars of a series set its basis; later fetches keep it until the
+                # service confirms the cached bars unchanged (confirm_basis) or heals them.
+                basis_at=summary.basis_at if summary.bar_count else fetched_at,
             )
         )
 
@@ -921,6 +928,109 @@ class MarketDataCacheRepository:
             held = connection.execute(count).scalar_one()
             matched = connection.execute(count.where(*inside)).scalar_one()
         return held > 0 and matched == held
+
+    # -- price basis: corporate actions ---------------------------------------------------------
+
+    def anchor_bars(self, series: SeriesKey, before: datetime, count: int = 2) -> BarColumns:
+        """Up to `count` of the series' latest final bars starting before `before`: what the
+        service asks IBKR for again to see whether the price basis changed."""
+        statement = (
+            select(*_SEGMENT_COLUMNS)
+            .where(*_key(series, SEGMENTS), SEGMENTS.c.timestamp < before)
+            .order_by(SEGMENTS.c.timestamp.desc())
+            .limit(2)
+        )
+        with self.database.read_engine.connect() as connection:
+            segments = [_decode(series, row) for row in connection.execute(statement)]
+        if not segments:
+            return BarColumns.empty()
+        columns = BarColumns.concat([segment.columns for segment in reversed(segments)])
+        final = columns.take(columns.is_final & (columns.timestamp < datetime_to_ns(before)))
+        return final.take(np.arange(max(0, len(final) - count), len(final)))
+
+    def confirm_basis(self, series: SeriesKey, at: datetime) -> None:
+        """The series' cached bars were found unchanged by IBKR's answer at `at`."""
+        with self.database.engine.begin() as connection:
+            connection.execute(
+                update(SUMMARIES).where(*_key(series, SUMMARIES)).values(basis_at=at)
+            )
+
+    def rescale_series(self, series: SeriesKey, factor: float, action: dict[str, Any]) -> int:
+        """Bring every cached bar of the series to a new basis after a split of `factor`
+        (prices divided by it, volumes multiplied), record the action, all in one transaction;
+        return the bars rewritten."""
+        with self.database.engine.begin() as connection:
+            summary = self._lock_summary(connection, series)
+            rows = connection.execute(
+                select(*_SEGMENT_COLUMNS).where(*_key(series, SEGMENTS))
+            ).all()
+            updates, changed = [], 0
+            for row in rows:
+                segment = _decode(series, row)
+                held = segment.columns
+                scaled = replace(
+                    held,
+                    open=held.open / factor,
+                    high=held.high / factor,
+                    low=held.low / factor,
+                    close=held.close / factor,
+                    wap=held.wap / factor,
+                    volume=held.volume * factor,
+                )
+                values = _segment_values(scaled, segment.fetch_index, segment.fetches)
+                updates.append(
+                    {"segment_id": segment.id, **{f"new_{k}": v for k, v in values.items()}}
+                )
+                changed += len(scaled)
+            if updates:
+                connection.execute(UPDATE_SEGMENT, updates)
+            self._record_action(connection, series, summary, action, changed)
+        return changed
+
+    def drop_for_refetch(self, series: SeriesKey, action: dict[str, Any]) -> SeriesSummary | None:
+        """Delete every cached bar of the series (its basis changed by a factor that cannot be
+        trusted: they are fetched again) and record the action, in one transaction; returns
+        what the series held."""
+        with self.database.engine.begin() as connection:
+            summary = self._lock_summary(connection, series)
+            connection.execute(delete(SEGMENTS).where(*_key(series, SEGMENTS)))
+            connection.execute(delete(COVERAGE).where(*_key(series, COVERAGE)))
+            self._record_action(connection, series, summary, action, summary.bar_count)
+            connection.execute(delete(SUMMARIES).where(*_key(series, SUMMARIES)))
+        return summary
+
+    def _record_action(
+        self,
+        connection: Connection,
+        series: SeriesKey,
+        summary: SeriesSummary,
+        action: dict[str, Any],
+        bars_changed: int,
+    ) -> None:
+        connection.execute(
+            insert(ACTIONS).values(
+                **_key_values(series),
+                **action,
+                bars_changed=bars_changed,
+                basis_from=summary.basis_at,
+                basis_to=action["detected_at"],
+            )
+        )
+        connection.execute(
+            update(SUMMARIES).where(*_key(series, SUMMARIES)).values(basis_at=action["detected_at"])
+        )
+
+    def corporate_actions(self, bar_filter: BarFilter | None = None) -> list[CorporateAction]:
+        """Every action detected, newest first (of the filter's series)."""
+        conditions = _key_filter(bar_filter, ACTIONS) if bar_filter else []
+        with self.database.session() as session:
+            return list(
+                session.execute(
+                    select(CorporateAction)
+                    .where(*conditions)
+                    .order_by(CorporateAction.detected_at.desc(), CorporateAction.id.desc())
+                ).scalars()
+            )
 
     # -- head timestamps ------------------------------------------------------------------------
 

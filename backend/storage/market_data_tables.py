@@ -152,6 +152,11 @@ class CacheSeriesSummary(SeriesRecord, table=True):
     # IBKR's id of the contract the bars came from (a continuous future's: the latest front
     # contract's), set by the first fetch; None for bars cached before it was recorded.
     con_id: int | None = Field(default=None, nullable=True)
+    # The price basis of every bar of the series: IBKR adjusts history for splits (and
+    # ADJUSTED_LAST for dividends) as of the moment of the request, and the cache keeps all its
+    # bars adjusted as of this moment (the latest fetch that found the cached bars unchanged, or
+    # the healing of a corporate action). None for bars cached before it was recorded.
+    basis_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 class CacheSeriesStats(SeriesRecord, table=True):
@@ -168,6 +173,24 @@ class CacheSeriesStats(SeriesRecord, table=True):
     stale_serves: int = Field(default=0, nullable=False)
     last_hit_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
     last_refresh_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+
+
+class CorporateAction(SeriesRecord, table=True):
+    """A change of a series' price basis the cache detected (a split, or a dividend on
+    ADJUSTED_LAST) and how it brought its cached bars to the new basis."""
+
+    __tablename__ = "market_data_corporate_action"
+
+    detected_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # The cached bar compared with IBKR's answer.
+    anchor_at: datetime = Field(sa_type=UTCDateTime, nullable=False)
+    # Cached price over IBKR's price for the anchor: 10 for a 10:1 split.
+    factor: float = Field(nullable=False)
+    kind: str = Field(max_length=10, nullable=False)  # "split" or "adjustment"
+    healed: str = Field(max_length=10, nullable=False)  # "rescaled" or "refetched"
+    bars_changed: int = Field(nullable=False)
+    basis_from: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    basis_to: datetime = Field(sa_type=UTCDateTime, nullable=False)
 
 
 class HeadTimestamp(SQLModel, table=True):

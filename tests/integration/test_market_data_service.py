@@ -75,8 +75,9 @@ async def test_partial_hit_fetches_only_the_gap(migrated_database_url, sim, buil
     assert result.outcome is CacheOutcome.PARTIAL and result.source is DataSource.MIXED
     assert result.bars_fetched == len(gap) == 4 * 390 + 210
     assert result.bars_from_cache == 5 * 390
-    # One request per gap session (24, 25, 26, 28 Nov and 1 Dec), none for the cached week.
-    assert sim.stats()["historical_requests"] == 5
+    # One request per gap session (24, 25, 26, 28 Nov and 1 Dec), none for the cached week, and
+    # one for the week's last cached bars, to check the price basis.
+    assert sim.stats()["historical_requests"] == 5 + 1
 
 
 async def test_expired_bars_are_fetched_again_and_final_bars_are_kept(
@@ -107,7 +108,8 @@ async def test_expired_bars_are_fetched_again_and_final_bars_are_kept(
     refreshed = await service.get_or_fetch_market_data("TSLA", "NASDAQ", "1d", start, end)
     assert (refreshed.outcome, refreshed.source) == (CacheOutcome.PARTIAL, DataSource.MIXED)
     assert (refreshed.bars_fetched, refreshed.bars_from_cache) == (1, 4)
-    assert sim.stats()["historical_requests"] == 1
+    # The expired session, and the cached bars before it asked again to check the price basis.
+    assert sim.stats()["historical_requests"] == 2
     assert refreshed.fetched_at_range == (FIXED_NOW - timedelta(hours=4), clock.now)
     last = stored()[-1]
     assert last.timestamp == datetime(2025, 12, 1, tzinfo=UTC)
@@ -119,7 +121,7 @@ async def test_expired_bars_are_fetched_again_and_final_bars_are_kept(
     assert (
         await service.get_or_fetch_market_data("TSLA", "NASDAQ", "1d", start, end)
     ).outcome is CacheOutcome.HIT
-    assert sim.stats()["historical_requests"] == 1
+    assert sim.stats()["historical_requests"] == 2
 
 
 async def test_debug_mode_hit_and_miss_never_connect(migrated_database_url, sim, build_container):

@@ -17,12 +17,15 @@ from tests.support.migrations import alembic_config
 
 SUMMARY_TABLE = "market_data_series_summary"
 HEAD_TABLE = "market_data_head_timestamp"  # since 0005
+ACTIONS_TABLE = "market_data_corporate_action"  # since 0006
+SINCE_0005 = {HEAD_TABLE, ACTIONS_TABLE}
 CACHE_TABLES = {
     "market_data_cache",
     "market_data_coverage",
     "market_data_cache_stats",
     SUMMARY_TABLE,
     HEAD_TABLE,
+    ACTIONS_TABLE,
 }
 PLATFORM_TABLES = {"workflow_executions", "workflow_logs", "lineage_records"}
 # The partial index over what can expire: open bars at revision 0003, open segments since 0004.
@@ -44,14 +47,14 @@ def test_upgrade_downgrade_upgrade(database_url):
     assert OPEN_SEGMENTS_INDEX in _bar_indexes(database_url)
     assert OPEN_BARS_INDEX not in _bar_indexes(database_url)
     command.downgrade(config, "0004_bar_segments")
-    assert _tables(database_url) == CACHE_TABLES - {HEAD_TABLE} | PLATFORM_TABLES
+    assert _tables(database_url) == CACHE_TABLES - SINCE_0005 | PLATFORM_TABLES
     assert OPEN_SEGMENTS_INDEX in _bar_indexes(database_url)
     command.downgrade(config, "0003_series_summaries")
-    assert _tables(database_url) == CACHE_TABLES - {HEAD_TABLE} | PLATFORM_TABLES
+    assert _tables(database_url) == CACHE_TABLES - SINCE_0005 | PLATFORM_TABLES
     assert OPEN_BARS_INDEX in _bar_indexes(database_url)
     assert OPEN_SEGMENTS_INDEX not in _bar_indexes(database_url)
     command.downgrade(config, "0002_market_data_cache")
-    assert _tables(database_url) == CACHE_TABLES - {SUMMARY_TABLE, HEAD_TABLE} | PLATFORM_TABLES
+    assert _tables(database_url) == CACHE_TABLES - {SUMMARY_TABLE} - SINCE_0005 | PLATFORM_TABLES
     assert not {OPEN_BARS_INDEX, OPEN_SEGMENTS_INDEX} & _bar_indexes(database_url)
     command.downgrade(config, "0001_baseline")
     assert _tables(database_url) == PLATFORM_TABLES
@@ -93,7 +96,7 @@ def test_drift_check_sees_the_missing_summaries_and_open_segments_index(database
     with engine.connect() as connection:
         diffs = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     engine.dispose()
-    assert {diff[1].name for diff in diffs if diff[0] == "add_table"} == {SUMMARY_TABLE, HEAD_TABLE}
+    assert {diff[1].name for diff in diffs if diff[0] == "add_table"} == {SUMMARY_TABLE, *SINCE_0005}
     assert {diff[1].name for diff in diffs if diff[0] == "add_index"} == {OPEN_SEGMENTS_INDEX}
 
 
