@@ -188,6 +188,14 @@ class MarketDataService:
         self._log(result, time.perf_counter() - started)
         return result
 
+    async def price_basis(self, series: SeriesKey) -> datetime | None:
+        """As of when the series' cached prices are adjusted (IBKR adjusts history for splits,
+        and ADJUSTED_LAST for dividends, as of each request): the latest fetch that found the
+        cached bars unchanged, or the healing of a corporate action. None without bars. In
+        DEBUG_MODE it is the basis the cache has, never checked against IBKR."""
+        summary = await self._run(self.repository.series_summary, series)
+        return summary.basis_at if summary is not None else None
+
     # -- cache only (DEBUG_MODE) ----------------------------------------------------------------
 
     async def _cache_only(

@@ -12,7 +12,7 @@ from loguru import logger
 
 from backend.market_data import calendar as market_calendar
 from backend.market_data.bar_columns import BarColumns
-from backend.market_data.domain import MAX_DAYS_BACK, BarSize, normalize_symbol
+from backend.market_data.domain import MAX_DAYS_BACK, BarSize, SeriesKey, normalize_symbol
 from backend.market_data.errors import MarketDataError
 from backend.market_data.service import DataSourcePolicy, MarketDataResult, MarketDataService
 from backend.storage.workflow_repository import WorkflowRepository
@@ -357,7 +357,10 @@ class StrategyExecutor:
             ),
             timeout,
         )
-        meta = lineage_metadata(result, self.debug_mode)
+        basis_at = await self.market_data_service.price_basis(
+            SeriesKey(symbol, self.exchange, bar_size.value)
+        )
+        meta = lineage_metadata(result, self.debug_mode, basis_at)
         await self._db(
             self.repository.add_lineage,
             execution_id,
@@ -375,7 +378,8 @@ class StrategyExecutor:
             "INFO",
             self._mode(
                 f"{symbol} {bar_size.value}: {len(result.bars)} bars from {result.source.value} "
-                f"(cache {result.outcome.value}), checksum {meta['checksum'][:12]}"
+                f"(cache {result.outcome.value}), checksum {meta['checksum'][:12]}, prices as of "
+                f"{meta['price_basis_at'] or 'their fetch'}"
             ),
         )
         return result

@@ -35,9 +35,14 @@ def bars_checksum(bars: Sequence[OhlcvBar]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def lineage_metadata(result: MarketDataResult, debug_mode: bool) -> dict[str, Any]:
+def lineage_metadata(
+    result: MarketDataResult, debug_mode: bool, basis_at: datetime | None = None
+) -> dict[str, Any]:
+    """What a run read: where from, how much, the checksum, and the price basis (as of when the
+    prices are adjusted for splits and dividends), so two runs whose checksums differ say why."""
     fetched_min, fetched_max = result.fetched_at_range
     return {
+        "price_basis_at": _iso(basis_at),
         "data_source": result.source.value,
         "debug_mode": debug_mode,
         "cache_hit": result.outcome.value,
