@@ -64,6 +64,24 @@ class CacheOutcome(StrEnum):
 
 
 @dataclass(frozen=True)
+class Drift:
+    """What a verify run found for one series."""
+
+    series: SeriesKey
+    segments_checked: int
+    bars_compared: int
+    bars_drifted: int
+    # Cached price over IBKR's for the drifted bars (their median), None without drift.
+    factor: float | None
+    # How the drift was healed ("rescaled", "refetched"), None when not repaired.
+    healed: str | None
+
+    @property
+    def drift(self) -> bool:
+        return self.bars_drifted > 0
+
+
+@dataclass(frozen=True)
 class MarketDataResult:
     symbol: str
     exchange: str
@@ -187,6 +205,63 @@ class MarketDataService:
             )
         self._log(result, time.perf_counter() - started)
         return result
+
+    async def verify_series(
+        self, series: SeriesKey, samples: int = 3, repair: bool = False
+    ) -> Drift:
+        """Ask IBKR again for `samples` cached segments of the series (one request or a few
+        each, through the pacing scheduler) and count the bars whose prices differ beyond a
+        tick: drift from a corporate action the cache has not seen, or a revision. With
+        `repair`, drift is healed as a detected action is (rescaled for a split, else the series
+        fetched again). Never in DEBUG_MODE: it needs IBKR."""
+        if self.client is None:
+            raise CacheMissInDebugMode(series.symbol, series.exchange, series.data_type, [], 1)
+        segments = await self._run(self.repository.sample_segments, series, samples)
+        pairs: list[tuple[float, float]] = []
+        compared = drifted = 0
+        for segment in segments:
+            held = segment.columns
+            first, last = held.first_at(), held.last_at()
+            assert first is not None and last is not None
+            end = market_calendar.bar_end(series.market, series.bar_size, last)
+            answered: dict[datetime, float] = {}
+            async for chunk in self.client.fetch_chunks(series, first, end):
+                answered.update((bar.timestamp, bar.close) for bar in chunk.bars)
+            for stamp, cached in zip(held.timestamps(), held.close.tolist(), strict=True):
+                fresh = answered.get(stamp)
+                if fresh is None or fresh <= 0:
+                    continue
+                compared += 1
+                if basis_change([(cached, fresh)], series.what_to_show) is not None:
+                    drifted += 1
+                    pairs.append((cached, fresh))
+        change = basis_change(pairs, series.what_to_show) if pairs else None
+        healed = None
+        if repair and change is not None:
+            factor, split = change
+            now = self.clock()
+            action = {
+                "detected_at": now,
+                "anchor_at": segments[-1].columns.last_at(),
+                "factor": factor,
+                "kind": "split" if split else "adjustment",
+                "healed": "rescaled" if split else "refetched",
+            }
+            if split:
+                await self._run(self.repository.rescale_series, series, factor, action)
+            else:
+                held_summary = await self._run(self.repository.drop_for_refetch, series, action)
+                if held_summary is not None and held_summary.first_bar_at is not None:
+                    await self.read_series(series, held_summary.first_bar_at, now)
+            healed = action["healed"]
+        return Drift(
+            series,
+            len(segments),
+            compared,
+            drifted,
+            change[0] if change else None,
+            healed,
+        )
 
     async def price_basis(self, series: SeriesKey) -> datetime | None:
         """As of when the series' cached prices are adjusted (IBKR adjusts history for splits,

@@ -948,6 +948,21 @@ class MarketDataCacheRepository:
         final = columns.take(columns.is_final & (columns.timestamp < datetime_to_ns(before)))
         return final.take(np.arange(max(0, len(final) - count), len(final)))
 
+    def sample_segments(self, series: SeriesKey, count: int) -> list[Segment]:
+        """Up to `count` of the series' final segments spread over its cached range (the first,
+        the last and evenly between): what a verify run asks IBKR for again."""
+        spans = (
+            select(SEGMENTS.c.id)
+            .where(*_key(series, SEGMENTS), SEGMENTS.c.is_final)
+            .order_by(SEGMENTS.c.timestamp)
+        )
+        with self.database.read_engine.connect() as connection:
+            ids = list(connection.execute(spans).scalars())
+        if not ids or count < 1:
+            return []
+        spread = {round(i * (len(ids) - 1) / max(1, count - 1)) for i in range(count)}
+        return list(self._segments_by_id(series, [ids[i] for i in sorted(spread)]))
+
     def confirm_basis(self, series: SeriesKey, at: datetime) -> None:
         """The series' cached bars were found unchanged by IBKR's answer at `at`."""
         with self.database.engine.begin() as connection:
