@@ -13,6 +13,7 @@ from backend.market_data.refresh_jobs import RefreshJobs
 from backend.market_data.request_budget import RequestPlanner
 from backend.market_data.service import DataSourcePolicy, MarketDataService
 from backend.market_data.stats import CacheStatsService
+from backend.market_data.verify_jobs import VerifyJobs
 from backend.storage.database import Database
 from backend.storage.database_probe import DatabaseProbe
 from backend.storage.market_data_repository import MarketDataCacheRepository
@@ -151,6 +152,15 @@ class Container(containers.DeclarativeContainer):
         connection=ib_connection,
         planner=request_planner,
         clock=clock,
+        default_exchange=config.CACHE_EXCHANGE,
+    )
+    # Verify asks IBKR again: through the refresh service (its locks and pacing), refused in
+    # DEBUG_MODE, which never contacts IBKR.
+    verify_jobs = providers.Singleton(
+        VerifyJobs,
+        service=refresh_service,
+        clock=clock,
+        debug_mode=config.DEBUG_MODE,
         default_exchange=config.CACHE_EXCHANGE,
     )
 

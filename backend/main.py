@@ -61,6 +61,7 @@ def create_app(
         await container.strategy_executor().interrupt_unfinished()
         yield
         await container.refresh_jobs().cancel_running()
+        await container.verify_jobs().cancel_running()
         await connection.close()
         await asyncio.to_thread(container.lookup_counts().close)
         container.database().dispose()

@@ -1,4 +1,5 @@
-"""Cache management endpoints: list, inspect, refresh from IBKR, clear, statistics."""
+"""Cache management endpoints: list, inspect, refresh from IBKR, clear, statistics, corporate
+actions and verify."""
 
 from dataclasses import replace
 from datetime import datetime
@@ -33,6 +34,8 @@ from backend.api.schemas.market_data_cache import (
     CachedBarPublic,
     CachedBarsPublic,
     CacheStatsPublic,
+    CorporateActionPublic,
+    CorporateActionsPublic,
     Cursor,
     DeletedPublic,
     RefreshError,
@@ -46,7 +49,11 @@ from backend.api.schemas.market_data_cache import (
     SeriesBarPublic,
     SeriesCursor,
     SeriesPublic,
+    VerifyJobPublic,
+    VerifyRequest,
+    VerifyResultPublic,
     identity_of,
+    key_of,
 )
 from backend.containers import Container
 from backend.market_data.domain import (
@@ -61,7 +68,14 @@ from backend.market_data.errors import MarketDataError
 from backend.market_data.inventory import CacheInventory, RangeTooLarge, SeriesPage, is_expired
 from backend.market_data.refresh_jobs import RefreshJob, RefreshJobs
 from backend.market_data.stats import CacheStatsService
-from backend.storage.market_data_repository import BarFilter, ContractChanged, SegmentSlice
+from backend.market_data.verify_jobs import VerifyJob, VerifyJobs, VerifyNeedsIBKR
+from backend.storage.market_data_repository import (
+    BarFilter,
+    ContractChanged,
+    MarketDataCacheRepository,
+    SegmentSlice,
+)
+from backend.storage.market_data_tables import CorporateAction
 
 router = APIRouter(prefix="/api/market-data/cache", tags=["market-data-cache"])
 
@@ -258,6 +272,115 @@ async def cancel_refresh_job(
     return job_public(_known_job(await jobs.cancel(job_id), job_id))
 
 
+@router.get("/actions", response_model=CorporateActionsPublic)
+@inject
+def corporate_actions(
+    filters: Annotated[BarFilter, Depends(bar_filter)],
+    repository: Annotated[
+        MarketDataCacheRepository, Depends(Provide[Container.market_data_repository])
+    ],
+) -> CorporateActionsPublic:
+    """Splits and dividend adjustments the cache detected, newest first, and how it healed each.
+
+    The series filters are those of the listing; date_from and date_to bound when the action
+    was detected. Reads the cache only, never IBKR.
+    """
+    actions = [
+        action
+        for action in repository.corporate_actions(filters)
+        if (filters.date_from is None or action.detected_at >= filters.date_from)
+        and (filters.date_to is None or action.detected_at <= filters.date_to)
+    ]
+    return CorporateActionsPublic(
+        data=[action_public(action) for action in actions], count=len(actions)
+    )
+
+
+@router.post(
+    "/verify",
+    status_code=202,
+    response_model=VerifyJobPublic,
+    response_description="Job accepted; follow it at the Location header's URL",
+    responses={
+        200: {"model": VerifyJobPublic, "description": "Finished job (with wait=true)"},
+        409: {
+            "model": ErrorPublic,
+            "description": "DEBUG_MODE: verify needs IBKR (code verify_in_debug_mode)",
+        },
+        **GUARDED,
+    },
+    dependencies=[Depends(require_api_token)],
+)
+@inject
+async def verify_cache(
+    body: VerifyRequest,
+    response: Response,
+    jobs: Annotated[VerifyJobs, Depends(Provide[Container.verify_jobs])],
+    wait: Annotated[
+        bool, Query(description=f"Answer when the job ends (at most {REFRESH_WAIT_S:g} s).")
+    ] = False,
+) -> VerifyJobPublic | JSONResponse:
+    """Ask IBKR again for a sample of each series' cached segments, as a job; 202 with the job.
+
+    Each result counts the bars compared and those that drifted (prices differing beyond a
+    tick: a split or dividend the cache has not seen, or a revision), with the factor; with
+    `repair` the drift is healed as a detected corporate action is, and recorded. Refused with
+    409 in DEBUG_MODE, which never contacts IBKR.
+    """
+    series = [
+        series_or_422(
+            "body",
+            symbol,
+            body.data_type,
+            symbol_loc=("body", "symbols", index),
+            sec_type=body.sec_type,
+            exchange=body.exchange,
+            currency=body.currency,
+            expiry=body.expiry,
+            what_to_show=body.what_to_show,
+            use_rth=body.use_rth,
+            stock_exchange=jobs.default_exchange,
+        )
+        for index, symbol in enumerate(body.symbols)
+    ]
+    try:
+        job = await jobs.submit(series, samples=body.samples, repair=body.repair)
+    except VerifyNeedsIBKR as error:
+        return JSONResponse(error_body(str(error), error.code), status_code=409)
+    if wait:
+        await jobs.wait(job, REFRESH_WAIT_S)
+    if job.finished:
+        response.status_code = 200
+    else:
+        response.headers["Location"] = f"{router.prefix}/verify/{job.job_id}"
+    return verify_job_public(job)
+
+
+@router.get("/verify/{job_id}", response_model=VerifyJobPublic, responses=NO_SUCH_JOB)
+@inject
+async def verify_job(
+    job_id: str,
+    jobs: Annotated[VerifyJobs, Depends(Provide[Container.verify_jobs])],
+) -> VerifyJobPublic:
+    """A verify job's progress and per-series results."""
+    return verify_job_public(_known_verify_job(jobs.get(job_id), job_id))
+
+
+@router.delete(
+    "/verify/{job_id}",
+    response_model=VerifyJobPublic,
+    responses={**NO_SUCH_JOB, **GUARDED},
+    dependencies=[Depends(require_api_token)],
+)
+@inject
+async def cancel_verify_job(
+    job_id: str,
+    jobs: Annotated[VerifyJobs, Depends(Provide[Container.verify_jobs])],
+) -> VerifyJobPublic:
+    """Cancel a queued or running verify job: it sends no request after the one in flight."""
+    return verify_job_public(_known_verify_job(await jobs.cancel(job_id), job_id))
+
+
 @router.get(
     "/{symbol}",
     response_model=SeriesPublic,
@@ -287,6 +410,9 @@ def cached_series(
         Path(description="Ticker; lower case is upper-cased. An FX pair as EUR.USD or EURUSD."),
     ],
     inventory: Annotated[CacheInventory, Depends(Provide[Container.cache_inventory])],
+    repository: Annotated[
+        MarketDataCacheRepository, Depends(Provide[Container.market_data_repository])
+    ],
     request: Request,
     data_type: Annotated[BarSize, Query(description="Bar size.")] = BarSize.D1,
     exchange: Annotated[
@@ -376,9 +502,10 @@ def cached_series(
     )
     # The hot path of charts: the model is already valid, so it is dumped once, straight to JSON,
     # instead of FastAPI validating a year of bars again against response_model.
-    return Response(
-        series_public(page).model_dump_json(), media_type="application/json", headers=VARY
-    )
+    # One summary row by key, as MarketDataService.price_basis reads it (this route is sync).
+    summary = repository.series_summary(page.series)
+    public = series_public(page, summary.basis_at if summary is not None else None)
+    return Response(public.model_dump_json(), media_type="application/json", headers=VARY)
 
 
 @router.delete(
@@ -534,7 +661,7 @@ def cached_bars_public(part: SegmentSlice, now: datetime) -> list[CachedBarPubli
     ]
 
 
-def series_public(page: SeriesPage) -> SeriesPublic:
+def series_public(page: SeriesPage, price_basis_at: datetime | None = None) -> SeriesPublic:
     bars = page.bars
     next_cursor = None
     if page.next_after is not None:
@@ -552,6 +679,7 @@ def series_public(page: SeriesPage) -> SeriesPublic:
         expired=page.expired,
         total=page.total,
         next_cursor=next_cursor,
+        price_basis_at=price_basis_at,
         bars=[
             SeriesBarPublic(
                 timestamp=bar.timestamp,
@@ -614,3 +742,67 @@ def _refresh_error(error: Exception) -> RefreshError:
     return RefreshError(
         code="internal_error", detail="unexpected error; see the server log", status_code=500
     )
+
+
+def action_public(action: CorporateAction) -> CorporateActionPublic:
+    series = SeriesKey(
+        action.symbol,
+        action.exchange,
+        action.data_type,
+        action.sec_type,
+        action.currency,
+        action.expiry,
+        action.what_to_show,
+        action.use_rth,
+    )
+    assert action.id is not None
+    return CorporateActionPublic(
+        **key_of(series),
+        id=action.id,
+        detected_at=action.detected_at,
+        anchor_at=action.anchor_at,
+        factor=action.factor,
+        kind=action.kind,
+        healed=action.healed,
+        bars_changed=action.bars_changed,
+        basis_from=action.basis_from,
+        basis_to=action.basis_to,
+    )
+
+
+def verify_job_public(job: VerifyJob) -> VerifyJobPublic:
+    results = []
+    for result in job.results:
+        drift = result.drift
+        results.append(
+            VerifyResultPublic(
+                **key_of(result.series),
+                status=result.status,
+                segments_checked=drift.segments_checked if drift else 0,
+                bars_compared=drift.bars_compared if drift else 0,
+                bars_drifted=drift.bars_drifted if drift else 0,
+                drift=bool(drift and drift.drift),
+                factor=drift.factor if drift else None,
+                healed=drift.healed if drift else None,
+                error=None if result.error is None else _refresh_error(result.error),
+            )
+        )
+    return VerifyJobPublic(
+        job_id=job.job_id,
+        status=job.status,
+        created_at=job.created_at,
+        finished_at=job.finished_at,
+        samples=job.samples,
+        repair=job.repair,
+        progress=RefreshProgress(done=len(job.results), total=len(job.series)),
+        unrepaired=sum(1 for result in results if result.drift and result.healed is None),
+        results=results,
+    )
+
+
+def _known_verify_job(job: VerifyJob | None, job_id: str) -> VerifyJob:
+    if job is None:
+        raise HTTPException(
+            404, f"no verify job {job_id}; jobs are kept in memory and forgotten on restart"
+        )
+    return job

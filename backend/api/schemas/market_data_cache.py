@@ -33,6 +33,7 @@ from backend.market_data.domain import (
 )
 from backend.market_data.refresh_jobs import JobRequest
 from backend.market_data.stats import SeriesStats
+from backend.market_data.verify_jobs import DEFAULT_SAMPLES, MAX_SAMPLES
 
 MAX_PAGE_SIZE = 5000
 # Offsets past any plausible row count are refused before they reach the database driver.
@@ -218,6 +219,12 @@ class SeriesPublic(SeriesIdentityPublic):
     next_cursor: str | None = Field(
         description="Pass as `cursor` for the next page; null on the last page"
     )
+    price_basis_at: datetime | None = Field(
+        default=None,
+        description="As of when the cached prices are adjusted for splits (and, on "
+        "ADJUSTED_LAST, dividends): the latest fetch that found them unchanged, or the healing "
+        "of a corporate action. In DEBUG_MODE the basis the cache has, never checked.",
+    )
     bars: list[SeriesBarPublic]
 
 
@@ -383,3 +390,154 @@ class RefreshJobPublic(BaseModel):
     estimate: RequestEstimatePublic
     progress: RefreshProgress
     results: list[RefreshResultPublic]
+
+
+# -- corporate actions and verify -------------------------------------------------------------
+
+
+class SeriesKeyPublic(BaseModel):
+    """The series a row is about: the contract (symbol, exchange, sec_type, currency, expiry)
+    in one bar size, whatToShow and hours."""
+
+    symbol: str
+    exchange: str
+    data_type: BarSize
+    sec_type: SecType
+    currency: str
+    expiry: str | None = Field(description="A future's contract month (YYYYMM or YYYYMMDD)")
+    what_to_show: WhatToShow
+    use_rth: bool = Field(description="Regular trading hours only; false: all hours")
+
+
+def key_of(series: SeriesKey) -> dict[str, Any]:
+    """The SeriesKeyPublic fields of a series."""
+    return {
+        "symbol": series.symbol,
+        "exchange": series.exchange,
+        "data_type": series.data_type,
+        "sec_type": series.sec_type,
+        "currency": series.currency,
+        "expiry": series.expiry or None,
+        "what_to_show": series.what_to_show,
+        "use_rth": series.use_rth,
+    }
+
+
+class CorporateActionPublic(SeriesKeyPublic):
+    """A change of a series' price basis the cache detected, and how its cached bars were
+    brought to the new basis.
+
+    factor is the cached price over IBKR's for the same bar: 10 for a 10:1 split, about 1.005
+    for a 0.5 % dividend adjustment of ADJUSTED_LAST. A split is rescaled (prices divided by the
+    factor, volumes multiplied); any other change is refetched (the series dropped and fetched
+    again).
+    """
+
+    id: int
+    detected_at: datetime
+    anchor_at: datetime = Field(description="The cached bar compared with IBKR's answer")
+    factor: float
+    kind: Literal["split", "adjustment"]
+    healed: Literal["rescaled", "refetched"]
+    bars_changed: int = Field(description="Cached bars rescaled, or dropped to be fetched again")
+    basis_from: datetime | None = Field(description="The basis the bars were on before")
+    basis_to: datetime = Field(description="The basis they are on since")
+
+
+class CorporateActionsPublic(BaseModel):
+    """Every detected action matching the filters, newest first."""
+
+    data: list[CorporateActionPublic]
+    count: int
+
+
+class VerifyRequest(BaseModel):
+    """Ask IBKR again for a sample of each series' cached segments and count the bars whose
+    prices differ beyond a tick (drift): a split or dividend the cache has not seen yet, or a
+    revision. With `repair`, drift is healed as a detected action is.
+
+    The series are named as for a refresh: every symbol of one asset class, in one bar size,
+    whatToShow and hours; what is left out takes the asset class's default.
+    """
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"symbols": ["NVDA", "TSLA"], "data_type": "1d"},
+                {"symbols": ["NVDA"], "data_type": "1m", "samples": 10, "repair": True},
+            ]
+        },
+    )
+
+    symbols: list[Symbol] = Field(
+        min_length=1,
+        max_length=MAX_SYMBOLS_PER_REQUEST,
+        description="Tickers; lower case is upper-cased. Repeats are verified once.",
+    )
+    sec_type: SecType = Field(
+        default=SecType.STK, description="Asset class; STK is a stock or an ETF."
+    )
+    exchange: Exchange | None = Field(
+        default=None,
+        description="Exchange; when omitted CACHE_EXCHANGE for stocks, else the asset class's.",
+    )
+    currency: Currency | None = Field(
+        default=None, description="Quote currency; USD, or an FX pair's own, when omitted."
+    )
+    expiry: Expiry | None = Field(
+        default=None, description="A future's contract month (YYYYMM) or last day (YYYYMMDD)."
+    )
+    data_type: BarSize = Field(default=BarSize.D1, description="Bar size.")
+    what_to_show: WhatToShow | None = Field(
+        default=None,
+        description="IBKR's series; TRADES when omitted (MIDPOINT for CASH, AGGTRADES for CRYPTO).",
+    )
+    use_rth: StrictBool = Field(
+        default=True, description="Regular trading hours only; false for all hours."
+    )
+    samples: int = Field(
+        default=DEFAULT_SAMPLES,
+        ge=1,
+        le=MAX_SAMPLES,
+        strict=True,
+        description="Cached segments per series to ask for again: the first, the last and "
+        "evenly between. Each costs a request or a few within the pacing budget.",
+    )
+    repair: StrictBool = Field(
+        default=False,
+        description="Heal drift: rescale the series for a split, else fetch it again.",
+    )
+
+
+class VerifyResultPublic(SeriesKeyPublic):
+    """What the verify found for one series. drift: bars_drifted > 0. factor: the cached price
+    over IBKR's for the drifted bars (their median), null without drift. healed: how the drift
+    was healed (rescaled, refetched), null when it was not repaired. A series with nothing
+    cached checks no segment."""
+
+    status: Literal["ok", "error", "cancelled"]
+    segments_checked: int
+    bars_compared: int
+    bars_drifted: int
+    drift: bool
+    factor: float | None
+    healed: Literal["rescaled", "refetched"] | None
+    error: RefreshError | None
+
+
+class VerifyJobPublic(BaseModel):
+    """A verify job. Jobs live in the server's memory: a restart forgets them.
+
+    unrepaired counts the series whose drift was found and not healed.
+    """
+
+    job_id: str
+    status: Literal["queued", "running", "completed", "partial", "failed", "cancelled"]
+    created_at: datetime
+    finished_at: datetime | None
+    samples: int
+    repair: bool
+    progress: RefreshProgress
+    unrepaired: int
+    results: list[VerifyResultPublic]
