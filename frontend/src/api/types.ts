@@ -94,6 +94,29 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/market-data/cache/actions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Corporate Actions
+         * @description Splits and dividend adjustments the cache detected, newest first, and how it healed each.
+         *
+         *     The series filters are those of the listing; date_from and date_to bound when the action
+         *     was detected. Reads the cache only, never IBKR.
+         */
+        get: operations["corporate_actions_api_market_data_cache_actions_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/market-data/cache/refresh": {
         parameters: {
             query?: never;
@@ -162,6 +185,55 @@ export interface paths {
         put?: never;
         post?: never;
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/market-data/cache/verify": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Verify Cache
+         * @description Ask IBKR again for a sample of each series' cached segments, as a job; 202 with the job.
+         *
+         *     Each result counts the bars compared and those that drifted (prices differing beyond a
+         *     tick: a split or dividend the cache has not seen, or a revision), with the factor; with
+         *     `repair` the drift is healed as a detected corporate action is, and recorded. Refused with
+         *     409 in DEBUG_MODE, which never contacts IBKR.
+         */
+        post: operations["verify_cache_api_market_data_cache_verify_post"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/market-data/cache/verify/{job_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Verify Job
+         * @description A verify job's progress and per-series results.
+         */
+        get: operations["verify_job_api_market_data_cache_verify__job_id__get"];
+        put?: never;
+        post?: never;
+        /**
+         * Cancel Verify Job
+         * @description Cancel a queued or running verify job: it sends no request after the one in flight.
+         */
+        delete: operations["cancel_verify_job_api_market_data_cache_verify__job_id__delete"];
         options?: never;
         head?: never;
         patch?: never;
@@ -449,6 +521,88 @@ export interface components {
             ib_host: string;
             /** Ib Port */
             ib_port: number;
+        };
+        /**
+         * CorporateActionPublic
+         * @description A change of a series' price basis the cache detected, and how its cached bars were
+         *     brought to the new basis.
+         *
+         *     factor is the cached price over IBKR's for the same bar: 10 for a 10:1 split, about 1.005
+         *     for a 0.5 % dividend adjustment of ADJUSTED_LAST. A split is rescaled (prices divided by the
+         *     factor, volumes multiplied); any other change is refetched (the series dropped and fetched
+         *     again).
+         */
+        CorporateActionPublic: {
+            /**
+             * Anchor At
+             * Format: date-time
+             * @description The cached bar compared with IBKR's answer
+             */
+            anchor_at: string;
+            /**
+             * Bars Changed
+             * @description Cached bars rescaled, or dropped to be fetched again
+             */
+            bars_changed: number;
+            /**
+             * Basis From
+             * @description The basis the bars were on before
+             */
+            basis_from: string | null;
+            /**
+             * Basis To
+             * Format: date-time
+             * @description The basis they are on since
+             */
+            basis_to: string;
+            /** Currency */
+            currency: string;
+            data_type: components["schemas"]["BarSize"];
+            /**
+             * Detected At
+             * Format: date-time
+             */
+            detected_at: string;
+            /** Exchange */
+            exchange: string;
+            /**
+             * Expiry
+             * @description A future's contract month (YYYYMM or YYYYMMDD)
+             */
+            expiry: string | null;
+            /** Factor */
+            factor: number;
+            /**
+             * Healed
+             * @enum {string}
+             */
+            healed: "rescaled" | "refetched";
+            /** Id */
+            id: number;
+            /**
+             * Kind
+             * @enum {string}
+             */
+            kind: "split" | "adjustment";
+            sec_type: components["schemas"]["SecType"];
+            /** Symbol */
+            symbol: string;
+            /**
+             * Use Rth
+             * @description Regular trading hours only; false: all hours
+             */
+            use_rth: boolean;
+            what_to_show: components["schemas"]["WhatToShow"];
+        };
+        /**
+         * CorporateActionsPublic
+         * @description Every detected action matching the filters, newest first.
+         */
+        CorporateActionsPublic: {
+            /** Count */
+            count: number;
+            /** Data */
+            data: components["schemas"]["CorporateActionPublic"][];
         };
         /** DeletedPublic */
         DeletedPublic: {
@@ -1054,6 +1208,11 @@ export interface components {
              * @description Pass as `cursor` for the next page; null on the last page
              */
             next_cursor: string | null;
+            /**
+             * Price Basis At
+             * @description As of when the cached prices are adjusted for splits (and, on ADJUSTED_LAST, dividends): the latest fetch that found them unchanged, or the healing of a corporate action. In DEBUG_MODE the basis the cache has, never checked.
+             */
+            price_basis_at?: string | null;
             sec_type: components["schemas"]["SecType"];
             /** Symbol */
             symbol: string;
@@ -1124,6 +1283,159 @@ export interface components {
             name: string;
             /** Parameters */
             parameters: components["schemas"]["ParameterPublic"][];
+        };
+        /**
+         * VerifyJobPublic
+         * @description A verify job. Jobs live in the server's memory: a restart forgets them.
+         *
+         *     unrepaired counts the series whose drift was found and not healed.
+         */
+        VerifyJobPublic: {
+            /**
+             * Created At
+             * Format: date-time
+             */
+            created_at: string;
+            /** Finished At */
+            finished_at: string | null;
+            /** Job Id */
+            job_id: string;
+            progress: components["schemas"]["RefreshProgress"];
+            /** Repair */
+            repair: boolean;
+            /** Results */
+            results: components["schemas"]["VerifyResultPublic"][];
+            /** Samples */
+            samples: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "queued" | "running" | "completed" | "partial" | "failed" | "cancelled";
+            /** Unrepaired */
+            unrepaired: number;
+        };
+        /**
+         * VerifyRequest
+         * @description Ask IBKR again for a sample of each series' cached segments and count the bars whose
+         *     prices differ beyond a tick (drift): a split or dividend the cache has not seen yet, or a
+         *     revision. With `repair`, drift is healed as a detected action is.
+         *
+         *     The series are named as for a refresh: every symbol of one asset class, in one bar size,
+         *     whatToShow and hours; what is left out takes the asset class's default.
+         * @example {
+         *       "data_type": "1d",
+         *       "symbols": [
+         *         "NVDA",
+         *         "TSLA"
+         *       ]
+         *     }
+         * @example {
+         *       "data_type": "1m",
+         *       "repair": true,
+         *       "samples": 10,
+         *       "symbols": [
+         *         "NVDA"
+         *       ]
+         *     }
+         */
+        VerifyRequest: {
+            /**
+             * Currency
+             * @description Quote currency; USD, or an FX pair's own, when omitted.
+             */
+            currency?: string | null;
+            /**
+             * @description Bar size.
+             * @default 1d
+             */
+            data_type?: components["schemas"]["BarSize"];
+            /**
+             * Exchange
+             * @description Exchange; when omitted CACHE_EXCHANGE for stocks, else the asset class's.
+             */
+            exchange?: string | null;
+            /**
+             * Expiry
+             * @description A future's contract month (YYYYMM) or last day (YYYYMMDD).
+             */
+            expiry?: string | null;
+            /**
+             * Repair
+             * @description Heal drift: rescale the series for a split, else fetch it again.
+             * @default false
+             */
+            repair?: boolean;
+            /**
+             * Samples
+             * @description Cached segments per series to ask for again: the first, the last and evenly between. Each costs a request or a few within the pacing budget.
+             * @default 3
+             */
+            samples?: number;
+            /**
+             * @description Asset class; STK is a stock or an ETF.
+             * @default STK
+             */
+            sec_type?: components["schemas"]["SecType"];
+            /**
+             * Symbols
+             * @description Tickers; lower case is upper-cased. Repeats are verified once.
+             */
+            symbols: string[];
+            /**
+             * Use Rth
+             * @description Regular trading hours only; false for all hours.
+             * @default true
+             */
+            use_rth?: boolean;
+            /** @description IBKR's series; TRADES when omitted (MIDPOINT for CASH, AGGTRADES for CRYPTO). */
+            what_to_show?: components["schemas"]["WhatToShow"] | null;
+        };
+        /**
+         * VerifyResultPublic
+         * @description What the verify found for one series. drift: bars_drifted > 0. factor: the cached price
+         *     over IBKR's for the drifted bars (their median), null without drift. healed: how the drift
+         *     was healed (rescaled, refetched), null when it was not repaired. A series with nothing
+         *     cached checks no segment.
+         */
+        VerifyResultPublic: {
+            /** Bars Compared */
+            bars_compared: number;
+            /** Bars Drifted */
+            bars_drifted: number;
+            /** Currency */
+            currency: string;
+            data_type: components["schemas"]["BarSize"];
+            /** Drift */
+            drift: boolean;
+            error: components["schemas"]["RefreshError"] | null;
+            /** Exchange */
+            exchange: string;
+            /**
+             * Expiry
+             * @description A future's contract month (YYYYMM or YYYYMMDD)
+             */
+            expiry: string | null;
+            /** Factor */
+            factor: number | null;
+            /** Healed */
+            healed: ("rescaled" | "refetched") | null;
+            sec_type: components["schemas"]["SecType"];
+            /** Segments Checked */
+            segments_checked: number;
+            /**
+             * Status
+             * @enum {string}
+             */
+            status: "ok" | "error" | "cancelled";
+            /** Symbol */
+            symbol: string;
+            /**
+             * Use Rth
+             * @description Regular trading hours only; false: all hours
+             */
+            use_rth: boolean;
+            what_to_show: components["schemas"]["WhatToShow"];
         };
         /**
          * WhatToShow
@@ -1333,6 +1645,56 @@ export interface operations {
             };
         };
     };
+    corporate_actions_api_market_data_cache_actions_get: {
+        parameters: {
+            query?: {
+                /** @description Ticker; lower case is upper-cased. */
+                symbol?: string | null;
+                /** @description Exchange, e.g. NASDAQ, CME or IDEALPRO. */
+                exchange?: string | null;
+                /** @description Bar size. */
+                data_type?: components["schemas"]["BarSize"] | null;
+                /** @description Bars from this instant (ISO-8601 date or datetime; naive is UTC). */
+                date_from?: string | null;
+                /** @description Bars up to this instant, inclusive; a date alone covers its whole day. */
+                date_to?: string | null;
+                /** @description Asset class; any when omitted. */
+                sec_type?: components["schemas"]["SecType"] | null;
+                /** @description Quote currency, e.g. USD; any when omitted. */
+                currency?: string | null;
+                /** @description A future's expiry (YYYYMM or YYYYMMDD); any when omitted. */
+                expiry?: string | null;
+                /** @description IBKR's series, e.g. TRADES; any when omitted. */
+                what_to_show?: components["schemas"]["WhatToShow"] | null;
+                /** @description true: regular hours only; false: all hours; either when omitted. */
+                use_rth?: boolean | null;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CorporateActionsPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
     refresh_cache_api_market_data_cache_refresh_post: {
         parameters: {
             query?: {
@@ -1519,6 +1881,185 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["CacheStatsPublic"];
+                };
+            };
+        };
+    };
+    verify_cache_api_market_data_cache_verify_post: {
+        parameters: {
+            query?: {
+                /** @description Answer when the job ends (at most 120 s). */
+                wait?: boolean;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VerifyRequest"];
+            };
+        };
+        responses: {
+            /** @description Finished job (with wait=true) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyJobPublic"];
+                };
+            };
+            /** @description Job accepted; follow it at the Location header's URL */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyJobPublic"];
+                };
+            };
+            /** @description The body is not readable JSON */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description API_TOKEN is set and no bearer token was sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The bearer token is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description DEBUG_MODE: verify needs IBKR (code verify_in_debug_mode) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    verify_job_api_market_data_cache_verify__job_id__get: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyJobPublic"];
+                };
+            };
+            /** @description No such job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    cancel_verify_job_api_market_data_cache_verify__job_id__delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["VerifyJobPublic"];
+                };
+            };
+            /** @description API_TOKEN is set and no bearer token was sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The bearer token is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No such job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
