@@ -7,7 +7,7 @@ from datetime import datetime
 
 from backend.ibkr.client import IBKRClient
 from backend.ibkr.pacing import PacingLimits
-from backend.market_data.domain import BarSize, SeriesKey, WhatToShow
+from backend.market_data.domain import BarSize, Market, SeriesKey, WhatToShow
 from backend.market_data.errors import MarketDataError
 from backend.market_data.service import MarketDataService
 
@@ -95,14 +95,21 @@ class RequestPlanner:
         run = self.service.repository.database.run
         first = series[0]
         bar_size = first.bar_size
-        per_series = await run(self.client.count_chunks, first, bar_size, [(start, end)])
+        # The whole range's requests, per market: the same for every series of a refresh but
+        # an index's (SPX and VIX keep different hours).
+        whole: dict[Market, int] = {}
+        for one in series:
+            if one.market not in whole:
+                whole[one.market] = await run(
+                    self.client.count_chunks, one, bar_size, [(start, end)]
+                )
+        per_series = max(whole.values())
         if force:
-            requests = per_series * len(series)
+            requests = sum(whole[one.market] for one in series)
         else:
             requests = 0
             for index, one in enumerate(series):
-                coverage = await run(self.service.find_gaps, one, bar_size, start, end)
-                requests += await run(self.client.count_chunks, one, bar_size, coverage.missing)
+                requests += await run(self._requests_for, one, start, end, whole[one.market])
                 if requests > self.ceiling:
                     # Past the ceiling already; the series not looked at count at most per_series.
                     requests += (len(series) - index - 1) * per_series
@@ -112,3 +119,17 @@ class RequestPlanner:
         if estimate.requests > self.ceiling:
             raise RequestBudgetExceeded(estimate, self.ceiling, what)
         return estimate
+
+    def _requests_for(
+        self, series: SeriesKey, start: datetime, end: datetime, whole_range: int
+    ) -> int:
+        """The requests one series' gaps need; whole_range when it holds no bars in the range.
+
+        A series the cache holds nothing of is fetched whole, and finding its gaps would list
+        every bar the calendar expects (millions for years of minute bars) only to learn that.
+        """
+        if not self.service.repository.summarize(series, start, end, None).bars:
+            return whole_range
+        bar_size = series.bar_size
+        coverage = self.service.find_gaps(series, bar_size, start, end)
+        return self.client.count_chunks(series, bar_size, coverage.missing)
