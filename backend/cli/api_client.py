@@ -9,6 +9,7 @@ import httpx
 from backend.market_data.domain import SecType, SeriesKey
 
 REFRESH_PATH = "/api/market-data/cache/refresh"
+VERIFY_PATH = "/api/market-data/cache/verify"
 UNFINISHED = ("queued", "running")
 
 
@@ -55,6 +56,15 @@ class RefreshApiClient:
         body = {name: value for name, value in body.items() if value is not None}
         return self._job(self._call("POST", REFRESH_PATH, json=body, expected=(200, 202)))
 
+    def start_verify(self, series: list[SeriesKey], samples: int, repair: bool) -> dict[str, Any]:
+        """Start one verify job for series that differ only in symbol (and an FX pair's quote
+        currency); the backend answers 202 with the job, 409 in DEBUG_MODE."""
+        body = _series_body(series) | {"samples": samples, "repair": repair}
+        return self._job(self._call("POST", VERIFY_PATH, json=body, expected=(200, 202)))
+
+    def verify_job(self, job_id: str) -> dict[str, Any]:
+        return self._job(self._call("GET", f"{VERIFY_PATH}/{job_id}", expected=(200,)))
+
     def job(self, job_id: str) -> dict[str, Any]:
         return self._job(self._call("GET", f"{REFRESH_PATH}/{job_id}", expected=(200,)))
 
@@ -99,6 +109,10 @@ class RefreshApiClient:
                 "unauthorized",
                 2,
             )
+        if response.status_code == 409 and _code(response) == "verify_in_debug_mode":
+            raise BackendError(
+                f"the backend refused to verify: {detail}", "verify_in_debug_mode", 2
+            )
         if response.status_code == 422:
             raise BackendError(
                 f"the backend rejected the arguments: {detail}", "validation_error", 2
@@ -135,3 +149,29 @@ def _detail(response: httpx.Response) -> str:
             for item in detail
         )
     return str(detail)
+
+
+def _series_body(series: list[SeriesKey]) -> dict[str, Any]:
+    """The request fields naming series that differ only in symbol (and an FX pair's currency);
+    those left out take the backend's defaults."""
+    first = series[0]
+    fx = first.sec_type == SecType.CASH
+    body: dict[str, Any] = {
+        # An FX pair as BASE.QUOTE, so pairs of different quote currencies share a job.
+        "symbols": [f"{one.symbol}.{one.currency}" if fx else one.symbol for one in series],
+        "sec_type": first.sec_type,
+        "exchange": first.exchange,
+        "currency": None if fx else first.currency,
+        "expiry": first.expiry or None,
+        "data_type": first.data_type,
+        "what_to_show": first.what_to_show,
+        "use_rth": first.use_rth,
+    }
+    return {name: value for name, value in body.items() if value is not None}
+
+
+def _code(response: httpx.Response) -> str | None:
+    try:
+        return response.json().get("code")
+    except (ValueError, AttributeError):
+        return None

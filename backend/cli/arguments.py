@@ -23,6 +23,7 @@ from backend.market_data.domain import (
     parse_exchange,
 )
 from backend.market_data.population import PopulationRequest
+from backend.market_data.verify_jobs import DEFAULT_SAMPLES, MAX_SAMPLES
 
 # The flag that sets each field parse_series may refuse.
 FLAG_OF_FIELD = {
@@ -101,6 +102,37 @@ def choice_of(enum: type[SecType] | type[WhatToShow]):
             raise argparse.ArgumentTypeError(f"{text!r} is not one of {allowed}") from None
 
     return parse
+
+
+def verify_samples(text: str) -> int:
+    try:
+        samples = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of segments") from None
+    if not 1 <= samples <= MAX_SAMPLES:
+        raise argparse.ArgumentTypeError(f"must be between 1 and {MAX_SAMPLES} (got {samples})")
+    return samples
+
+
+def check_verify_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--repair implies --verify; a verify fills nothing, so the filling flags are refused."""
+    if args.repair:
+        args.verify = True
+    if args.verify_samples is not None and not args.verify:
+        parser.error("argument --verify-samples: only with --verify or --repair")
+    if not args.verify:
+        return
+    flag = "--repair" if args.repair else "--verify"
+    for given, name in (
+        (args.dry_run, "--dry-run"),
+        (args.force, "--force"),
+        (args.days_back is not None, "--days-back"),
+    ):
+        if given:
+            parser.error(
+                f"argument {name}: not with {flag}, which checks what is cached and fetches "
+                "no new range; run them separately"
+            )
 
 
 def upper(text: str) -> str:
@@ -189,6 +221,26 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         "--dry-run",
         action="store_true",
         help="show bars cached, missing ranges and requests per series; IBKR is not contacted",
+    )
+    parser.add_argument(
+        "--verify",
+        action="store_true",
+        help="instead of filling the cache, ask IBKR again for a sample of each series' cached "
+        "segments and report drift (a split or dividend the cache has not seen); exit 1 when "
+        "any is found",
+    )
+    parser.add_argument(
+        "--repair",
+        action="store_true",
+        help="verify, and heal the drift found: rescale the series for a split, else fetch it "
+        "again (implies --verify)",
+    )
+    parser.add_argument(
+        "--verify-samples",
+        type=verify_samples,
+        default=None,
+        help=f"cached segments per series to verify, 1 to {MAX_SAMPLES}: the first, the last "
+        f"and evenly between (default: {DEFAULT_SAMPLES})",
     )
     parser.add_argument(
         "--api-url",

@@ -30,6 +30,20 @@ Examples (from the repository root):
   python scripts/populate_market_cache.py --api-url http://127.0.0.1:8000   # via a running backend
   python -m scripts.populate_market_cache --symbols NVDA
 
+Verify (splits and dividends): IBKR adjusts history as of each request, so a series cached
+before a split the cache has not fetched across since holds prices of the old scale. --verify
+asks IBKR again for a sample of each series' cached segments (--verify-samples, default 3: the
+first, the last and evenly between; a request or a few each, inside the pacing budget), fetches
+no new range, and prints per series the bars compared, the bars that drifted (prices differing
+beyond a tick) and the factor (cached price over IBKR's: 10 after a 10:1 split). --repair
+verifies and heals the drift as a detected corporate action is: rescaled for a split, else the
+series fetched again; the action is recorded (GET /api/market-data/cache/actions). Neither
+runs in DEBUG_MODE, which never contacts IBKR (exit 2).
+  python scripts/populate_market_cache.py --verify                   # CACHE_SYMBOLS, 1d
+  python scripts/populate_market_cache.py --symbols NVDA --data-type 1d,1m --verify-samples 10 \\
+      --verify
+  python scripts/populate_market_cache.py --symbols NVDA --repair --json
+
 With make (installs and migrates first; every variable is optional):
   make populate-cache
   make populate-cache SYMBOLS=NVDA,TSLA EXCHANGE=NASDAQ DATA_TYPES=1d,1h DAYS_BACK=30
@@ -40,10 +54,11 @@ terminal. A final table shows, per symbol and bar size, the bars before and afte
 bars skipped as fresh and any error.
 
 Exit codes:
-  0    every series is cached
+  0    every series is cached (with --verify: no drift found, or all of it repaired)
   1    some series failed (the others are stored), or the gateway, the database or the backend
-       could not be reached
-  2    bad arguments or settings (or the backend rejected them)
+       could not be reached; with --verify: drift found and not repaired, or a series could not
+       be verified
+  2    bad arguments or settings (or the backend rejected them; --verify in DEBUG_MODE)
   130  interrupted with Ctrl-C; the chunks committed so far are kept
 
 Environment (or .env), as for the backend:
@@ -65,13 +80,15 @@ from typing import TextIO
 
 from loguru import logger
 
-from backend.cli.arguments import build_parser, build_request
+from backend.cli.arguments import build_parser, build_request, check_verify_flags
 from backend.cli.renderers import choose_output
-from backend.cli.runner import EXIT_USAGE, populate_in_process, populate_via_api
+from backend.cli.runner import EXIT_USAGE, job_groups, populate_in_process, populate_via_api
+from backend.cli.verify import verify_in_process, verify_via_api
 from backend.config.settings import Settings, SettingsError, load_settings
 from backend.containers import Container, build_container
 from backend.core.logging import configure_logging
 from backend.core.memory import keep_freed_memory
+from backend.market_data.verify_jobs import DEFAULT_SAMPLES
 
 
 def route_logs(sink, verbose: bool) -> None:
@@ -108,11 +125,18 @@ def main(
             settings = load_settings()
         except SettingsError as exc:
             parser.exit(EXIT_USAGE, f"{parser.prog}: error: {exc}\n")
+    check_verify_flags(parser, args)
     request = build_request(parser, args, settings)
+    samples = args.verify_samples or DEFAULT_SAMPLES
 
     if args.api_url:
         output = choose_output(stdout, stderr, as_json=args.json)
         route_logs(output.log_sink, args.verbose)
+        if args.verify:
+            groups = job_groups(request.series)
+            return verify_via_api(
+                groups, samples, args.repair, args.api_url, settings.API_TOKEN, output
+            )
         return populate_via_api(request, args.api_url, settings.API_TOKEN, output)
 
     if container is None:
@@ -122,6 +146,8 @@ def main(
         )
     output = choose_output(stdout, stderr, as_json=args.json, pacing=container.pacing().stats)
     route_logs(output.log_sink, args.verbose)
+    if args.verify:
+        return verify_in_process(request.series, samples, args.repair, container, output)
     return populate_in_process(request, container, output, dry_run=args.dry_run)
 
 

@@ -1,4 +1,5 @@
-"""What the populate CLI shows: rich progress bars on a terminal, else plain lines or JSON lines."""
+"""What the populate CLI shows (and its --verify): rich progress bars on a terminal, else plain
+lines or JSON lines."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from rich.console import Console
 from rich.progress import (
@@ -35,6 +36,9 @@ from backend.market_data.population import (
     SeriesRetrying,
     SeriesStatus,
 )
+
+if TYPE_CHECKING:
+    from backend.cli.verify import VerifyOutcome
 
 
 def instrument_name(series: SeriesKey) -> str:
@@ -144,6 +148,13 @@ class Output:
         raise NotImplementedError
 
     def summary(self, results: Sequence[SeriesResult], exit_code: int) -> None:
+        raise NotImplementedError
+
+    def verified(self, outcome: VerifyOutcome) -> None:
+        """One series verified (--verify, --repair)."""
+        raise NotImplementedError
+
+    def verify_summary(self, outcomes: Sequence[VerifyOutcome], exit_code: int) -> None:
         raise NotImplementedError
 
     def fatal(self, message: str, code: str) -> None:
@@ -261,6 +272,61 @@ def pacing_estimate(requests: int, limits: PacingLimits) -> str:
     )
 
 
+def describe_verify(outcome: VerifyOutcome) -> str:
+    """What verifying one series found, in a few words."""
+    if outcome.error_code:
+        return f"error {outcome.error_code}: {outcome.error}"
+    if not outcome.segments_checked:
+        return "nothing cached to verify"
+    checked = (
+        f"{_plural(outcome.bars_compared, 'bar')} compared in "
+        f"{_plural(outcome.segments_checked, 'segment')}"
+    )
+    if not outcome.drift:
+        return f"no drift: {checked}"
+    factor = f"{outcome.factor:.6g}" if outcome.factor is not None else "?"
+    found = f"drift: {outcome.bars_drifted} of {checked} differ, cached/IBKR = {factor}"
+    if outcome.healed:
+        return f"{found}; repaired ({outcome.healed})"
+    return f"{found}; not repaired (run with --repair)"
+
+
+def verify_table(outcomes: Sequence[VerifyOutcome]) -> Table:
+    table = Table(title="verify summary", title_justify="left")
+    for name in ("series", "segments", "compared", "drifted", "factor", "healed", "status"):
+        numeric = name in ("segments", "compared", "drifted", "factor")
+        table.add_column(name, justify="right" if numeric else "left", no_wrap=True)
+    for outcome in outcomes:
+        if outcome.error_code:
+            status = f"error {outcome.error_code}"
+        elif outcome.unrepaired:
+            status = "drift"
+        else:
+            status = "repaired" if outcome.healed else "ok"
+        table.add_row(
+            series_name(outcome.series),
+            str(outcome.segments_checked),
+            str(outcome.bars_compared),
+            str(outcome.bars_drifted),
+            "-" if outcome.factor is None else f"{outcome.factor:.6g}",
+            outcome.healed or "-",
+            status,
+        )
+    return table
+
+
+def verify_line(outcomes: Sequence[VerifyOutcome]) -> str:
+    drifted = sum(outcome.drift for outcome in outcomes)
+    unrepaired = sum(outcome.unrepaired for outcome in outcomes)
+    failed = sum(bool(outcome.error_code) for outcome in outcomes)
+    parts = [f"{_plural(len(outcomes), 'series', 'series')} verified", f"{drifted} with drift"]
+    if drifted:
+        parts.append(f"{unrepaired} not repaired")
+    if failed:
+        parts.append(f"{failed} failed")
+    return ", ".join(parts)
+
+
 class PlainOutput(Output):
     """One line per event, for logs and pipes (stdout is not a terminal)."""
 
@@ -323,6 +389,13 @@ class PlainOutput(Output):
     def summary(self, results: Sequence[SeriesResult], exit_code: int) -> None:
         self.console.print(summary_table(results))
         self._line(summary_line(results, self.elapsed_s()))
+
+    def verified(self, outcome: VerifyOutcome) -> None:
+        self._line(f"{series_name(outcome.series)}: {describe_verify(outcome)}")
+
+    def verify_summary(self, outcomes: Sequence[VerifyOutcome], exit_code: int) -> None:
+        self.console.print(verify_table(outcomes))
+        self._line(verify_line(outcomes))
 
 
 class _PacingWaitColumn(ProgressColumn):
@@ -434,6 +507,17 @@ class RichOutput(Output):
         style = "red" if exit_code else "green"
         self.console.print(Text(summary_line(results, self.elapsed_s()), style=style))
 
+    def verified(self, outcome: VerifyOutcome) -> None:
+        style = "red" if outcome.unrepaired or outcome.error_code else None
+        self.console.print(
+            Text(f"{series_name(outcome.series)}: {describe_verify(outcome)}", style=style or "")
+        )
+
+    def verify_summary(self, outcomes: Sequence[VerifyOutcome], exit_code: int) -> None:
+        self.console.print(verify_table(outcomes))
+        style = "red" if exit_code else "green"
+        self.console.print(Text(verify_line(outcomes), style=style))
+
 
 # -- JSON lines ---------------------------------------------------------------------------------
 
@@ -512,6 +596,39 @@ class JsonOutput(Output):
                 "fresh": sum(r.status is SeriesStatus.FRESH for r in results),
                 "failed": sum(r.status is SeriesStatus.ERROR for r in results),
                 "bars_fetched": sum(r.bars_fetched for r in results),
+                "duration_s": round(self.elapsed_s(), 3),
+                "exit_code": exit_code,
+            }
+        )
+
+    def verified(self, outcome: VerifyOutcome) -> None:
+        self._emit(
+            {
+                "event": "verify",
+                **series_json(outcome.series),
+                "segments_checked": outcome.segments_checked,
+                "bars_compared": outcome.bars_compared,
+                "bars_drifted": outcome.bars_drifted,
+                "drift": outcome.drift,
+                "factor": outcome.factor,
+                "healed": outcome.healed,
+                "error": (
+                    {"code": outcome.error_code, "detail": outcome.error}
+                    if outcome.error_code
+                    else None
+                ),
+            }
+        )
+
+    def verify_summary(self, outcomes: Sequence[VerifyOutcome], exit_code: int) -> None:
+        self._emit(
+            {
+                "event": "summary",
+                "verify": True,
+                "series": len(outcomes),
+                "drifted": sum(outcome.drift for outcome in outcomes),
+                "unrepaired": sum(outcome.unrepaired for outcome in outcomes),
+                "failed": sum(bool(outcome.error_code) for outcome in outcomes),
                 "duration_s": round(self.elapsed_s(), 3),
                 "exit_code": exit_code,
             }
