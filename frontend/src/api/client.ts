@@ -7,6 +7,7 @@ import type {
   CachedBars,
   CachedSeries,
   CacheStats,
+  CorporateActions,
   ExecuteRequest,
   Execution,
   ExecutionDetail,
@@ -92,6 +93,10 @@ export const api = {
     }),
 
   getCacheStats: () => request<CacheStats>('/api/market-data/cache/stats'),
+
+  /** Splits and dividend adjustments the cache detected and healed, newest first. */
+  getCorporateActions: (filters: BarFilters = {}) =>
+    request<CorporateActions>('/api/market-data/cache/actions', { query: { ...filters } }),
 
   listCachedBars: (filters: BarFilters & { limit?: number; offset?: number }) =>
     request<CachedBars>('/api/market-data/cache', { query: { ...filters } }),

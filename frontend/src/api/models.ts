@@ -73,6 +73,9 @@ export interface SeriesPaging {
   cursor?: string;
 }
 
+export type CorporateAction = Schemas['CorporateActionPublic'];
+export type CorporateActions = Schemas['CorporateActionsPublic'];
+
 export type RefreshRequest = Schemas['RefreshRequest'];
 export type RefreshJob = Schemas['RefreshJobPublic'];
 export type JobStatus = RefreshJob['status'];

@@ -9,6 +9,7 @@ import { seriesKey, seriesSlug } from '../../shared/series';
 import { Empty, ErrorNotice, Loading } from '../../shared/States';
 import { StatusBadge } from '../../shared/StatusBadge';
 import { numeric, TableHead } from '../../shared/TableHead';
+import { CorporateActionsCard } from './CorporateActions';
 import { HitRateSummary } from './HitRateSummary';
 import './status.css';
 
@@ -22,11 +23,13 @@ const GATEWAY_BADGES = {
 export function StatusPage() {
   const { config } = useConfig();
   const stats = useApiData(api.getCacheStats, 'cache-stats');
+  const actions = useApiData(() => api.getCorporateActions(), 'corporate-actions');
   const health = useHealth();
   const gateway = config ? describeGateway(config) : null;
   useReloadOnRecovery(stats.reload);
   const reload = () => {
     stats.reload();
+    actions.reload();
     health.reload();
   };
 
@@ -116,6 +119,7 @@ export function StatusPage() {
           </section>
         </>
       )}
+      <CorporateActionsCard actions={actions} />
     </div>
   );
 }
