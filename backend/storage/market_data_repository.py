@@ -425,17 +425,29 @@ class MarketDataCacheRepository:
 
     def any_expired(self, series: SeriesKey, start: datetime, end: datetime, now: datetime) -> bool:
         """Whether a not-final bar in [start, end) has expired at `now` (open segments only)."""
+        # Equal on the first three key columns only, the rest compared here: with the whole key
+        # SQLite (which has no statistics) takes the unique key's index instead of the partial
+        # one, and reads every segment of the series; the open ones are a few.
         statement = (
-            select(SEGMENTS.c.id)
+            select(SEGMENTS.c.id, *(SEGMENTS.c[name] for name in SERIES_IDENTITY_COLUMNS))
             .where(
                 _open_segments(),
-                *_overlapping(series, start, end),
+                SEGMENTS.c.symbol == series.symbol,
+                SEGMENTS.c.exchange == series.exchange,
+                SEGMENTS.c.data_type == series.data_type,
+                SEGMENTS.c.timestamp >= _minus(start, _segment_span(series)),
+                SEGMENTS.c.timestamp < end,
+                SEGMENTS.c.last_bar_at >= start,
                 SEGMENTS.c.expires_at <= now,
             )
             .order_by(SEGMENTS.c.timestamp)
         )
         with self.database.read_engine.connect() as connection:
-            ids = list(connection.execute(statement).scalars())
+            ids = [
+                row.id
+                for row in connection.execute(statement)
+                if all(getattr(row, n) == getattr(series, n) for n in SERIES_IDENTITY_COLUMNS)
+            ]
         if not ids:
             return False
         for segment in self._segments_by_id(series, ids):
@@ -582,8 +594,10 @@ class MarketDataCacheRepository:
             .where(_open_segments(), SEGMENTS.c.expires_at <= now)
             .subquery("expired")
         )
+        # Joined on the first three key columns, the rest compared below: on the whole key
+        # SQLite (no statistics) leaves the open-segments index and reads every segment.
         same_series = and_(
-            *(SUMMARIES.c[name] == expired_segments.c[name] for name in _KEY_COLUMNS)
+            *(SUMMARIES.c[name] == expired_segments.c[name] for name in _KEY_COLUMNS[:3])
         )
         # One statement, so the counts and the expiry come from the same snapshot: a row per
         # series, and one more per expired segment it has.
@@ -596,6 +610,10 @@ class MarketDataCacheRepository:
                 SUMMARIES.c.last_bar_at.label("last"),
                 SUMMARIES.c.last_fetched_at.label("last_updated"),
                 *(expired_segments.c[column.name] for column in _SEGMENT_COLUMNS),
+                *(
+                    expired_segments.c[name].label(f"segment_{name}")
+                    for name in SERIES_IDENTITY_COLUMNS
+                ),
             )
             .select_from(SUMMARIES.outerjoin(expired_segments, same_series))
             .order_by(
@@ -621,7 +639,10 @@ class MarketDataCacheRepository:
                         "expired_count": 0,
                     },
                 )
-                if row.id is not None:
+                if row.id is not None and all(
+                    getattr(row, f"segment_{name}") == getattr(series, name)
+                    for name in SERIES_IDENTITY_COLUMNS
+                ):
                     segment = _decode(series, row)
                     expired = _expired_mask(segment, datetime_to_ns(now))
                     summary["expired_count"] += int(expired.sum())

@@ -61,6 +61,9 @@ class MarketDataCache(MarketData, table=True):
         UniqueConstraint(*SERIES_KEY_COLUMNS, "timestamp", name="uq_market_data_cache_bar"),
         Index("ix_market_data_cache_symbol_timestamp", "symbol", "timestamp"),
         Index("ix_market_data_cache_symbol_data_type", "symbol", "data_type"),
+        # The series' first three key columns and time lead, the contract and series columns
+        # follow: SQLite, which keeps no statistics, then prefers this index to the unique key's
+        # for the few open segments of a series.
         Index(
             "ix_market_data_cache_open_segments",
             "symbol",
@@ -68,6 +71,7 @@ class MarketDataCache(MarketData, table=True):
             "data_type",
             "timestamp",
             "expires_at",
+            *SERIES_IDENTITY_COLUMNS,
             postgresql_where=text(OPEN_SEGMENT_PREDICATE),
             sqlite_where=text(OPEN_SEGMENT_PREDICATE),
         ),
