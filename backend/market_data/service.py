@@ -206,6 +206,11 @@ class MarketDataService:
         self._log(result, time.perf_counter() - started)
         return result
 
+    @staticmethod
+    def _session_opened(series: SeriesKey, since: datetime, now: datetime) -> bool:
+        sessions = market_calendar.sessions_between(series.market, since, now)
+        return any(since < session.open_at <= now for session in sessions)
+
     async def verify_series(
         self, series: SeriesKey, samples: int = 3, repair: bool = False
     ) -> Drift:
@@ -542,6 +547,13 @@ class MarketDataService:
         ratio, snapped to its simple fraction and checked against a second anchor; a change no
         such fraction explains is healed by fetching the series again. Returns what to fetch."""
         assert self.client is not None
+        now = self.clock()
+        summary = await self._run(self.repository.series_summary, series)
+        # Corporate actions take effect when a session opens: with none opened since the basis
+        # was set, the cached bars cannot have moved (a populate's later chunks).
+        basis_at = summary.basis_at if summary is not None else None
+        if basis_at is not None and not self._session_opened(series, basis_at, now):
+            return needed
         anchors = await self._run(self.repository.anchor_bars, series, needed[0][0])
         if not len(anchors):
             return needed
@@ -550,7 +562,6 @@ class MarketDataService:
         answered: dict[datetime, float] = {}
         async for chunk in self.client.fetch_chunks(series, first, end):
             answered.update((bar.timestamp, bar.close) for bar in chunk.bars)
-        now = self.clock()
         pairs = [
             (cached, answered[stamp])
             for stamp, cached in zip(anchors.timestamps(), anchors.close.tolist(), strict=True)
