@@ -250,8 +250,8 @@ def parse_exchange(value: str) -> str:
 
 # -- series: what a request names, checked and completed ------------------------------------------
 
-CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$")
-EXPIRY_PATTERN = re.compile(r"^(\d{4})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])?$")
+CURRENCY_PATTERN = re.compile(r"^[A-Z]{3}$", re.ASCII)
+EXPIRY_PATTERN = re.compile(r"^((?:19|20)\d{2})(0[1-9]|1[0-2])(0[1-9]|[12]\d|3[01])?$", re.ASCII)
 
 
 class InvalidSeries(ValueError):
