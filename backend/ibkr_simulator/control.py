@@ -1,4 +1,4 @@
-"""The control API: a small JSON-over-HTTP/1.1 server to read stats and arm faults."""
+"""The control API: JSON over HTTP/1.1 to read stats, arm faults and move the clock."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
+from .clock import InvalidClock
 from .faults import InvalidFault
 
 if TYPE_CHECKING:
@@ -30,7 +31,8 @@ class HttpError(Exception):
 
 
 class ControlServer:
-    """Routes: GET /health, GET /stats, GET /faults, POST /faults, POST /reset."""
+    """Routes: GET /health, GET /stats, GET /faults, POST /faults, POST /reset, GET /clock,
+    POST /clock."""
 
     def __init__(self, gateway: SimulatedGateway):
         self.gateway = gateway
@@ -58,6 +60,8 @@ class ControlServer:
             ("GET", "/faults"): lambda: {"faults": gateway.faults_json()},
             ("POST", "/faults"): lambda: {"faults": gateway.arm_fault_json(_json_body(body))},
             ("POST", "/reset"): self._reset,
+            ("GET", "/clock"): gateway.clock_json,
+            ("POST", "/clock"): lambda: gateway.set_clock_json(_json_body(body)),
         }
         handler = routes.get((method, path))
         if handler is None:
@@ -66,7 +70,7 @@ class ControlServer:
             raise HttpError(HTTPStatus.NOT_FOUND, f"no route {path}")
         try:
             return HTTPStatus.OK, handler()
-        except InvalidFault as exc:
+        except (InvalidFault, InvalidClock) as exc:
             raise HttpError(HTTPStatus.BAD_REQUEST, str(exc), exc.field) from exc
 
     def _reset(self) -> dict:

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .clock import Clock, clock_from_json
 from .connection import ClientConnection
 from .control import ControlServer
 from .faults import Fault, FaultBoard
@@ -36,8 +37,6 @@ class SimulatedGateway:
                  instruments: str | Path | Iterable[Instrument] | None = None,
                  host: str = "127.0.0.1", port: int = 0, control_port: int | None = 0,
                  account: str = DEFAULT_ACCOUNT):
-        if now is not None and now.tzinfo is None:
-            raise ValueError("now must be timezone-aware")
         if pacing_scale < 0:
             raise ValueError("pacing_scale must be >= 0")
         self.seed = seed
@@ -52,7 +51,7 @@ class SimulatedGateway:
         self.stats = Stats()
         self.port: int | None = None
         self.control_port: int | None = None
-        self._fixed_now = now.astimezone(dt.UTC) if now is not None else None
+        self._clock = Clock(now)
         self._requested_ports = (port, control_port)
         self._client_ids: dict[int, ClientConnection] = {}
         self._connections: set[ClientConnection] = set()
@@ -64,8 +63,16 @@ class SimulatedGateway:
     # ----- clock and shared state (used by connections and the control API)
 
     def now(self) -> dt.datetime:
-        """The simulator's clock: the fixed `now` if one was given, else the real time."""
-        return self._fixed_now or dt.datetime.now(dt.UTC)
+        """The simulator's clock: the fixed `now` if one was set, else the real time."""
+        return self._clock.now()
+
+    def clock_json(self) -> dict:
+        return self._clock.to_json()
+
+    def set_clock_json(self, data: Any) -> dict:
+        """Move the clock from its JSON form (raises clock.InvalidClock)."""
+        self._clock.set(clock_from_json(data))
+        return self._clock.to_json()
 
     def claim_client_id(self, client_id: int, connection: ClientConnection) -> bool:
         holder = self._client_ids.get(client_id)
@@ -90,7 +97,8 @@ class SimulatedGateway:
         return self.faults.to_json()
 
     def reset_state(self) -> None:
-        """Forget counters, armed faults and pacing history (open connections stay open)."""
+        """Forget counters, armed faults and pacing history (open connections stay open, and
+        the clock stays where it is)."""
         self.stats = Stats()
         self.faults.clear()
         self.pacing.reset()
@@ -109,6 +117,10 @@ class SimulatedGateway:
 
     def reset(self) -> None:
         self._on_loop(self.reset_state)
+
+    def set_now(self, now: dt.datetime | None) -> None:
+        """Stop the clock at `now` (timezone-aware), or follow the real time with None."""
+        self._on_loop(lambda: self._clock.set(now))
 
     def _on_loop(self, fn: Callable[[], T]) -> T:
         loop = self._loop

@@ -16,6 +16,8 @@ Interpretation (IB documents little of this; the simulator keeps it simple and c
   dated by the last session it holds. endDateTime later than now is cut to now, and bars hold only
   minutes that started before now. Nothing starts before the head timestamp, and bars of 30
   seconds or less are not kept for longer than six months.
+- Stocks' bars are split-adjusted as of now (price_model.PriceModel.on_basis_of_now), and
+  ADJUSTED_LAST is dividend-adjusted as of now on top of that.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ import pandas as pd
 from .bars import BarArrays
 from .ibtime import InvalidDateTime, parse_end_datetime
 from .instruments import CONTINUOUS_FUTURE, CRYPTO, FX, INDEX, STOCK, ContractQuery, Instrument
-from .paths import round_to_tick
-from .price_model import PriceModel
+from .paths import round_to_tick, tick_decimals
+from .price_model import ADJUSTED_EXTRA_DECIMALS, PriceModel
 
 DAY_SECONDS = 86_400
 WEEK_SECONDS = 7 * DAY_SECONDS
@@ -239,20 +241,27 @@ def answer(request: HistoricalRequest, plan_: Plan, instrument: Instrument, mode
     if bar_seconds <= SMALL_BAR_SECONDS:
         start_epoch = max(start_epoch, int((pd.Timestamp(now) - SMALL_BARS_KEPT).timestamp()))
     dates = None
+    session_indexes = None  # of each bar, for bars of a session or less
     if bar_seconds > DAY_SECONDS:
-        bars, dates = model.period_bars(instrument, start_epoch, end_epoch, now_epoch, rth,
-                                        monthly=bar_seconds == MONTH_SECONDS)
+        bars, dates, split_factors = model.period_bars(
+            instrument, start_epoch, end_epoch, now_epoch, rth,
+            monthly=bar_seconds == MONTH_SECONDS)
     elif bar_seconds == DAY_SECONDS:
         bars = model.daily_bars(instrument, start_epoch, end_epoch, now_epoch, rth)
         sessions = model.sessions_for(instrument)
         dates = [sessions.dates[i] for i in bars.start.tolist()]
+        session_indexes = bars.start
     else:
         bars = model.intraday_bars(instrument, start_epoch, end_epoch, now_epoch, bar_seconds,
                                    rth)
+        session_indexes = model.session_index_of(instrument, bars.start)
     if len(bars) == 0:
         raise no_data_error(instrument, request.contract.exchange, request.what_to_show)
+    if session_indexes is not None:
+        bars, split_factors = model.on_basis_of_now(instrument, bars, session_indexes,
+                                                    now_epoch)
     bars = _as_series(bars, request.what_to_show, instrument, model, now_epoch,
-                      bar_seconds >= DAY_SECONDS)
+                      session_indexes, split_factors)
     start = dt.datetime.fromtimestamp(start_epoch, dt.UTC)
     return HistoricalAnswer(start, plan_.end, bar_seconds >= DAY_SECONDS, bars, dates)
 
@@ -292,36 +301,49 @@ def _window_start(duration: Duration, end: dt.datetime, model: PriceModel,
 
 
 def _as_series(bars: BarArrays, what_to_show: str, instrument: Instrument, model: PriceModel,
-               now: int, dated: bool) -> BarArrays:
-    """The trades path as the requested series.
+               now: int, session_indexes: np.ndarray | None,
+               split_factors: np.ndarray) -> BarArrays:
+    """The trades path (on the basis of now) as the requested series.
 
     Quotes sit one tick around the trades path and, as IB sends them, report -1 volume. BID_ASK
     bars open at the average bid and close at the average ask (the bar's average price one tick
-    down and up), with the highest ask and the lowest bid. Indices report no volume; crypto
+    down and up), with the highest ask and the lowest bid. A bar that a split adjusted was
+    quoted on the tick of its day, so its quotes sit on that tick divided by its split factor.
+    ADJUSTED_LAST scales the trades by the dividends since. Indices report no volume; crypto
     volume is in coins.
     """
     tick = instrument.min_tick
+    decimals = tick_decimals(tick) + ADJUSTED_EXTRA_DECIMALS
+    adjusted = split_factors != 1
+    grid = tick / split_factors  # the tick of the bar's day, on today's basis
 
     def on_tick(prices: np.ndarray) -> np.ndarray:
-        return np.maximum(round_to_tick(prices, tick), tick)
+        quoted = np.maximum(round_to_tick(prices, tick), tick)
+        if not adjusted.any():
+            return quoted
+        on_grid = np.round(np.maximum(np.rint(prices / grid), 1) * grid, decimals)
+        return np.where(adjusted, on_grid, quoted)
 
     if what_to_show in QUOTES:
         minus_one = np.full(len(bars), -1, dtype=np.int64)
         if what_to_show == BID_ASK:
-            prices = (bars.wap - tick, bars.high + tick, bars.low - tick, bars.wap + tick)
+            prices = (bars.wap - grid, bars.high + grid, bars.low - grid, bars.wap + grid)
         else:
-            offset = {MIDPOINT: 0.0, BID: -tick, ASK: tick}[what_to_show]
+            offset = {MIDPOINT: 0.0, BID: -grid, ASK: grid}[what_to_show]
             prices = (bars.open + offset, bars.high + offset, bars.low + offset,
                       bars.close + offset)
         return BarArrays(bars.start, *(on_tick(p) for p in prices), minus_one,
                          np.full(len(bars), -1.0), minus_one)
     if what_to_show == ADJUSTED_LAST:
-        sessions = bars.start if dated else model.session_index_of(instrument, bars.start)
-        factors = model.dividend_factors(instrument, sessions, now)
-        adjusted = (on_tick(column * factors) for column in (bars.open, bars.high, bars.low,
-                                                              bars.close))
-        open_, high, low, close = adjusted
-        wap = np.clip(np.round(bars.wap * factors, 4), low, high)
+        factors = model.dividend_factors(instrument, session_indexes, now)
+        paid = factors != 1
+
+        def after_dividends(column: np.ndarray) -> np.ndarray:
+            return np.where(paid, np.round(column * factors, decimals), column)
+
+        open_, high, low, close = (after_dividends(column) for column in (
+            bars.open, bars.high, bars.low, bars.close))
+        wap = np.clip(after_dividends(bars.wap), low, high)
         return BarArrays(bars.start, open_, high, low, close, bars.volume, wap, bars.count)
     if instrument.sec_type == INDEX:
         zeros = np.zeros(len(bars), dtype=np.int64)

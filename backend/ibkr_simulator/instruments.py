@@ -58,7 +58,8 @@ class Instrument:
     mean_reversion: float = 0.998
     avg_trade_size: float = 110.0
     volume_unit: float = 1.0  # crypto volume is reported in fractions of a coin
-    dividend_yield: float = 0.0  # paid quarterly; only ADJUSTED_LAST bars show it
+    # Paid quarterly where corporate_actions has no dividend table; only ADJUSTED_LAST shows it.
+    dividend_yield: float = 0.0
     sessions: str = "XNYS"  # a rule of sessions.RULES
     under_con_id: int = 0
     last_trade: dt.datetime | None = None  # futures: the instant trading stops

@@ -57,8 +57,12 @@ def daily_walk(seed: int, instrument: Instrument, sessions: SessionTable) -> Dai
 
 
 def minute_grid(seed: int, instrument: Instrument, sessions: SessionTable, walk: DailyWalk,
-                indexes: np.ndarray) -> MinuteGrid:
-    """The 1-minute bars (extended hours included) of the sessions at `indexes`."""
+                indexes: np.ndarray, volume_divisor: np.ndarray | None = None) -> MinuteGrid:
+    """The 1-minute bars (extended hours included) of the sessions at `indexes`.
+
+    `avg_daily_volume` is in shares of after every split; `volume_divisor` (per session) turns
+    it into the shares of the session's day.
+    """
     k = indexes - walk.first_session
     log_to = walk.log_close[k]
     log_from = np.where(k > 0, walk.log_close[np.maximum(k - 1, 0)],
@@ -117,9 +121,15 @@ def minute_grid(seed: int, instrument: Instrument, sessions: SessionTable, walk:
         instrument.avg_daily_volume / regular_minutes * u_shape / u_mean,
         instrument.avg_daily_volume * rule.extended_volume_share / extended_minutes,
     )
-    volume = np.maximum(np.rint(mean_volume * np.exp(0.4 * noise[3])), 1).astype(np.int64)
+    shares = mean_volume * np.exp(0.4 * noise[3])
+    volume = np.maximum(np.rint(shares), 1).astype(np.int64)
     trade_size = instrument.avg_trade_size * np.exp(0.25 * noise[1])
     count = np.maximum(np.rint(volume / trade_size), 1).astype(np.int64)
+    if volume_divisor is not None:
+        # As many trades, each of fewer (dearer) shares: the count stays continuous over a
+        # split, as IBKR reports it unadjusted.
+        volume = np.maximum(np.rint(shares / volume_divisor[:, None]), 1).astype(np.int64)
+        count = np.minimum(count, volume)
     wap = np.clip(np.round((open_ + high + low + close) / 4, 4), low, high)
     return MinuteGrid(indexes, length,
                       BarArrays(start, open_, high, low, close, volume, wap, count))

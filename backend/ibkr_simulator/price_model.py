@@ -9,8 +9,9 @@ from collections.abc import Iterable
 import numpy as np
 
 from .bars import BarArrays, aggregate
-from .instruments import CME_ZONE, CONTINUOUS_FUTURE, FUTURE, Instrument
-from .paths import DailyWalk, MinuteGrid, daily_walk, minute_grid, round_to_tick
+from .corporate_actions import CorporateActions, cumulative_factor
+from .instruments import CME_ZONE, CONTINUOUS_FUTURE, FUTURE, STOCK, Instrument
+from .paths import DailyWalk, MinuteGrid, daily_walk, minute_grid, round_to_tick, tick_decimals
 from .seconds import SECONDS_PER_MINUTE, seconds_of
 from .sessions import RULES, STOCKS, SessionTable, session_table
 
@@ -18,8 +19,13 @@ MINUTE_CACHE_SESSIONS = 256
 DAILY_CACHE_ENTRIES = 200_000
 # Sessions generated together when a long daily request misses the cache.
 GRID_BLOCK_SESSIONS = 512
-# Dividends go ex on the first session of these months (ADJUSTED_LAST only).
+# A stock without a dividend table but with a dividend_yield goes ex on the first session of
+# these months (ADJUSTED_LAST only).
 DIVIDEND_MONTHS = (2, 5, 8, 11)
+# Prices that an adjustment changed keep this many decimals beyond the tick's: IBKR's adjusted
+# history is off the tick grid too (a cent after a 10:1 split is a tenth of a cent).
+ADJUSTED_EXTRA_DECIMALS = 4
+NO_ACTIONS = CorporateActions()
 
 
 class PriceModel:
@@ -29,6 +35,10 @@ class PriceModel:
     seed, the path and the session date, so bar sizes agree with each other and re-fetches of
     any overlapping window return the same bars. A futures contract's minutes are its root's
     path times the contract's premium for the session, on the tick grid.
+
+    A stock's path is its price after every split in its corporate actions; its minutes hold
+    the volume as traded (in the shares of their day), and `on_basis_of_now` turns bars into
+    what IBKR serves at a given now.
     """
 
     def __init__(self, seed: int, instruments: Iterable[Instrument]):
@@ -43,6 +53,7 @@ class PriceModel:
         self._walks: dict[tuple[str, str], DailyWalk] = {}
         self._minutes: OrderedDict[tuple[str, int], BarArrays] = OrderedDict()
         self._daily: dict[tuple[str, int, bool], tuple] = {}
+        self._dividend_events: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         # Stocks are what most requests ask for: build their calendar now, the others on demand.
         if STOCKS.name in self._table_starts:
             self.sessions_for_rule(STOCKS.name)
@@ -123,9 +134,12 @@ class PriceModel:
                                    side="left"))
         rows = {}
         missing = []
+        day_close = sessions.day_close(rth)
+        stopped = self.trading_stop(instrument, now) < now
         for i in range(first, last):
             key = (instrument.key, i, rth)
-            if key in self._daily:
+            # A session cached as final is in progress again when the clock was moved back.
+            if key in self._daily and (day_close[i] <= now or stopped):
                 rows[i] = self._daily[key]
             else:
                 missing.append(i)
@@ -140,9 +154,10 @@ class PriceModel:
         return BarArrays(*(np.array(c, dtype=np.asarray(c[0]).dtype) for c in columns))
 
     def period_bars(self, instrument: Instrument, window_start: int, end: int, now: int,
-                    rth: bool, monthly: bool) -> tuple[BarArrays, list[dt.date]]:
-        """Weekly (Monday to Sunday) or calendar-month bars of the daily bars, each dated by
-        the last session it holds. A window starting mid-period takes the whole period."""
+                    rth: bool, monthly: bool) -> tuple[BarArrays, list[dt.date], np.ndarray]:
+        """Weekly (Monday to Sunday) or calendar-month bars of the daily bars on the basis of
+        now, each dated by the last session it holds, with the split factor of that session.
+        A window starting mid-period takes the whole period."""
         sessions = self.sessions_for(instrument)
         first = int(np.searchsorted(sessions.day_open(rth), window_start, side="left"))
         if first < len(sessions):
@@ -153,13 +168,15 @@ class PriceModel:
             window_start = int(sessions.day_open(rth)[first])
         days = self.daily_bars(instrument, window_start, end, now, rth)
         if len(days) == 0:
-            return days, []
+            return days, [], np.ones(0)
         dates = [sessions.dates[i] for i in days.start.tolist()]
+        # Days on one basis first: a week holding a split must not mix the two.
+        days, split_factors = self.on_basis_of_now(instrument, days, days.start, now)
         keys = np.array([d.year * 12 + d.month if monthly else d.toordinal() - d.weekday()
                          for d in dates], dtype=np.int64)
         bars = aggregate(days, keys)
         last = np.r_[np.flatnonzero(keys[1:] != keys[:-1]), len(keys) - 1]
-        return bars, [dates[k] for k in last.tolist()]
+        return bars, [dates[k] for k in last.tolist()], split_factors[last]
 
     def _daily_rows(self, instrument: Instrument, sessions: SessionTable, grid: MinuteGrid,
                     now: int, rth: bool) -> dict[int, tuple | None]:
@@ -224,15 +241,88 @@ class PriceModel:
         sessions = self.sessions_for(instrument)
         return np.searchsorted(sessions.ext_close, epochs, side="right")
 
+    def corporate_actions(self, instrument: Instrument) -> CorporateActions:
+        """The splits and dividends of a stock (none for other products)."""
+        if instrument.sec_type != STOCK:
+            return NO_ACTIONS
+        return CorporateActions.for_symbol(instrument.symbol)
+
+    def today(self, instrument: Instrument, now: int) -> int:
+        """The date (ordinal) of `now` where the instrument trades. An action takes effect at
+        the start of its date there, before that day's pre-market session."""
+        zone = self.sessions_for(instrument).rule.zone
+        return dt.datetime.fromtimestamp(now, zone).date().toordinal()
+
+    def on_basis_of_now(self, instrument: Instrument, bars: BarArrays,
+                        session_indexes: np.ndarray, now: int) -> tuple[BarArrays, np.ndarray]:
+        """Path bars as IBKR serves them at `now`, and each bar's split factor.
+
+        As traded, a bar's prices were the path's times the ratios of every later split (on
+        the tick grid). IBKR divides them by the ratios of the splits that took effect after
+        the bar's session and by now (the split factor) and multiplies the volume by it; the
+        number of trades stays as it was. Prices that a split factor changed keep
+        ADJUSTED_EXTRA_DECIMALS more decimals than the tick.
+        """
+        actions = self.corporate_actions(instrument)
+        if not actions.splits or len(bars) == 0:
+            return bars, np.ones(len(bars))
+        days = self.sessions_for(instrument).ordinals[session_indexes]
+        as_traded = actions.shares_today_per_share(days)
+        split_factors = actions.split_factor(days, self.today(instrument, now))
+        tick = instrument.min_tick
+        decimals = tick_decimals(tick) + ADJUSTED_EXTRA_DECIMALS
+        adjusted = split_factors != 1
+
+        def rebased(traded: np.ndarray) -> np.ndarray:
+            return np.where(adjusted, np.round(traded / split_factors, decimals), traded)
+
+        open_, high, low, close = (rebased(round_to_tick(column * as_traded, tick))
+                                   for column in (bars.open, bars.high, bars.low, bars.close))
+        wap = np.clip(rebased(np.round(bars.wap * as_traded, 4)), low, high)
+        return BarArrays(bars.start, open_, high, low, close,
+                         scaled_volume(bars.volume, split_factors), wap, bars.count), split_factors
+
     def dividend_factors(self, instrument: Instrument, session_indexes: np.ndarray,
                          now: int) -> np.ndarray:
-        """ADJUSTED_LAST: each session's prices scaled down by the dividends paid since."""
+        """ADJUSTED_LAST: each session's prices times (1 - dividend / close of the session
+        before the ex-date) for every dividend that went ex after it and by now."""
+        days, factors = self._dividends(instrument)
         sessions = self.sessions_for(instrument)
-        ex_dates = _ex_dividend_sessions(sessions)
-        today = sessions.containing_or_after(now)
-        paid_since = (np.searchsorted(ex_dates, today, side="right")
-                      - np.searchsorted(ex_dates, session_indexes, side="right"))
-        return (1 - instrument.dividend_yield / 4) ** np.maximum(paid_since, 0)
+        return cumulative_factor(days, factors, sessions.ordinals[session_indexes],
+                                 self.today(instrument, now))
+
+    def _dividends(self, instrument: Instrument) -> tuple[np.ndarray, np.ndarray]:
+        """Ex-dates (ordinals) and price factors of a stock's dividends: its table's, or
+        quarterly dividends of its dividend_yield where it has no table."""
+        cached = self._dividend_events.get(instrument.key)
+        if cached is not None:
+            return cached
+        sessions = self.sessions_for(instrument)
+        actions = self.corporate_actions(instrument)
+        if actions.dividends:
+            walk = self._walk(instrument)
+            days, factors = [], []
+            for dividend in actions.dividends:
+                before = sessions.first_on_or_after(dividend.ex_date) - 1
+                if before < walk.first_session or before + 1 >= len(sessions):
+                    continue
+                # The close as traded: the path's times the later splits' ratios.
+                tick = instrument.min_tick
+                path_close = round_to_tick(np.exp(walk.log_close[[before - walk.first_session]]),
+                                           tick)
+                shares = actions.shares_today_per_share(sessions.ordinals[[before]])
+                close = float(round_to_tick(path_close * shares, tick)[0])
+                days.append(dividend.ex_date.toordinal())
+                factors.append(1 - dividend.amount / close)
+            events = (np.array(days, dtype=np.int64), np.array(factors))
+        elif instrument.dividend_yield and instrument.sec_type == STOCK:
+            ex_sessions = _ex_dividend_sessions(sessions)
+            events = (sessions.ordinals[ex_sessions],
+                      np.full(len(ex_sessions), 1 - instrument.dividend_yield / 4))
+        else:
+            events = (np.empty(0, dtype=np.int64), np.empty(0))
+        self._dividend_events[instrument.key] = events
+        return events
 
     def _walk(self, instrument: Instrument) -> DailyWalk:
         key = (instrument.path, instrument.sessions)
@@ -245,7 +335,12 @@ class PriceModel:
     def _minute_grid(self, instrument: Instrument, indexes: list[int]) -> MinuteGrid:
         sessions = self.sessions_for(instrument)
         positions = np.array(indexes, dtype=np.int64)
-        grid = minute_grid(self.seed, instrument, sessions, self._walk(instrument), positions)
+        actions = self.corporate_actions(instrument)
+        # Before a split fewer shares traded, each at a higher price.
+        shares = (actions.shares_today_per_share(sessions.ordinals[positions])
+                  if actions.splits else None)
+        grid = minute_grid(self.seed, instrument, sessions, self._walk(instrument), positions,
+                           volume_divisor=shares)
         premium = _futures_premium(instrument, sessions, positions)
         return grid if premium is None else _scaled(grid, premium, instrument.min_tick)
 
@@ -282,5 +377,15 @@ def _scaled(grid: MinuteGrid, factors: np.ndarray, tick: float) -> MinuteGrid:
 
 def _ex_dividend_sessions(sessions: SessionTable) -> np.ndarray:
     first, last = sessions.dates[0].year, sessions.dates[-1].year
-    return np.array([sessions.first_on_or_after(dt.date(year, month, 1))
-                     for year in range(first, last + 1) for month in DIVIDEND_MONTHS])
+    indexes = [sessions.first_on_or_after(dt.date(year, month, 1))
+               for year in range(first, last + 1) for month in DIVIDEND_MONTHS]
+    return np.array([i for i in indexes if i < len(sessions)], dtype=np.int64)
+
+
+def scaled_volume(volume: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Volume times its split factor: whole shares stay whole; a 3:2 split can leave halves."""
+    if np.all(factors == 1):
+        return volume
+    if np.all(factors == np.rint(factors)):
+        return volume * factors.astype(np.int64)
+    return volume * factors
