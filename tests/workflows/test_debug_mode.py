@@ -68,6 +68,10 @@ async def test_debug_runs_use_only_the_cache_and_replay_identically(
     live_lineage = repository.lineage_for(live.id)
     assert [r.meta["checksum"] for r in live_lineage] == [r.meta["checksum"] for r in lineage[0]]
     assert {r.meta["data_source"] for r in live_lineage} == {"ibkr"}
+    # Each run says which price basis it read: the one the live run's fetch set, never checked
+    # against IBKR in DEBUG_MODE.
+    bases = [[r.meta["price_basis_at"] for r in runs] for runs in (live_lineage, *lineage)]
+    assert bases[0] == bases[1] == bases[2] and None not in bases[0]
 
     logs = repository.logs_for(first.id)
     start = [log for log in logs if log.step == "start"]
