@@ -69,3 +69,14 @@ async def build_container():
     yield build
     for container in built:
         await container.ib_connection().close()
+
+
+@pytest.fixture
+def moving_sim():
+    """A simulator of its own at 2024-05-31, whose clock a test moves (the shared one's stays
+    put); see tests/support/gateway.py move_clock."""
+    from tests.support.gateway import evening, start_simulator
+
+    running = start_simulator(now=evening(2024, 5, 31))
+    yield running
+    running.gateway.stop()

@@ -23,6 +23,7 @@ from backend.market_data import calendar as market_calendar
 from backend.market_data.bar_columns import BarColumns, datetime_to_ns
 from backend.market_data.domain import BarSize, SeriesKey
 from backend.storage.market_data_repository import Fetch, _segment_values
+from backend.storage.market_data_tables import SERIES_KEY_COLUMNS
 
 EXCHANGE = "NASDAQ"
 SESSIONS_PER_YEAR = 252
@@ -171,21 +172,23 @@ COPY_SEGMENTS = f"COPY market_data_cache ({', '.join(SEGMENT_COLUMNS)}) FROM STD
 
 # The series summaries and statistics store_chunk keeps beside the segments, for rows loaded
 # without it.
-FILL_SUMMARIES = """
+# The series key's columns (market_data_tables.SERIES_KEY_COLUMNS), as SQL.
+_KEY = ", ".join(SERIES_KEY_COLUMNS)
+FILL_SUMMARIES = f"""
 INSERT INTO market_data_series_summary
-    (symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth, bar_count, first_bar_at, last_bar_at, last_fetched_at)
-SELECT symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth, sum(bar_count), min(timestamp), max(last_bar_at), max(fetched_at)
-FROM market_data_cache GROUP BY symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth
-ON CONFLICT (symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth) DO UPDATE SET
+    ({_KEY}, bar_count, first_bar_at, last_bar_at, last_fetched_at)
+SELECT {_KEY}, sum(bar_count), min(timestamp), max(last_bar_at), max(fetched_at)
+FROM market_data_cache GROUP BY {_KEY}
+ON CONFLICT ({_KEY}) DO UPDATE SET
     bar_count = excluded.bar_count, first_bar_at = excluded.first_bar_at,
     last_bar_at = excluded.last_bar_at, last_fetched_at = excluded.last_fetched_at
 """
-FILL_STATS = """
+FILL_STATS = f"""
 INSERT INTO market_data_cache_stats
-    (symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth, hits, misses, partial_hits, stale_serves, last_refresh_at)
-SELECT symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth, 0, 0, 0, 0, max(fetched_at)
-FROM market_data_cache GROUP BY symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth
-ON CONFLICT (symbol, exchange, data_type, sec_type, currency, expiry, what_to_show, use_rth) DO UPDATE SET last_refresh_at = excluded.last_refresh_at
+    ({_KEY}, hits, misses, partial_hits, stale_serves, last_refresh_at)
+SELECT {_KEY}, 0, 0, 0, 0, max(fetched_at)
+FROM market_data_cache GROUP BY {_KEY}
+ON CONFLICT ({_KEY}) DO UPDATE SET last_refresh_at = excluded.last_refresh_at
 """
 
 

@@ -20,7 +20,7 @@ from backend.ibkr.chunking import DEFAULT_SESSIONS_PER_REQUEST, ChunkPlan
 from backend.ibkr.connection import IBConnection
 from backend.ibkr.pacing import PacingScheduler
 from backend.market_data import calendar as market_calendar
-from backend.market_data.domain import Bar, BarSize, Market, SecType, SeriesKey, WhatToShow
+from backend.market_data.domain import Bar, BarSize, SecType, SeriesKey, WhatToShow
 from backend.market_data.errors import (
     GatewayTimeout,
     GatewayUnavailable,
@@ -171,31 +171,29 @@ class IBKRClient:
     # -- planning -------------------------------------------------------------------------------
 
     def plan_chunks(
-        self, series: SeriesKey | str, bar_size: BarSize, start: datetime, end: datetime
+        self, series: SeriesKey, bar_size: BarSize, start: datetime, end: datetime
     ) -> list[ChunkPlan]:
-        """Split [start, end) into requests of whole sessions within IBKR's duration limits.
-
-        A plain exchange names a stock's regular hours there."""
+        """Split [start, end) into requests of whole sessions within IBKR's duration limits."""
         return chunking.plan_chunks(
-            _market(series),
+            series.market,
             bar_size,
             start,
             end,
             self.sessions_per_request[bar_size],
             self.clock(),
-            what_to_show=_what_to_show(series),
+            what_to_show=series.what_to_show,
         )
 
     def count_chunks(
-        self, series: SeriesKey | str, bar_size: BarSize, ranges: list[tuple[datetime, datetime]]
+        self, series: SeriesKey, bar_size: BarSize, ranges: list[tuple[datetime, datetime]]
     ) -> int:
         """How many requests plan_chunks would make for the ranges, at most."""
         return chunking.count_chunks(
-            _market(series),
+            series.market,
             bar_size,
             ranges,
             self.sessions_per_request[bar_size],
-            what_to_show=_what_to_show(series),
+            what_to_show=series.what_to_show,
             now=self.clock(),
         )
 
@@ -456,11 +454,3 @@ def _check_bar(stamp: datetime, item) -> None:
         problems.append("negative volume")
     if problems:
         raise InvalidBar(f"bar at {stamp.isoformat()} is inconsistent: {', '.join(problems)}")
-
-
-def _market(series: SeriesKey | str) -> Market:
-    return series.market if isinstance(series, SeriesKey) else Market(SecType.STK, series, True)
-
-
-def _what_to_show(series: SeriesKey | str) -> str:
-    return series.what_to_show if isinstance(series, SeriesKey) else WhatToShow.TRADES

@@ -36,7 +36,12 @@ from backend.market_data.errors import (
     PacingViolation,
 )
 from backend.market_data.lookup_counts import LookupCounts
-from backend.storage.market_data_repository import CacheSummary, Fetch, MarketDataCacheRepository
+from backend.storage.market_data_repository import (
+    CacheSummary,
+    Fetch,
+    MarketDataCacheRepository,
+    SeriesSummary,
+)
 from backend.storage.series_lock import SeriesLocks
 
 
@@ -222,48 +227,26 @@ class MarketDataService:
         if self.client is None:
             raise CacheMissInDebugMode(series.symbol, series.exchange, series.data_type, [], 1)
         segments = await self._run(self.repository.sample_segments, series, samples)
-        pairs: list[tuple[float, float]] = []
-        compared = drifted = 0
+        drifted_pairs: list[tuple[float, float]] = []
+        compared = 0
         for segment in segments:
-            held = segment.columns
-            first, last = held.first_at(), held.last_at()
-            assert first is not None and last is not None
-            end = market_calendar.bar_end(series.market, series.bar_size, last)
-            answered: dict[datetime, float] = {}
-            async for chunk in self.client.fetch_chunks(series, first, end):
-                answered.update((bar.timestamp, bar.close) for bar in chunk.bars)
-            for stamp, cached in zip(held.timestamps(), held.close.tolist(), strict=True):
-                fresh = answered.get(stamp)
-                if fresh is None or fresh <= 0:
-                    continue
-                compared += 1
-                if basis_change([(cached, fresh)], series.what_to_show) is not None:
-                    drifted += 1
-                    pairs.append((cached, fresh))
-        change = basis_change(pairs, series.what_to_show) if pairs else None
+            pairs = await self._asked_again(series, segment.columns)
+            compared += len(pairs)
+            drifted_pairs += [
+                pair for pair in pairs if basis_change([pair], series.what_to_show) is not None
+            ]
+        change = basis_change(drifted_pairs, series.what_to_show) if drifted_pairs else None
         healed = None
         if repair and change is not None:
-            factor, split = change
-            now = self.clock()
-            action = {
-                "detected_at": now,
-                "anchor_at": segments[-1].columns.last_at(),
-                "factor": factor,
-                "kind": "split" if split else "adjustment",
-                "healed": "rescaled" if split else "refetched",
-            }
-            if split:
-                await self._run(self.repository.rescale_series, series, factor, action)
-            else:
-                held_summary = await self._run(self.repository.drop_for_refetch, series, action)
-                if held_summary is not None and held_summary.first_bar_at is not None:
-                    await self.read_series(series, held_summary.first_bar_at, now)
-            healed = action["healed"]
+            held = await self._heal(series, change, segments[-1].columns.last_at())
+            if held is not None and held.first_bar_at is not None:
+                await self.read_series(series, held.first_bar_at, self.clock())
+            healed = "rescaled" if change[1] else "refetched"
         return Drift(
             series,
             len(segments),
             compared,
-            drifted,
+            len(drifted_pairs),
             change[0] if change else None,
             healed,
         )
@@ -557,16 +540,7 @@ class MarketDataService:
         anchors = await self._run(self.repository.anchor_bars, series, needed[0][0])
         if not len(anchors):
             return needed
-        first, last = anchors.first_at(), anchors.last_at()
-        end = market_calendar.bar_end(series.market, series.bar_size, last)
-        answered: dict[datetime, float] = {}
-        async for chunk in self.client.fetch_chunks(series, first, end):
-            answered.update((bar.timestamp, bar.close) for bar in chunk.bars)
-        pairs = [
-            (cached, answered[stamp])
-            for stamp, cached in zip(anchors.timestamps(), anchors.close.tolist(), strict=True)
-            if stamp in answered and answered[stamp] > 0
-        ]
+        pairs = await self._asked_again(series, anchors)
         if not pairs:
             logger.bind(symbol=series.symbol).warning(
                 "{}: IBKR did not answer the anchor bars; basis not checked", series.label()
@@ -576,10 +550,37 @@ class MarketDataService:
         if change is None:
             await self._run(self.repository.confirm_basis, series, now)
             return needed
+        held = await self._heal(series, change, anchors.last_at())
+        if held is None or held.first_bar_at is None:
+            return needed
+        # Dropped to be fetched again: from the first bar it held.
+        return [(min(held.first_bar_at, needed[0][0]), needed[-1][1])]
+
+    async def _asked_again(
+        self, series: SeriesKey, cached: BarColumns
+    ) -> list[tuple[float, float]]:
+        """(cached close, IBKR's close now) for each cached bar IBKR answers again."""
+        assert self.client is not None
+        end = market_calendar.bar_end(series.market, series.bar_size, cached.last_at())
+        answered: dict[datetime, float] = {}
+        async for chunk in self.client.fetch_chunks(series, cached.first_at(), end):
+            answered.update((bar.timestamp, bar.close) for bar in chunk.bars)
+        return [
+            (close, answered[stamp])
+            for stamp, close in zip(cached.timestamps(), cached.close.tolist(), strict=True)
+            if answered.get(stamp, 0) > 0
+        ]
+
+    async def _heal(
+        self, series: SeriesKey, change: tuple[float, bool], anchor_at: datetime | None
+    ) -> SeriesSummary | None:
+        """Bring the whole cached series to IBKR's current basis and record the action: a split
+        rescales it; anything else drops it, and the caller fetches it again from the first bar
+        of what it held (returned; None for a split)."""
         factor, split = change
         action = {
-            "detected_at": now,
-            "anchor_at": last,
+            "detected_at": self.clock(),
+            "anchor_at": anchor_at,
             "factor": factor,
             "kind": "split" if split else "adjustment",
             "healed": "rescaled" if split else "refetched",
@@ -590,7 +591,7 @@ class MarketDataService:
             log.warning(
                 "{}: split of {:g} detected; {} bars rescaled", series.label(), factor, bars
             )
-            return needed
+            return None
         held = await self._run(self.repository.drop_for_refetch, series, action)
         log.warning(
             "{}: price basis changed by {:.6f}; {} bars fetched again",
@@ -598,8 +599,7 @@ class MarketDataService:
             factor,
             held.bar_count if held else 0,
         )
-        start = held.first_bar_at if held and held.first_bar_at else needed[0][0]
-        return [(min(start, needed[0][0]), needed[-1][1])]
+        return held
 
     def _plan(
         self, series: SeriesKey, bar_size: BarSize, needed: list[tuple[datetime, datetime]]

@@ -2,13 +2,12 @@
 clock moves: the actions a fetch across a split records are listed, verify finds the drift a
 split leaves in a cache that has not fetched since, repair heals it, and DEBUG_MODE refuses."""
 
-from datetime import UTC, datetime
-
-import httpx
 import pytest
 
 from tests.support.cache_api import api_client
-from tests.support.gateway import FakeClock, start_simulator
+from tests.support.gateway import FakeClock
+from tests.support.gateway import evening as at
+from tests.support.gateway import move_clock as move
 from tests.support.migrations import migrate_to_head
 
 CACHE = "/api/market-data/cache"
@@ -18,29 +17,10 @@ VERIFY = f"{CACHE}/verify"
 BEFORE_SPLIT_DAYS, AFTER_SPLIT_DAYS = 150, 211
 
 
-def at(year: int, month: int, day: int, hour: int = 21) -> datetime:
-    return datetime(year, month, day, hour, tzinfo=UTC)
-
-
-@pytest.fixture
-def moving_sim():
-    """A simulator of its own, whose clock the test moves (the shared one's stays put)."""
-    running = start_simulator(now=at(2024, 5, 31))
-    yield running
-    running.gateway.stop()
-
-
 @pytest.fixture
 def migrated_sqlite_url(sqlite_url) -> str:
     migrate_to_head(sqlite_url)
     return sqlite_url
-
-
-def move(sim, clock: FakeClock, now: datetime) -> None:
-    httpx.post(
-        f"{sim.control_url}/clock", json={"now": now.isoformat()}, timeout=5
-    ).raise_for_status()
-    clock.now = now
 
 
 def refresh(client, days_back: int) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 from contextlib import contextmanager
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -18,7 +17,9 @@ from backend.storage.market_data_repository import BarFilter, MarketDataCacheRep
 from tests.cli.conftest import CliRun
 from tests.support.app import make_container, make_settings
 from tests.support.cache_api import api_client
-from tests.support.gateway import FakeClock, start_simulator
+from tests.support.gateway import FakeClock
+from tests.support.gateway import evening as at
+from tests.support.gateway import move_clock as move
 from tests.support.migrations import migrate_to_head
 
 # From 2024-05-31, 150 days back starts at 2024-01-02.
@@ -26,29 +27,10 @@ DAYS_BEFORE_THE_SPLIT = "150"
 BACKEND = "http://backend.test"
 
 
-def at(year: int, month: int, day: int, hour: int = 21) -> datetime:
-    return datetime(year, month, day, hour, tzinfo=UTC)
-
-
-@pytest.fixture
-def moving_sim():
-    """A simulator of its own, whose clock the test moves (the shared one's stays put)."""
-    running = start_simulator(now=at(2024, 5, 31))
-    yield running
-    running.gateway.stop()
-
-
 @pytest.fixture
 def migrated_sqlite_url(sqlite_url) -> str:
     migrate_to_head(sqlite_url)
     return sqlite_url
-
-
-def move(sim, clock: FakeClock, now: datetime) -> None:
-    httpx.post(
-        f"{sim.control_url}/clock", json={"now": now.isoformat()}, timeout=5
-    ).raise_for_status()
-    clock.now = now
 
 
 class MovingCli:

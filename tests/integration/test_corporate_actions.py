@@ -3,34 +3,16 @@ detects a changed price basis with at most one extra request per fetch, heals th
 series in one go, records the action, and never mixes price scales."""
 
 import math
-from datetime import UTC, datetime
+from datetime import UTC
 
-import httpx
 import numpy as np
 import pytest
 
 from backend.market_data.domain import parse_series
 from backend.storage.market_data_repository import BarFilter
-from tests.support.gateway import FakeClock, start_simulator
-
-
-def at(year: int, month: int, day: int, hour: int = 21) -> datetime:
-    return datetime(year, month, day, hour, tzinfo=UTC)
-
-
-@pytest.fixture
-def moving_sim():
-    """A simulator of its own, whose clock the test moves (the shared one's stays put)."""
-    running = start_simulator(now=at(2024, 5, 31))
-    yield running
-    running.gateway.stop()
-
-
-def move(sim, clock: FakeClock, now: datetime) -> None:
-    httpx.post(
-        f"{sim.control_url}/clock", json={"now": now.isoformat()}, timeout=5
-    ).raise_for_status()
-    clock.now = now
+from tests.support.gateway import FakeClock
+from tests.support.gateway import evening as at
+from tests.support.gateway import move_clock as move
 
 
 def closes_by_day(bars) -> dict:

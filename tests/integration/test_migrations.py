@@ -96,7 +96,10 @@ def test_drift_check_sees_the_missing_summaries_and_open_segments_index(database
     with engine.connect() as connection:
         diffs = compare_metadata(MigrationContext.configure(connection), SQLModel.metadata)
     engine.dispose()
-    assert {diff[1].name for diff in diffs if diff[0] == "add_table"} == {SUMMARY_TABLE, *SINCE_0005}
+    assert {diff[1].name for diff in diffs if diff[0] == "add_table"} == {
+        SUMMARY_TABLE,
+        *SINCE_0005,
+    }
     assert {diff[1].name for diff in diffs if diff[0] == "add_index"} == {OPEN_SEGMENTS_INDEX}
 
 

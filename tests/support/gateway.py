@@ -66,3 +66,16 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def evening(year: int, month: int, day: int, hour: int = 21) -> datetime:
+    """A UTC moment of that day: by default after New York's close (16:00 ET is 20:00-21:00 UTC)."""
+    return datetime(year, month, day, hour, tzinfo=UTC)
+
+
+def move_clock(sim: RunningSimulator, clock: FakeClock, now: datetime) -> None:
+    """Move the simulator's clock (its control API) and the cache's injected clock together."""
+    httpx.post(
+        f"{sim.control_url}/clock", json={"now": now.isoformat()}, timeout=5
+    ).raise_for_status()
+    clock.now = now
