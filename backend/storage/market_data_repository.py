@@ -1127,7 +1127,7 @@ class MarketDataCacheRepository:
 
     @cached_property
     def _stats_upsert(self):
-        """Add to a series' counters and set the times given (a time passed as None stays).
+        """Add to a series' counters and move its times to those given if later (None: stays).
 
         Built once: every cache lookup runs it, and building it costs more than running it."""
         insert_stats = self._insert(STATS).values(
@@ -1137,8 +1137,17 @@ class MarketDataCacheRepository:
         updates: dict[str, Any] = {
             name: STATS.c[name] + insert_stats.excluded[name] for name in OUTCOME_COLUMNS.values()
         }
+        # The later of the stored and the given time: writes from several threads or processes
+        # arrive in any order, and an older one must not move a "last" time back.
         updates |= {
-            name: func.coalesce(insert_stats.excluded[name], STATS.c[name]) for name in _STATS_TIMES
+            name: case(
+                (
+                    or_(STATS.c[name].is_(None), insert_stats.excluded[name] > STATS.c[name]),
+                    insert_stats.excluded[name],
+                ),
+                else_=STATS.c[name],
+            )
+            for name in _STATS_TIMES
         }
         return insert_stats.on_conflict_do_update(index_elements=list(_KEY_COLUMNS), set_=updates)
 

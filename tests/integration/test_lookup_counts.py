@@ -59,6 +59,20 @@ def test_lookups_from_many_threads_are_all_counted(repository):
     lookups.close()
 
 
+def test_an_older_hit_written_later_does_not_move_the_last_hit_back(repository):
+    # Threads record in any order: a hit stamped earlier can reach the writer after a later one.
+    lookups = LookupCounts(repository)
+    lookups.record(NVDA, "hit", NOW + timedelta(seconds=10))
+    lookups.flush()
+    lookups.record(NVDA, "stale", NOW + timedelta(seconds=5))
+    lookups.flush()
+
+    hits, _, _, stale, last_hit_at = stored(repository)[("NVDA", "1m")]
+    assert (hits, stale) == (1, 1)
+    assert last_hit_at.astimezone(UTC) == NOW + timedelta(seconds=10)
+    lookups.close()
+
+
 def test_a_miss_alone_sets_no_last_hit_time(repository):
     lookups = LookupCounts(repository)
     lookups.record(NVDA, "miss", NOW)
