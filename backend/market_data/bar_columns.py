@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from pandas.api.internals import create_dataframe_from_blocks
 
 from backend.market_data.domain import Bar, OhlcvBar
 
@@ -37,6 +38,12 @@ COLUMN_NAMES = tuple(COLUMN_DTYPES)
 _PRICE_COLUMNS = ("open", "high", "low", "close")
 # The DataFrame's float columns: bar_count becomes float so a missing count can be NaN.
 _FLOAT_FRAME_COLUMNS = (*_PRICE_COLUMNS, "volume", "wap", "bar_count")
+# The frame's columns, built once (making an Index of strings costs about as much as the rest of
+# a small frame) and given to each frame as a shallow copy, whose name is the frame's own.
+_FRAME_COLUMNS = pd.Index([*_FLOAT_FRAME_COLUMNS, "is_final"])
+# Where the frame's two blocks go: the floats first, is_final last.
+_FLOAT_PLACEMENT = np.arange(len(_FLOAT_FRAME_COLUMNS))
+_IS_FINAL_PLACEMENT = np.array([len(_FLOAT_FRAME_COLUMNS)])
 
 ARROW_SCHEMA = pa.schema(
     [
@@ -196,16 +203,22 @@ class BarColumns:
         """A frame indexed by a UTC DatetimeIndex named "timestamp", one float column per field
         (bar_count too, NaN where not sent) and is_final as bool. The frame owns its data."""
         index = pd.DatetimeIndex(self.timestamp.view("datetime64[ns]"), tz="UTC", name="timestamp")
-        # The float columns go in as one 2-d block, the layout pandas keeps, so it adopts the
-        # block instead of copying the columns again to consolidate them.
+        # The float columns are copied into one 2-d block, the layout pandas keeps, and both
+        # blocks are handed to pandas as they are: inserting is_final as a column afterwards
+        # took longer than copying the floats (pandas rebuilds its columns on insert). Copied,
+        # not shared: a frame over the columns' read-only arrays refuses frame.iloc[0, 0] = x,
+        # and pandas' copy-on-write cannot see numpy views, so a frame over writable memory the
+        # columns view would change them.
         floats = np.empty((len(_FLOAT_FRAME_COLUMNS), len(self)), dtype=np.float64)
         for row, name in enumerate(_FLOAT_FRAME_COLUMNS[:-1]):
             floats[row] = getattr(self, name)
         floats[-1] = self.bar_count
         floats[-1][self.bar_count == NO_BAR_COUNT] = np.nan
-        frame = pd.DataFrame(floats.T, index=index, columns=_FLOAT_FRAME_COLUMNS, copy=False)
-        frame["is_final"] = self.is_final.copy()
-        return frame
+        return create_dataframe_from_blocks(
+            [(floats, _FLOAT_PLACEMENT), (self.is_final.copy()[np.newaxis], _IS_FINAL_PLACEMENT)],
+            index=index,
+            columns=_FRAME_COLUMNS.copy(),
+        )
 
     def to_arrow(self) -> pa.Table:
         """An Arrow table in ARROW_SCHEMA: nulls where a value was not sent, not NaN or -1."""

@@ -1,71 +1,101 @@
 """The bytes of one stored segment (market_data_cache.ohlcv_data): its bars as packed records.
 
-Format version 2, little-endian throughout:
+Format version 3, little-endian throughout:
 
-    header (38 bytes)  "BSEG", version u8, layout u8 x 10 (the codes of timestamp, open, high,
+    header (42 bytes)  "BSEG", version u8, layout u8 x 10 (the codes of timestamp, open, high,
                        low, close, volume, wap, bar_count, fetch_index and is_final), base
                        timestamp i64 (ns since the epoch), step i64 (ns), bar count n u32, the
                        segment's fetch index u16 and is_final u8 (used where their code is
-                       CONSTANT)
+                       CONSTANT), close base i32 (used where close's code is a CLOSE_STEP)
     body               n records holding the fields whose code stores them, in that order,
                        packed with no padding
 
 The codes give each field's type. Timestamp: REGULAR (1) stores nothing, bar i starts at
 base + i * step (a session without gaps); SECONDS (0) is int32 whole seconds after base (the
 first bar's start), used when every start is a whole second within int32 seconds of the first;
-RAW (255) is int64 nanoseconds with base 0. A float column's code k (0..8) is int32
-value * 10**k, for a k that gives back every value bit for bit through int32 -> float64 / 10**k
-(prices with two decimals: k=2); a column with NaN, infinities, -0.0 or values no k reproduces
-is RAW float64. bar_count is int32 (code 0) when it fits, else RAW int64. fetch_index and
-is_final are CONSTANT (0), the header's value for every bar, or PER_BAR (1), a u16 and a u8 in
-each record (any nonzero is_final reads as final).
+RAW (255) is int64 nanoseconds with base 0.
 
-Version 1 (written before version 2, still read): a 25-byte header "<4sB8sqI" with no step and no
-constants, layout codes for timestamp (SECONDS or RAW), the six float columns and bar_count, and
-fetch_index u16 and is_final u8 in every record.
+A float column is stored as the integers m = value * 10**k when one k from 0 to 8 gives back
+every value bit for bit through float64(m) / 10**k with m within int32 (prices with two
+decimals: k=2). Its code is then a form plus k:
+
+    DECIMAL     0 + k   int32 m
+    NEAR_CLOSE 16 + k   open, high, low and wap: int16 m - c * 10**(k - j), c being the same
+                        bar's close as integers at the close's j decimals (j <= k)
+    CLOSE_STEP 32 + k   close: int16 m - the bar before's m (the first bar's: m - close base)
+
+each column taking the narrowest form that holds all its bars: one price far from its close, or
+one step of the close beyond an int16, makes that column int32 and leaves the others narrow. A
+column with NaN, infinities, -0.0 or values no k reproduces is RAW float64. bar_count is
+SMALL_COUNT (1), a uint16 of count + 1 (so that -1, no count sent, is 0), when every count is
+from -1 to 65534, else int32 (0) when it fits, else RAW int64. fetch_index and is_final are
+CONSTANT (0), the header's value for every bar, or PER_BAR (1), a u16 and a u8 in each record
+(any nonzero is_final reads as final). A session of 1-minute stock bars takes 16 bytes a bar:
+five int16 prices, an int32 volume and a uint16 count.
+
+Versions 1 and 2 are still read, and segments of every version decode together. Version 2 has
+the 38-byte header without the close base and only DECIMAL and RAW float columns and int32 and
+RAW counts (28 bytes a 1-minute bar); a version 2 and a version 3 segment with the same codes
+share a layout. Version 1 has a 25-byte header "<4sB8sqI" with no step and no constants, layout
+codes for timestamp (SECONDS or RAW), the six float columns and bar_count, and fetch_index u16
+and is_final u8 in every record.
 
 decode_segments reads the segments of a query at once: consecutive segments with one layout
-are joined, viewed as one record array and each field is converted by one numpy operation,
-written straight into the output columns, 256 kB of bodies at a time. encode_segments does the
-reverse for a fetched chunk: the decimal codes are chosen once for all its bars, so the
-segments of a chunk share a layout and are built from one record array.
+are joined, viewed as one record array and each field is converted by a few numpy operations
+over all of them, written straight into the output columns, 256 kB of bodies at a time. The
+close's integers are a running sum of the batch's steps, set right at each segment's start by
+its base; the other prices are added to them as float64 (exact: integers far below 2**53); and
+each column is divided by its 10**k last, the operation _decimal_exponent checks, so the bits
+are the ones encoded. When layouts alternate in many short runs, each layout's segments are
+decoded together and copied into place. encode_segments does the reverse for a fetched chunk:
+the codes are chosen once for all its bars, so the segments of a chunk share a layout and are
+built from one record array.
 
-Why, measured on a year of 1-minute bars (252 segments of 390 bars: random-walk prices around
-100 with two decimals, wap with four, whole volumes and counts) against the same bars in one
-Parquet file written with pyarrow's defaults (25.3 bytes a bar). Times are medians of
-interleaved rounds over pq.read_table(file).to_pandas(), ranges over runs:
+Why, measured with scripts/bench_cache.py: a year of 1-minute bars (252 sessions, 97,740 bars;
+random-walk prices in cents, wap in 1/10,000ths, whole volumes and counts) stored a session a
+segment, against the same bars in one Parquet file with pyarrow's defaults (25.0 bytes a bar).
+Times are the benchmark's medians of interleaved rounds: the median of six runs of each
+version, alternating, on a shared two-core machine, and their range:
 
-    bytes per bar                           records      PostgreSQL table of (id, bytea) rows
-      version 2 (7 int32 fields)              28.0       lz4 22.4, uncompressed 33.1
-      version 1 (+ seconds, fetch, final)     35.1       pglz 22.3, lz4 24.1, uncompressed 38.3
-      every float column RAW                  59.1       pglz 36.4, lz4 36.5
-      (Parquet of the same: 28.8)
+                                      version 2              version 3
+    bytes a bar: segment records        28.1                   16.1
+      PostgreSQL table (lz4 TOAST)      25.4                   19.4
+      SQLite file                       33.2                   22.6
+    PostgreSQL: fetching the rows       14.6 (13.9-28.8) ms    10.2 (9.5-20.3) ms
+      decode_segments                    5.9 (4.8-7.5) ms       6.5 (5.8-8.1) ms
+    SQLite: fetching the rows            8.1 (7.4-10.3) ms      7.6 (7.1-8.9) ms
+      decode_segments                    5.6 (4.8-7.3) ms       6.4 (5.9-7.7) ms
+    the warm read over Parquet's
+      PostgreSQL                        2.24 (1.87-2.46)       1.81 (1.56-1.85)
+      SQLite                            1.77 (1.67-2.09)       1.75 (1.56-1.91)
 
-    read time vs Parquet
-      decode_segments + to_pandas()           0.7-1.0x (0.4x once the allocator keeps its pages)
-      decode_segments                         0.3-0.7x
-      decode_segment of each + concat         1.2-1.9x
-      int32 columns one after the other,
-        zstd per segment, one at a time       1.7-2.9x
+with to_pandas taking 2.3 and 2.0 ms instead of 3.8 and 3.3 (medians), a change of its own;
+three runs of each on an earlier commit gave 1.76-2.02 against 1.43-1.69 (PostgreSQL) and
+1.51-1.80 against 1.28-1.50 (SQLite). A query's time follows the bytes PostgreSQL detoasts and
+sends (2.75 MB of version 2, 1.57 MB of version 3: some 4 ms a MB here). Fetching the year's
+rows from a table of (id, bytea) rows, two runs each: version 2 took 15.6-16.7 ms with lz4 TOAST
+(the migration's setting) and 12.0-12.3 ms uncompressed; version 3 8.7-9.2 ms and 7.8-7.9 ms,
+and 6.7-6.9 ms kept in the row (STORAGE MAIN, which a session of 6 kB now fits; 21.6 bytes a
+bar).
+Decoding version 3 is a few more numpy passes (a running sum, an addition for each price):
+0.5-0.8 ms more for the year, in the benchmark and in one process, interleaved.
 
-Fetching the year's rows from PostgreSQL took 13.3 ms as version 1 records and 7.6 ms as
-version 2 (lz4 TOAST, one run): a query's time follows the bytes PostgreSQL detoasts and sends,
-which is why fields that a header can say once are not repeated in every record.
+Records in rows let every segment of a layout be viewed as one array whatever their bar counts;
+bodies in columns convert faster once viewed but can only be viewed at once when the bar counts
+agree, which short sessions, gaps and the months of daily bars do not. A batch costs some 25
+numpy calls whatever its size: a year whose sessions alternated between two layouts took 16.9
+ms decoded run by run and 8.1 ms a layout at a time (4.2 and 5.2 ms with 16 runs).
 
-Reading many segments had a fixed cost per segment: a zstd frame (about 18 us a session) and a
-dozen numpy calls. Records in rows let every segment of a layout be viewed as one array
-whatever their bar counts. Bodies in columns convert faster once viewed (contiguous fields:
-0.5x against 0.7x with a warm allocator, no faster with a cold one), but can only be viewed at
-once when the bar counts agree, which short sessions, gaps and the months of daily bars do not;
-otherwise each segment and column is a call of its own. In PostgreSQL rows also compress a
-little better than columns (pglz 22.3 against 24.2 bytes a bar): each field's high bytes repeat
-at the record's stride. About half of the decode time is page faults on fresh memory; joining
-256 kB at a time instead of a whole run leaves mostly the output columns'.
-
-The codec compresses nothing. zstd over the records (15.4 bytes a bar at level 1) takes longer
-to decompress, even as one call over all the frames, than reading the bytes it saves; SQLite
-stays within 1.5x Parquet's size without it, and PostgreSQL compresses a value over about 2 kB
-itself (lz4, set by the migration).
+Tried and not kept:
+  int8 differences where they fit: 12.0 bytes a bar on these bars, 0.4 MB less for the year
+    (some 1.5 ms of fetching at the rate above); but a real session's prices move more than an
+    int8 holds on some days and not others, and layouts that change from session to session
+    decode slower by about as much (8.1 against 4.2 ms above).
+  compressing each segment: lz4 14.0 bytes a bar, 1.1 ms to decompress the year (through
+    pyarrow, a call a segment), more than the 0.8 ms that fetching 2 bytes a bar fewer saves;
+    zstd 9.8 bytes a bar, 6.8 ms to decompress, more than decoding.
+  decoding into the 2-d block to_pandas() builds: the frame must own its data, as a frame over
+    the columns' read-only arrays refuses frame.iloc[0, 0] = x; the copy it saves is 0.4 ms.
 """
 
 from __future__ import annotations
@@ -80,36 +110,63 @@ import numpy as np
 
 from backend.market_data.bar_columns import COLUMN_DTYPES, BarColumns
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MAGIC = b"BSEG"
-# magic, version, layout (10 field codes), base timestamp, step, bar count, fetch index, is_final
-_HEADER = struct.Struct("<4sB10sqqIHB")
+# magic, version, layout (10 field codes), base timestamp, step, bar count, fetch index,
+# is_final, close base
+_HEADER = struct.Struct("<4sB10sqqIHBi")
 HEADER_SIZE = _HEADER.size
+# Version 2: version 3's header without the close base
+_HEADER_V2 = struct.Struct("<4sB10sqqIHB")
 # Version 1: magic, version, layout (timestamp code, then the 7 column codes), base, bar count
 _HEADER_V1 = struct.Struct("<4sB8sqI")
+_HEADERS = {1: _HEADER_V1, 2: _HEADER_V2, FORMAT_VERSION: _HEADER}
 _VERSION_AND_MAGIC = struct.Struct("<4sB")
 
-# The code of an 8-byte field: float64 for a float column, int64 for bar_count, int64
-# nanoseconds for the timestamp. A float column's other codes are its decimal exponent k (an
-# int32 of the value times 10**k); bar_count's 0 is int32.
+# The code of an 8-byte field in every column: float64 for a float column, int64 for
+# bar_count, int64 nanoseconds for the timestamp.
 RAW = 255
 SECONDS = 0
 REGULAR = 1
 CONSTANT = 0
 PER_BAR = 1
 MAX_DECIMALS = 8
+# A float column's other codes are a form plus its decimal exponent k (0..MAX_DECIMALS): how the
+# integer value * 10**k is stored.
+DECIMAL = 0  # int32 (the only form before version 3)
+NEAR_CLOSE = 16  # int16, less the same bar's close integer times 10**(k - the close's k)
+CLOSE_STEP = 32  # int16, less the bar before's (the first bar: less the header's close base)
+# bar_count: int32, or (version 3) a uint16 of the count plus one, so that -1 (none sent) is 0.
+INT32 = 0
+SMALL_COUNT = 1
 _FLOAT_COLUMNS = ("open", "high", "low", "close", "volume", "wap")
+_NEAR_CLOSE_COLUMNS = ("open", "high", "low", "wap")
+# The codes each float column may have: versions 1 and 2 knew only int32 decimals and RAW.
+_OLDER_FLOAT_CODES = frozenset([*range(MAX_DECIMALS + 1), RAW])
+_FLOAT_CODES = {
+    "close": _OLDER_FLOAT_CODES | {CLOSE_STEP + k for k in range(MAX_DECIMALS + 1)},
+    "volume": _OLDER_FLOAT_CODES,
+    **{
+        name: _OLDER_FLOAT_CODES | {NEAR_CLOSE + k for k in range(MAX_DECIMALS + 1)}
+        for name in _NEAR_CLOSE_COLUMNS
+    },
+}
 _POWERS_OF_TEN = 10.0 ** np.arange(MAX_DECIMALS + 1)
 _NS_PER_SECOND = 10**9
+_INT16 = np.iinfo(np.int16)
 _INT32 = np.iinfo(np.int32)
 _UINT16 = np.iinfo(np.uint16)
-_UINT32 = np.iinfo(np.uint32)
 # What decode_segments returns: the bar columns, then the fetch index.
 _OUTPUT_DTYPES = {**COLUMN_DTYPES, "fetch_index": np.dtype(np.uint16)}
 # Segments are joined and converted this many body bytes at a time: few enough that a batch
 # stays in the CPU cache while each of its fields is read out, and that the allocator hands the
 # same memory to the next batch instead of mapping fresh pages.
 _BATCH_BYTES = 256 * 1024
+# Segments whose layouts alternate (a column of some sessions wider than of the others) are
+# decoded a layout at a time and copied into place when they make more runs of one layout than
+# this: a batch costs some 25 numpy calls whatever its size, the copy a pass over the bars, and
+# for a year of 1-minute bars both took as long at about 32 runs.
+_RUNS_DECODED_IN_PLACE = 32
 
 
 def encode_segment(columns: BarColumns, fetch_index: np.ndarray) -> bytes:
@@ -122,11 +179,11 @@ def encode_segments(
 ) -> list[bytes]:
     """The stored bytes of each segment columns[start:stop] for (start, stop) in bounds.
 
-    The decimal codes are chosen once over all the bars (a segment gets codes of its own only
-    where a column of all of them has none), so the segments share a layout and their records
-    are built by one numpy operation per field."""
+    The codes are chosen once over all the bars (a segment gets codes of its own only where a
+    column of all of them has none), so the segments share a layout and their records are built
+    by one numpy operation per field."""
     fetch_index = _checked_fetch_index(fetch_index, len(columns))
-    shared_codes = _float_and_count_codes(columns)
+    shared_codes = _shared_codes(columns, bounds)
     heads = [_head(columns, fetch_index, start, stop, shared_codes) for start, stop in bounds]
     encoded: list[bytes] = [b""] * len(heads)
     by_layout: dict[bytes, list[int]] = {}
@@ -151,8 +208,8 @@ def decode_segment(data: bytes | memoryview) -> tuple[BarColumns, np.ndarray]:
 def decode_segments(blobs: Sequence[bytes | memoryview]) -> tuple[BarColumns, np.ndarray]:
     """The bars of segments given in time order, as one set of columns, and their fetch index.
 
-    Consecutive segments with one layout are viewed as one record array and each field is
-    converted once for all of them, so a segment costs a header and a memoryview."""
+    Segments with one layout are viewed as one record array and each field is converted once
+    for all of them, so a segment costs a header and a memoryview."""
     segments = []
     for position, blob in enumerate(blobs):
         try:
@@ -163,9 +220,15 @@ def decode_segments(blobs: Sequence[bytes | memoryview]) -> tuple[BarColumns, np
 
     total = sum(segment.head.size for segment in segments)
     output = {name: np.empty(total, dtype) for name, dtype in _OUTPUT_DTYPES.items()}
-    start = 0
-    for batch in _batches(segments):
-        start = _decode_batch(batch, output, start)
+    runs = sum(
+        1
+        for before, after in zip([None, *segments], segments, strict=False)
+        if before is None or before.head.layout_key != after.head.layout_key
+    )
+    if runs > _RUNS_DECODED_IN_PLACE:
+        _decode_by_layout(segments, output)
+    else:
+        _decode_runs(segments, output, 0)
     fetch_index = _read_only(output.pop("fetch_index"))
     try:
         columns = BarColumns(**output)
@@ -174,13 +237,21 @@ def decode_segments(blobs: Sequence[bytes | memoryview]) -> tuple[BarColumns, np
     return columns, fetch_index
 
 
+class _Decimal(NamedTuple):
+    """A float column stored as integers: value = integer / 10**exponent."""
+
+    form: int  # DECIMAL, NEAR_CLOSE or CLOSE_STEP
+    exponent: int
+
+
 @dataclass(frozen=True)
 class _Layout:
     """The record of one layout key: its numpy dtype and how each field turns back into values."""
 
     dtype: np.dtype
     timestamp_code: int
-    divisors: dict[str, float]  # 10**k of each float field stored as int32 with k > 0
+    decimals: dict[str, _Decimal]  # the float columns not stored RAW
+    small_count: bool
     constant_fetch_index: bool
     constant_is_final: bool
 
@@ -188,42 +259,59 @@ class _Layout:
 @cache
 def _layout(layout_key: bytes) -> _Layout:
     timestamp_code, *float_codes, bar_count_code, fetch_index_code, is_final_code = layout_key
+    codes = dict(zip(_FLOAT_COLUMNS, float_codes, strict=True))
+    decimals = {
+        name: _Decimal(form=code - code % 16, exponent=code % 16)
+        for name, code in codes.items()
+        if code != RAW
+    }
+    close = decimals.get("close")
     if (
         timestamp_code not in (SECONDS, REGULAR, RAW)
-        or any(MAX_DECIMALS < code != RAW for code in float_codes)
-        or bar_count_code not in (0, RAW)
+        or any(code not in _FLOAT_CODES[name] for name, code in codes.items())
+        or bar_count_code not in (INT32, SMALL_COUNT, RAW)
         or fetch_index_code not in (CONSTANT, PER_BAR)
         or is_final_code not in (CONSTANT, PER_BAR)
+        # a column near the close needs the close's integers, at an exponent up to its own
+        or any(
+            decimal.form == NEAR_CLOSE and (close is None or close.exponent > decimal.exponent)
+            for decimal in decimals.values()
+        )
     ):
         raise ValueError(f"segment has unknown column codes {list(layout_key)}")
 
-    def stored_type(code: int, raw_type: str) -> str:
-        return raw_type if code == RAW else "<i4"
-
-    fields = (
-        [] if timestamp_code == REGULAR else [("timestamp", stored_type(timestamp_code, "<i8"))]
-    )
-    fields += [
-        (name, stored_type(code, "<f8"))
-        for name, code in zip(_FLOAT_COLUMNS, float_codes, strict=True)
-    ]
-    fields += [("bar_count", stored_type(bar_count_code, "<i8"))]
+    fields = []
+    if timestamp_code != REGULAR:
+        fields.append(("timestamp", "<i8" if timestamp_code == RAW else "<i4"))
+    for name in _FLOAT_COLUMNS:
+        decimal = decimals.get(name)
+        stored = "<f8" if decimal is None else "<i4" if decimal.form == DECIMAL else "<i2"
+        fields.append((name, stored))
+    fields.append(("bar_count", {INT32: "<i4", SMALL_COUNT: "<u2", RAW: "<i8"}[bar_count_code]))
     if fetch_index_code == PER_BAR:
-        fields += [("fetch_index", "<u2")]
+        fields.append(("fetch_index", "<u2"))
     if is_final_code == PER_BAR:
-        fields += [("is_final", "u1")]
-    divisors = {
-        name: float(_POWERS_OF_TEN[code])
-        for name, code in zip(_FLOAT_COLUMNS, float_codes, strict=True)
-        if code not in (0, RAW)
-    }
+        fields.append(("is_final", "u1"))
     return _Layout(
         dtype=np.dtype(fields, align=False),
         timestamp_code=timestamp_code,
-        divisors=divisors,
+        decimals=decimals,
+        small_count=bar_count_code == SMALL_COUNT,
         constant_fetch_index=fetch_index_code == CONSTANT,
         constant_is_final=is_final_code == CONSTANT,
     )
+
+
+@cache
+def _older_layout(layout_key: bytes) -> _Layout:
+    """The layout of a version 1 or 2 segment: one without version 3's codes."""
+    float_codes, bar_count_code = layout_key[1:7], layout_key[7]
+    if any(code not in _OLDER_FLOAT_CODES for code in float_codes) or bar_count_code not in (
+        INT32,
+        RAW,
+    ):
+        raise ValueError(f"segment has unknown column codes {list(layout_key)}")
+    return _layout(layout_key)
 
 
 class _Head(NamedTuple):
@@ -238,6 +326,7 @@ class _Head(NamedTuple):
     size: int  # bars
     fetch_index: int  # every bar's when CONSTANT, else 0
     is_final: bool  # every bar's when CONSTANT, else False
+    close_base: int = 0  # what the first close steps from when CLOSE_STEP, else 0
     start: int = 0  # where the bars start in the columns encoded (encoding only)
 
     def packed(self) -> bytes:
@@ -250,6 +339,7 @@ class _Head(NamedTuple):
             self.size,
             self.fetch_index,
             self.is_final,
+            self.close_base,
         )
 
 
@@ -267,28 +357,77 @@ def _parsed(blob: bytes | memoryview) -> _Segment:
     magic, version = _VERSION_AND_MAGIC.unpack_from(blob)
     if magic != MAGIC:
         raise ValueError("not a bar segment: it does not start with the segment magic bytes")
-    if version not in (1, FORMAT_VERSION):
+    header = _HEADERS.get(version)
+    if header is None:
         raise ValueError(
-            f"unknown segment format version {version}; this code reads 1 and {FORMAT_VERSION}"
+            f"unknown segment format version {version}; this code reads 1 to {FORMAT_VERSION}"
         )
-    header = _HEADER if version == FORMAT_VERSION else _HEADER_V1
     if len(blob) < header.size:
         raise ValueError(
             f"segment of {len(blob)} bytes is shorter than its {header.size}-byte header"
         )
+    # Each version unpacked by a line of its own: this runs for every segment read.
     if version == FORMAT_VERSION:
+        _, _, layout_key, base, step, count, fetch_index, is_final, close_base = header.unpack_from(
+            blob
+        )
+        head = _Head(layout_key, base, step, count, fetch_index, is_final != 0, close_base)
+        layout = _layout(layout_key)
+    elif version == 2:
         _, _, layout_key, base, step, count, fetch_index, is_final = header.unpack_from(blob)
         head = _Head(layout_key, base, step, count, fetch_index, is_final != 0)
+        layout = _older_layout(layout_key)
     else:
         _, _, codes, base, count = header.unpack_from(blob)
         # Version 1 kept the fetch index and is_final in every record.
         head = _Head(codes + bytes([PER_BAR, PER_BAR]), base, 0, count, 0, False)
-    body_length = count * _layout(head.layout_key).dtype.itemsize
+        layout = _older_layout(head.layout_key)
+    body_length = count * layout.dtype.itemsize
     if len(blob) - header.size != body_length:
         raise ValueError(
             f"segment body is {len(blob) - header.size} bytes; {count} bars take {body_length}"
         )
     return _Segment(head, memoryview(blob)[header.size :])
+
+
+def _decode_runs(segments: list[_Segment], output: dict[str, np.ndarray], start: int) -> int:
+    """Decodes the segments into output from position start, a batch of consecutive segments
+    with one layout at a time; returns where their bars end."""
+    for batch in _batches(segments):
+        start = _decode_batch(batch, output, start)
+    return start
+
+
+def _decode_by_layout(segments: list[_Segment], output: dict[str, np.ndarray]) -> None:
+    """Decodes the segments of each layout together, wherever they are in the order, into
+    columns of their own, and copies each run of them into its place in output."""
+    starts = np.cumsum([0, *(segment.head.size for segment in segments)]).tolist()
+    by_layout: dict[bytes, list[int]] = {}
+    for position, segment in enumerate(segments):
+        by_layout.setdefault(segment.head.layout_key, []).append(position)
+    for positions in by_layout.values():
+        size = sum(segments[position].head.size for position in positions)
+        part = {name: np.empty(size, values.dtype) for name, values in output.items()}
+        _decode_runs([segments[position] for position in positions], part, 0)
+        # Runs of positions that follow one another are one copy.
+        copied = 0
+        for run in _consecutive(positions):
+            first, stop = starts[run[0]], starts[run[-1] + 1]
+            for name, values in output.items():
+                values[first:stop] = part[name][copied : copied + stop - first]
+            copied += stop - first
+
+
+def _consecutive(positions: list[int]) -> Iterator[list[int]]:
+    """The runs of increasing positions that follow one another."""
+    run = positions[:1]
+    for position in positions[1:]:
+        if position != run[-1] + 1:
+            yield run
+            run = []
+        run.append(position)
+    if run:
+        yield run
 
 
 def _batches(segments: list[_Segment]) -> Iterator[list[_Segment]]:
@@ -309,63 +448,148 @@ def _batches(segments: list[_Segment]) -> Iterator[list[_Segment]]:
         yield batch
 
 
-def _decode_batch(batch: list[_Segment], output: dict[str, np.ndarray], start: int) -> int:
-    """Writes the batch's bars into output from position start; returns where they end."""
-    layout = _layout(batch[0].head.layout_key)
-    heads = [segment.head for segment in batch]
-    counts = [head.size for head in heads]
-    stop = start + sum(counts)
+class _Batch(NamedTuple):
+    """Segments of one layout, being decoded into output[start:stop]."""
 
-    def per_bar(values: list[int]) -> np.ndarray | int:
+    layout: _Layout
+    heads: list[_Head]
+    counts: list[int]  # bars of each segment
+    offsets: list[int]  # where each segment starts in the batch
+    records: np.ndarray
+
+    def per_bar(self, values: list[int]) -> np.ndarray | int:
         """A value of each segment, repeated for each of its bars (one number when they agree,
         as they mostly do: numpy then broadcasts it)."""
         if len(set(values)) == 1:
             return values[0]
-        return np.repeat(np.array(values, np.int64), counts)
+        return np.repeat(np.array(values, np.int64), self.counts)
 
-    body = batch[0].body if len(batch) == 1 else b"".join(segment.body for segment in batch)
-    records = np.frombuffer(body, layout.dtype)
-    for name in layout.dtype.names:
-        target, stored = output[name][start:stop], records[name]
-        if name in layout.divisors:
-            # The operations _decimal_exponent checked, so these are the bits encoded.
-            np.divide(stored, layout.divisors[name], out=target)
-        elif name == "is_final":
-            np.not_equal(stored, 0, out=target)
+
+def _decode_batch(segments: list[_Segment], output: dict[str, np.ndarray], start: int) -> int:
+    """Writes the segments' bars into output from position start; returns where they end."""
+    heads = [segment.head for segment in segments]
+    counts = [head.size for head in heads]
+    layout = _layout(heads[0].layout_key)
+    body = segments[0].body if len(segments) == 1 else b"".join(s.body for s in segments)
+    batch = _Batch(
+        layout=layout,
+        heads=heads,
+        counts=counts,
+        offsets=np.cumsum([0, *counts[:-1]]).tolist(),
+        records=np.frombuffer(body, layout.dtype),
+    )
+    stop = start + sum(counts)
+    columns = {name: values[start:stop] for name, values in output.items()}
+    _decode_floats(batch, columns)
+    records = batch.records
+    if layout.small_count:
+        columns["bar_count"][...] = records["bar_count"]
+        columns["bar_count"] -= 1
+    else:
+        columns["bar_count"][...] = records["bar_count"]
+    _decode_timestamps(batch, columns["timestamp"])
+    if layout.constant_fetch_index:
+        columns["fetch_index"][...] = batch.per_bar([head.fetch_index for head in heads])
+    else:
+        columns["fetch_index"][...] = records["fetch_index"]
+    if layout.constant_is_final:
+        columns["is_final"][...] = batch.per_bar([int(head.is_final) for head in heads])
+    else:
+        np.not_equal(records["is_final"], 0, out=columns["is_final"])
+    return stop
+
+
+def _decode_floats(batch: _Batch, columns: dict[str, np.ndarray]) -> None:
+    """The float columns. The close's integers come first, into the close column, as the other
+    prices count from them; then every column is divided by its 10**k. Integers add exactly as
+    float64 (they are int32 values and int16 differences), so each value is integer / 10**k:
+    the operations _decimal_exponent checked, which give back the bits encoded."""
+    layout, records = batch.layout, batch.records
+    close, close_decimal = columns["close"], layout.decimals.get("close")
+    if close_decimal is not None and close_decimal.form == CLOSE_STEP:
+        # Each segment's steps summed from its close base: a running sum over the batch, less
+        # what it held before the segment, plus the segment's base.
+        running = np.cumsum(records["close"], dtype=np.int64)
+        before = [int(running[offset - 1]) if offset else 0 for offset in batch.offsets]
+        bases = [head.close_base - sum_ for head, sum_ in zip(batch.heads, before, strict=True)]
+        np.add(running, batch.per_bar(bases), out=close)
+    else:
+        close[...] = records["close"]  # the close's integers, or its float64 when RAW
+    for name in ("open", "high", "low", "volume", "wap"):
+        target, stored, decimal = columns[name], records[name], layout.decimals.get(name)
+        if decimal is None:
+            target[...] = stored
+        elif decimal.form == NEAR_CLOSE:
+            shift = decimal.exponent - close_decimal.exponent
+            if shift:
+                np.multiply(close, _POWERS_OF_TEN[shift], out=target)
+                target += stored
+            else:
+                # numpy converts a strided int16 field faster on its own than within an add
+                target[...] = stored
+                target += close
+            if decimal.exponent:
+                target /= _POWERS_OF_TEN[decimal.exponent]
+        elif decimal.exponent:
+            np.divide(stored, _POWERS_OF_TEN[decimal.exponent], out=target)
         else:
             target[...] = stored
-    timestamp = output["timestamp"][start:stop]
-    if layout.timestamp_code == REGULAR:
+    if close_decimal is not None and close_decimal.exponent:
+        close /= _POWERS_OF_TEN[close_decimal.exponent]
+
+
+def _decode_timestamps(batch: _Batch, timestamp: np.ndarray) -> None:
+    """The bar starts, from the header's base and step or the records' seconds or nanoseconds."""
+    heads = batch.heads
+    if batch.layout.timestamp_code == REGULAR:
         # Bar i of a segment starts at base + i * step: counted from the batch's first bar, at
         # base - offset * step, offset being where the segment starts in the batch.
         steps = [head.step for head in heads]
-        offsets = np.cumsum([0, *counts[:-1]]).tolist()
-        np.multiply(np.arange(len(timestamp)), per_bar(steps), out=timestamp)
-        timestamp += per_bar(
+        np.multiply(np.arange(len(timestamp)), batch.per_bar(steps), out=timestamp)
+        timestamp += batch.per_bar(
             [
                 head.base - offset * step
-                for head, offset, step in zip(heads, offsets, steps, strict=True)
+                for head, offset, step in zip(heads, batch.offsets, steps, strict=True)
             ]
         )
-    else:
-        if layout.timestamp_code == SECONDS:
-            timestamp *= _NS_PER_SECOND
-        timestamp += per_bar([head.base for head in heads])
-    if layout.constant_fetch_index:
-        output["fetch_index"][start:stop] = per_bar([head.fetch_index for head in heads])
-    if layout.constant_is_final:
-        output["is_final"][start:stop] = per_bar([int(head.is_final) for head in heads])
-    return stop
+        return
+    timestamp[...] = batch.records["timestamp"]
+    if batch.layout.timestamp_code == SECONDS:
+        timestamp *= _NS_PER_SECOND
+    timestamp += batch.per_bar([head.base for head in heads])
 
 
 # -- encoding ------------------------------------------------------------------------------------
 
 
-def _float_and_count_codes(columns: BarColumns) -> dict[str, int]:
-    """The code of each float column and of bar_count over all the bars."""
-    codes = {name: _decimal_exponent(getattr(columns, name)) for name in _FLOAT_COLUMNS}
-    codes["bar_count"] = 0 if _fits_int32(columns.bar_count) else RAW
+def _shared_codes(columns: BarColumns, bounds: Sequence[tuple[int, int]]) -> dict[str, int]:
+    """The code of each float column and of bar_count over all the bars: for each, the
+    narrowest form that holds every bar of every segment."""
+    decimals = {name: _decimals(getattr(columns, name)) for name in _FLOAT_COLUMNS}
+    codes = {name: exponent for name, (exponent, _) in decimals.items()}
+    close_exponent, close = decimals["close"]
+    if close is not None:
+        steps = np.diff(close)
+        # A segment's first close steps from its header's close base, not from the bar before.
+        steps[[start - 1 for start, _ in bounds if 0 < start < len(close)]] = 0
+        if _fits(steps, _INT16):
+            codes["close"] = CLOSE_STEP + close_exponent
+        for name in _NEAR_CLOSE_COLUMNS:
+            exponent, integers = decimals[name]
+            if integers is not None and exponent >= close_exponent:
+                # Integers in float64, exact to 2**53: a product beyond that is inexact, but
+                # then far beyond an int16 as well.
+                near = integers - close * _POWERS_OF_TEN[exponent - close_exponent]
+                if _fits(near, _INT16):
+                    codes[name] = NEAR_CLOSE + exponent
+    codes["bar_count"] = _count_code(columns.bar_count)
     return codes
+
+
+def _count_code(bar_count: np.ndarray) -> int:
+    if not len(bar_count) or (bar_count.min() >= -1 and bar_count.max() < _UINT16.max):
+        return SMALL_COUNT
+    return INT32 if _fits(bar_count, _INT32) else RAW
 
 
 def _head(
@@ -376,18 +600,19 @@ def _head(
     shared_codes: dict[str, int],
 ) -> _Head:
     """The header of the segment columns[start:stop]: codes shared with the other segments
-    where they have one, its own where they have none."""
+    where they have one, else its own (an int32 decimal or RAW, a bar_count of any width)."""
     timestamp_code, base, step = _timestamp_code(columns.timestamp[start:stop])
     codes = [timestamp_code]
     for name in (*_FLOAT_COLUMNS, "bar_count"):
         code = shared_codes[name]
         if code == RAW:
             values = getattr(columns, name)[start:stop]
-            if name == "bar_count":
-                code = 0 if _fits_int32(values) else RAW
-            else:
-                code = _decimal_exponent(values)
+            code = _count_code(values) if name == "bar_count" else _decimal_exponent(values)
         codes.append(code)
+    close_code = codes[1 + _FLOAT_COLUMNS.index("close")]
+    close_base = 0
+    if CLOSE_STEP <= close_code < RAW and stop > start:
+        close_base = int(_scaled(columns.close[start : start + 1], close_code - CLOSE_STEP)[0])
     fetches = fetch_index[start:stop]
     one_fetch = not len(fetches) or fetches.min() == fetches.max()
     finality = columns.is_final[start:stop]
@@ -400,6 +625,7 @@ def _head(
         size=stop - start,
         fetch_index=int(fetches[0]) if one_fetch and len(fetches) else 0,
         is_final=bool(finality[0]) if one_finality and len(finality) else False,
+        close_base=close_base,
         start=start,
     )
 
@@ -418,19 +644,39 @@ def _records(
         where: slice | np.ndarray = slice(heads[0].start, heads[0].start + sum(counts))
     else:
         where = np.concatenate([np.arange(h.start, h.start + h.size) for h in heads])
-    codes = dict(zip(("timestamp", *_FLOAT_COLUMNS, "bar_count"), layout_key, strict=False))
     records = np.empty(sum(counts), layout.dtype)
+    close_decimal = layout.decimals.get("close")
+    if close_decimal is not None:
+        close = _scaled(columns.close[where], close_decimal.exponent)
     for name in layout.dtype.names:
         values = fetch_index[where] if name == "fetch_index" else getattr(columns, name)[where]
-        code = codes.get(name, RAW)
-        if name == "timestamp" and code == SECONDS:
+        decimal = layout.decimals.get(name)
+        if name == "timestamp" and layout.timestamp_code == SECONDS:
             bases = np.repeat(np.array([head.base for head in heads], np.int64), counts)
             records[name] = (values - bases) // _NS_PER_SECOND
-        elif name in _FLOAT_COLUMNS and code != RAW:
-            records[name] = np.rint(values * _POWERS_OF_TEN[code])
-        else:
+        elif name == "bar_count" and layout.small_count:
+            records[name] = values + 1
+        elif decimal is None:
             records[name] = values
+        elif decimal.form == CLOSE_STEP:
+            steps = np.diff(close, prepend=0)
+            firsts = np.cumsum([0, *counts[:-1]])[np.array(counts) > 0]
+            steps[firsts] = close[firsts] - [head.close_base for head in heads if head.size]
+            records[name] = steps
+        elif name == "close":
+            records[name] = close
+        elif decimal.form == NEAR_CLOSE:
+            shift = decimal.exponent - close_decimal.exponent
+            records[name] = _scaled(values, decimal.exponent) - close * 10**shift
+        else:
+            records[name] = _scaled(values, decimal.exponent)
     return records
+
+
+def _scaled(values: np.ndarray, exponent: int) -> np.ndarray:
+    """The integers value * 10**exponent of a column _decimal_exponent gave this exponent or a
+    smaller one."""
+    return np.rint(values * _POWERS_OF_TEN[exponent]).astype(np.int64)
 
 
 def _timestamp_code(timestamp: np.ndarray) -> tuple[int, int, int]:
@@ -466,8 +712,13 @@ def _checked_fetch_index(fetch_index: np.ndarray, count: int) -> np.ndarray:
 
 def _decimal_exponent(values: np.ndarray) -> int:
     """The smallest k whose int32 value * 10**k gives back every value exactly, else RAW."""
+    return _decimals(values)[0]
+
+
+def _decimals(values: np.ndarray) -> tuple[int, np.ndarray | None]:
+    """_decimal_exponent's k, and the integers value * 10**k (as float64; None when RAW)."""
     if not np.isfinite(values).all():
-        return RAW
+        return RAW, None
     bits = values.view(np.int64)
     # No k below what a few of the values need can hold them all: finding that in plain Python
     # spares most of the whole-array tries (encoding is most of a write's time).
@@ -475,12 +726,12 @@ def _decimal_exponent(values: np.ndarray) -> int:
         power = _POWERS_OF_TEN[k]
         scaled = np.rint(values * power)
         if len(values) and (scaled.min() < _INT32.min or scaled.max() > _INT32.max):
-            return RAW  # a larger k only scales further out of range
+            return RAW, None  # a larger k only scales further out of range
         # The operations decoding does, so equal bits here mean equal bits there.
         decoded = scaled.astype(np.int32).astype(np.float64) / power
         if np.array_equal(decoded.view(np.int64), bits):
-            return k
-    return RAW
+            return k, scaled
+    return RAW, None
 
 
 def _smallest_exponent_of_sample(values: np.ndarray, size: int = 16) -> int:
@@ -497,5 +748,5 @@ def _smallest_exponent_of_sample(values: np.ndarray, size: int = 16) -> int:
     return smallest
 
 
-def _fits_int32(values: np.ndarray) -> bool:
-    return not len(values) or (values.min() >= _INT32.min and values.max() <= _INT32.max)
+def _fits(values: np.ndarray, limits: np.iinfo) -> bool:
+    return not len(values) or (values.min() >= limits.min and values.max() <= limits.max)

@@ -271,6 +271,56 @@ def test_to_pandas_gives_a_frame_of_its_own():
     assert columns.close[0] == 100.0 and bool(columns.is_final[0])
 
 
+def test_to_pandas_is_the_frame_the_dataframe_constructor_builds():
+    columns = BarColumns.from_bars(mixed_bars())
+    expected = pd.DataFrame(
+        {
+            **{name: getattr(columns, name) for name in ("open", "high", "low", "close")},
+            "volume": columns.volume,
+            "wap": columns.wap,
+            "bar_count": np.where(columns.bar_count == -1, np.nan, columns.bar_count),
+            "is_final": columns.is_final,
+        },
+        index=pd.DatetimeIndex(
+            columns.timestamp.view("datetime64[ns]"), tz="UTC", name="timestamp"
+        ),
+    )
+
+    frame = columns.to_pandas()
+
+    pd.testing.assert_frame_equal(frame, expected, check_exact=True)
+    assert frame.columns.equals(expected.columns) and frame.columns.dtype == expected.columns.dtype
+    # and it works as any frame does
+    assert frame.loc[frame.index[1:3], ["close", "is_final"]].shape == (2, 2)
+    assert frame.resample("2min").last()["close"].notna().sum() == 3
+
+
+def test_a_changed_frame_leaves_its_columns_and_their_other_frames_as_they_were():
+    columns = BarColumns.from_bars(mixed_bars())
+    before = {name: getattr(columns, name).copy() for name in BarColumns.__dataclass_fields__}
+    frame, other = columns.to_pandas(), columns.to_pandas()
+
+    # ways a user changes a frame in place, each allowed (the frame owns its data)
+    frame.iloc[0, 0] = -1.0
+    frame.loc[frame.index[1], "close"] = -2.0
+    frame["high"] += 1
+    frame["wap"] = 0.0
+    frame.fillna(-3.0, inplace=True)
+    frame.clip(lower=-10.0, inplace=True)
+    frame.iloc[:, frame.columns.get_loc("is_final")] = False
+    frame.to_numpy()[0, 0] = -4.0
+    frame.columns.name = "field"
+    frame.index.name = "start"
+
+    assert frame["open"].iloc[0] == -1.0 and not frame["is_final"].any()
+    for name, values in before.items():
+        assert np.array_equal(getattr(columns, name), values, equal_nan=True), name
+    pd.testing.assert_frame_equal(other, columns.to_pandas(), check_exact=True)
+    assert other["open"].iloc[0] == columns.open[0]
+    assert other.columns.name is None and other.index.name == "timestamp"
+    assert columns.to_pandas().columns.name is None
+
+
 def test_empty_columns_to_pandas_and_arrow():
     frame = BarColumns.empty().to_pandas()
     table = BarColumns.empty().to_arrow()

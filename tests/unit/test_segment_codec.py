@@ -7,14 +7,19 @@ import pytest
 
 from backend.market_data.bar_columns import BarColumns
 from backend.storage.segment_codec import (
+    CLOSE_STEP,
     CONSTANT,
+    DECIMAL,
     FORMAT_VERSION,
     HEADER_SIZE,
+    INT32,
     MAGIC,
+    NEAR_CLOSE,
     PER_BAR,
     RAW,
     REGULAR,
     SECONDS,
+    SMALL_COUNT,
     decode_segment,
     decode_segments,
     encode_segment,
@@ -24,10 +29,18 @@ from backend.storage.segment_codec import (
 SESSION_OPEN_NS = 1_741_012_200 * 10**9  # 2025-03-03 14:30 UTC
 DAY_NS = 86_400 * 10**9
 MINUTE_NS = 60 * 10**9
-# The header as the module docstring describes it, and version 1's.
-HEADER = struct.Struct("<4sB10sqqIHB")
-HEADER_FIELDS = ("magic", "version", "layout", "base", "step", "count", "fetch_index", "is_final")
+# The header as the module docstring describes it, and those of versions 2 and 1.
+HEADER = struct.Struct("<4sB10sqqIHBi")
+HEADER_FIELDS = (
+    "magic", "version", "layout", "base", "step", "count", "fetch_index", "is_final", "close_base"
+)  # fmt: skip
+HEADER_V2 = struct.Struct("<4sB10sqqIHB")
 HEADER_V1 = struct.Struct("<4sB8sqI")
+# The layout of a typical session of 1-minute bars: evenly spaced starts; open, high and low as
+# int16 cents from the close, the close as int16 steps in cents; whole volumes as int32; wap
+# with four decimals near the close; counts as uint16; one fetch and one finality for all.
+TYPICAL_CODES = [NEAR_CLOSE + 2] * 3 + [CLOSE_STEP + 2, DECIMAL + 0, NEAR_CLOSE + 4, SMALL_COUNT]
+TYPICAL_LAYOUT = [REGULAR, *TYPICAL_CODES, CONSTANT, CONSTANT]
 # The record of a version 1 segment whose every field is RAW.
 RAW_RECORD_V1 = np.dtype(
     [("timestamp", "<i8")]
@@ -108,20 +121,21 @@ def test_a_session_round_trips_with_its_fetch_index():
     round_trip(columns, (np.arange(len(columns)) // 100).astype(np.uint16))
 
 
-def test_a_session_is_stored_as_int32_decimals_with_its_times_and_fetch_said_once():
+def test_a_session_is_stored_as_int16_differences_with_its_times_and_fetch_said_once():
     columns = session()
     data = encode_segment(columns, np.full(len(columns), 3, np.uint16))
     header = header_of(data)
 
-    # evenly spaced starts; prices in cents; whole volumes; wap with four decimals; counts;
-    # one fetch and one finality for every bar
-    assert list(header["layout"]) == [REGULAR, 2, 2, 2, 2, 0, 4, 0, CONSTANT, CONSTANT]
+    assert header["version"] == FORMAT_VERSION == 3
+    assert list(header["layout"]) == TYPICAL_LAYOUT
     assert header["base"] == columns.timestamp[0]
     assert header["step"] == MINUTE_NS
     assert header["count"] == len(columns)
     assert (header["fetch_index"], header["is_final"]) == (3, 1)
-    # seven int32 fields
-    assert len(data) == HEADER_SIZE + len(columns) * 7 * 4
+    # the first close in cents, which the stored steps count from
+    assert header["close_base"] == round(columns.close[0] * 100)
+    # five int16 prices, an int32 volume and a uint16 count: 16 bytes a bar, 28 in version 2
+    assert len(data) == HEADER_SIZE + len(columns) * 16
 
 
 def test_a_session_with_gaps_stores_seconds_and_mixed_fetches_and_finality_per_bar():
@@ -132,9 +146,9 @@ def test_a_session_with_gaps_stores_seconds_and_mixed_fetches_and_finality_per_b
     fetch_index = (np.arange(22) >= 10).astype(np.uint16)
     data = encode_segment(gapped, fetch_index)
 
-    assert list(header_of(data)["layout"]) == [SECONDS, 2, 2, 2, 2, 0, 4, 0, PER_BAR, PER_BAR]
-    # eight int32 fields, the fetch index and is_final
-    assert len(data) == HEADER_SIZE + 22 * (8 * 4 + 2 + 1)
+    assert list(header_of(data)["layout"]) == [SECONDS, *TYPICAL_CODES, PER_BAR, PER_BAR]
+    # int32 seconds, the 16 bytes of a typical bar, the fetch index and is_final
+    assert len(data) == HEADER_SIZE + 22 * (4 + 16 + 2 + 1)
     round_trip(gapped, fetch_index)
 
 
@@ -165,7 +179,8 @@ def test_a_chunk_column_no_code_holds_leaves_each_session_its_own():
 
     blobs = encode_segments(chunk, np.zeros(40, np.uint16), [(0, 20), (20, 40)])
 
-    assert list(header_of(blobs[0])["layout"][1:8]) == [2, 2, 2, 2, 0, 4, 0]
+    # a segment's own codes are int32 decimals where the chunk's column has none
+    assert list(header_of(blobs[0])["layout"][1:8]) == [2, 2, 2, 2, 0, 4, SMALL_COUNT]
     assert list(header_of(blobs[1])["layout"][1:8]) == [RAW] * 7
     assert decode_segments(blobs)[0] == chunk
 
@@ -285,6 +300,207 @@ def test_encode_takes_any_integer_fetch_index_in_range():
     round_trip(columns, np.array([0, 1, 2, 65535], dtype=np.int64))
 
 
+# -- version 3's narrow forms and where each column falls back ---------------------------------
+
+
+def layout_of(columns: BarColumns) -> dict[str, int]:
+    data = encode_segment(columns, np.zeros(len(columns), np.uint16))
+    codes = header_of(data)["layout"][1:8]
+    names = ("open", "high", "low", "close", "volume", "wap", "bar_count")
+    return dict(zip(names, codes, strict=True))
+
+
+def moved(columns: BarColumns, cents, names=("open", "high", "low", "close", "wap")) -> BarColumns:
+    """The bars with these prices moved by whole cents, exactly (prices in cents, wap in
+    1/10,000ths of a dollar, as session() makes them)."""
+    scales = {"open": 100, "high": 100, "low": 100, "close": 100, "wap": 10_000}
+    return with_columns(
+        columns,
+        **{
+            name: (np.rint(getattr(columns, name) * scales[name]) + cents * scales[name] // 100)
+            / scales[name]
+            for name in names
+        },
+    )
+
+
+def test_a_price_too_far_from_the_close_is_int32_and_the_others_stay_int16():
+    columns = session(bars=50)
+    # 400 dollars above the close is 40,000 cents: more than an int16 holds
+    spiked = moved(columns, np.where(np.arange(50) == 17, 40_000, 0), names=["high"])
+
+    codes = layout_of(spiked)
+
+    assert codes["high"] == DECIMAL + 2
+    assert codes["open"] == codes["low"] == NEAR_CLOSE + 2
+    assert codes["close"] == CLOSE_STEP + 2
+    round_trip(spiked)
+
+
+def test_a_close_that_jumps_beyond_an_int16_step_is_int32_and_prices_still_count_from_it():
+    columns = session(bars=50)
+    jumped = moved(columns, np.where(np.arange(50) >= 25, 50_000, 0))  # 500 dollars at bar 25
+
+    codes = layout_of(jumped)
+
+    assert codes["close"] == DECIMAL + 2
+    assert [codes[name] for name in ("open", "high", "low", "wap")] == [
+        NEAR_CLOSE + 2, NEAR_CLOSE + 2, NEAR_CLOSE + 2, NEAR_CLOSE + 4
+    ]  # fmt: skip
+    round_trip(jumped)
+
+
+def test_a_price_with_fewer_decimals_than_the_close_is_int32():
+    columns = session(bars=30)
+    # closes in tenths of a cent; opens in whole cents cannot count from them at their scale
+    tenths = {name: np.rint(getattr(columns, name) * 1000) for name in ("close", "high")}
+    finer = with_columns(
+        columns, close=(tenths["close"] + 1) / 1000, high=(tenths["high"] + 2) / 1000
+    )
+
+    codes = layout_of(finer)
+
+    assert codes["close"] == CLOSE_STEP + 3
+    assert codes["open"] == DECIMAL + 2
+    assert codes["high"] == NEAR_CLOSE + 3
+    assert codes["wap"] == NEAR_CLOSE + 4
+    round_trip(finer)
+
+
+def test_prices_count_from_a_close_without_decimals():
+    columns = session(bars=20)
+    whole = with_columns(
+        columns, **{name: np.round(getattr(columns, name)) for name in ("open", "high", "low")}
+    )
+    whole = with_columns(whole, close=np.round(columns.close), wap=np.round(columns.wap))
+
+    assert layout_of(whole)["close"] == CLOSE_STEP + 0
+    assert layout_of(whole)["open"] == NEAR_CLOSE + 0
+    round_trip(whole)
+
+
+@pytest.mark.parametrize(
+    "largest, code",
+    [(65_534, SMALL_COUNT), (65_535, INT32), (2**31 - 1, INT32), (2**31, RAW)],
+)
+def test_bar_counts_take_the_narrowest_width_that_holds_them(largest, code):
+    columns = session(bars=10)
+    counts = columns.bar_count.copy()
+    counts[3], counts[4] = largest, -1
+    counted = with_columns(columns, bar_count=counts)
+
+    assert layout_of(counted)["bar_count"] == code
+    decoded, _ = round_trip(counted)
+    assert decoded.bar_count[3] == largest and decoded.bar_count[4] == -1
+
+
+def test_each_session_of_a_chunk_steps_its_close_from_its_own_base():
+    # The second session opens 1,000 dollars higher: a step no int16 holds, but no segment
+    # stores the step from one session into the next.
+    first, second = session(bars=40, day=0), moved(session(bars=40, seed=2, day=1), 100_000)
+    chunk = BarColumns.concat([first, second])
+
+    blobs = encode_segments(chunk, np.zeros(80, np.uint16), [(0, 40), (40, 80)])
+
+    assert [list(header_of(blob)["layout"]) for blob in blobs] == [TYPICAL_LAYOUT] * 2
+    assert [header_of(blob)["close_base"] for blob in blobs] == [
+        round(first.close[0] * 100),
+        round(second.close[0] * 100),
+    ]
+    assert decode_segment(blobs[1])[0] == second
+    assert decode_segments(blobs)[0] == chunk
+
+
+def test_empty_segments_among_a_chunks_sessions_decode_with_them():
+    # Encoded together, the empty segments share the sessions' layout and their batch: each
+    # session's closes still step from its own base, wherever it starts in the batch.
+    days = [session(bars=20, day=0), session(bars=30, seed=2, day=1)]
+    chunk = BarColumns.concat(days)
+    bounds = [(0, 0), (0, 20), (20, 20), (20, 20), (20, 50), (50, 50)]
+
+    blobs = encode_segments(chunk, np.zeros(50, np.uint16), bounds)
+
+    assert len({bytes(header_of(blob)["layout"]) for blob in blobs}) == 1
+    assert decode_segments(blobs)[0] == chunk
+    assert decode_segments(blobs[2:])[0] == days[1]
+
+
+def random_session(rng: np.random.Generator, day: int, odd_values: bool) -> BarColumns:
+    """A session of any shape the codec may meet: any length (empty and single bars too), gaps,
+    sub-second starts, prices at 0 to 8 decimals with small or huge moves, missing counts and
+    mixed finality, and with odd_values NaN, -0.0, infinities, huge and tiny values scattered
+    in."""
+    bars = int(rng.choice([0, 1, 2, 3, 390, int(rng.integers(0, 800))]))
+    start = SESSION_OPEN_NS + day * 2 * DAY_NS  # the grid below spans less than two days
+    grid = np.arange(bars * 2, dtype=np.int64) * MINUTE_NS
+    shape = rng.integers(3)
+    if shape == 0:  # every minute
+        offsets = grid[:bars]
+    elif shape == 1:  # minutes with gaps
+        offsets = np.sort(rng.choice(grid, bars, replace=False))
+    else:  # sub-second starts
+        offsets = grid[:bars] + rng.integers(0, MINUTE_NS // 2, bars)
+    decimals = int(rng.choice([0, 2, 3, 4, 8]))
+    move = float(rng.choice([1, 5, 100, 50_000]))
+    cents = rng.integers(1, 10**6) + np.cumsum(np.rint(rng.normal(0, move, bars)))
+    close = cents / 10**decimals
+    wick = np.abs(np.rint(rng.normal(0, move, (3, bars)))) / 10**decimals
+    prices = {
+        "open": close - wick[0] + wick[1],
+        "high": close + wick[1],
+        "low": close - wick[2],
+        "close": close,
+        "wap": np.round(close + rng.normal(0, 0.01, bars), int(rng.choice([2, 4, 6]))),
+        "volume": np.rint(rng.lognormal(8, 3, bars)),
+    }
+    specials = [np.nan, -0.0, np.inf, -np.inf, 1e300, 5e-324, 2.0**53, 0.1 + 0.2]
+    for values in prices.values():
+        for position in rng.integers(0, bars, rng.poisson(0.5) if odd_values and bars else 0):
+            values[position] = rng.choice(specials)
+    counts = rng.integers(0, int(rng.choice([100, 70_000, 2**40])), bars)
+    counts[rng.random(bars) < 0.1] = -1
+    return BarColumns(
+        timestamp=start + offsets,
+        **prices,
+        bar_count=counts,
+        is_final=rng.random(bars) < 0.9 if rng.random() < 0.3 else np.ones(bars, bool),
+    )
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_random_sessions_round_trip_bit_for_bit(seed):
+    rng = np.random.default_rng(seed)
+    # Half the chunks without odd values, which would leave their columns RAW, so that the
+    # narrow forms are met in chunks of many sessions too.
+    odd_values = seed % 2 == 1
+    sessions = [random_session(rng, day, odd_values) for day in range(int(rng.integers(1, 6)))]
+    chunk = BarColumns.concat(sessions)
+    bounds = np.cumsum([0, *(len(part) for part in sessions)])
+    if rng.random() < 0.5:
+        fetch_index = rng.integers(0, 65_536, len(chunk)).astype(np.uint16)
+    else:
+        fetch_index = np.repeat(np.arange(len(sessions), dtype=np.uint16), np.diff(bounds))
+
+    blobs = encode_segments(chunk, fetch_index, list(zip(bounds[:-1], bounds[1:], strict=True)))
+
+    for blob, part, first, stop in zip(blobs, sessions, bounds[:-1], bounds[1:], strict=True):
+        alone, alone_index = decode_segment(blob)
+        for name in BarColumns.__dataclass_fields__:
+            assert same_bits(getattr(alone, name), getattr(part, name)), name
+        assert alone_index.tolist() == fetch_index[first:stop].tolist()
+    decoded, decoded_index = decode_segments(blobs)
+    for name in BarColumns.__dataclass_fields__:
+        assert same_bits(getattr(decoded, name), getattr(chunk, name)), name
+    assert decoded_index.tolist() == fetch_index.tolist()
+    # with empty segments anywhere among them, the first too
+    empty = [(int(at), int(at)) for at in rng.choice(bounds, 3)]
+    padded = sorted([*zip(bounds[:-1], bounds[1:], strict=True), *empty])
+    assert decode_segments(encode_segments(chunk, fetch_index, padded))[0] == chunk
+    # and each session encoded as a chunk of its own, as a fetch of one session is
+    singles = [encode_segment(part, np.zeros(len(part), np.uint16)) for part in sessions]
+    assert decode_segments(singles)[0] == chunk
+
+
 # -- many segments at once -----------------------------------------------------------------------
 
 
@@ -331,6 +547,35 @@ def test_a_year_of_sessions_decodes_as_one():
 
     assert decoded == BarColumns.concat(days)
     assert fetch_index.tolist() == [day % 7 for day in range(252) for _ in range(390)]
+
+
+def test_segments_whose_layouts_alternate_decode_in_their_order():
+    # Many runs of each layout: read a layout at a time, then put in place (every other session
+    # has a price far from its close, odd ones are partly open and of another fetch, and
+    # version 2 segments and empty ones come between).
+    days, blobs = [], []
+    for day in range(90):
+        columns = session(bars=5 + day % 4, seed=day, day=day)
+        if day % 2:
+            columns = moved(columns, np.where(np.arange(len(columns)) == 1, 40_000, 0), ["high"])
+            columns = with_columns(columns, is_final=np.arange(len(columns)) < 2)
+        days.append(columns)
+        if day % 10 == 4:
+            blobs.append(stored_by_hand_v2(columns, fetch_index=day))
+        else:
+            blobs.append(encode_segment(columns, np.full(len(columns), day, np.uint16)))
+        if day % 7 == 0:
+            blobs.append(encode_segment(BarColumns.empty(), np.zeros(0, np.uint16)))
+    layouts = [bytes(blob[5:15]) for blob in blobs]
+    runs = 1 + sum(before != after for before, after in zip(layouts, layouts[1:], strict=False))
+    assert runs > 100
+
+    decoded, fetch_index = decode_segments(blobs)
+
+    expected = BarColumns.concat(days)
+    for name in BarColumns.__dataclass_fields__:
+        assert same_bits(getattr(decoded, name), getattr(expected, name)), name
+    assert fetch_index.tolist() == [day for day, columns in enumerate(days) for _ in columns.close]
 
 
 def test_a_segment_larger_than_a_batch_decodes_between_small_ones():
@@ -394,8 +639,36 @@ def stored_by_hand_v1(timestamps: list[int], is_final_byte: int = 1, base: int =
     return header + records.tobytes()
 
 
+# Version 2's codes of a session of 1-minute bars: evenly spaced starts, int32 cents, whole
+# volumes, wap with four decimals and int32 counts, one fetch and one finality.
+V2_SESSION_LAYOUT = bytes([REGULAR, 2, 2, 2, 2, 0, 4, INT32, CONSTANT, CONSTANT])
+
+
+def stored_by_hand_v2(
+    columns: BarColumns, fetch_index: int = 0, layout: bytes = V2_SESSION_LAYOUT
+) -> bytes:
+    """A version 2 segment of evenly spaced bars, built from the format the codec's docstring
+    describes: what the cache held before version 3, which it still reads."""
+    decimals = dict(
+        zip(("open", "high", "low", "close", "volume", "wap"), layout[1:7], strict=True)
+    )
+    records = np.zeros(len(columns), [(name, "<i4") for name in (*decimals, "bar_count")])
+    for name, k in decimals.items():
+        records[name] = np.rint(getattr(columns, name) * 10**k)
+    records["bar_count"] = columns.bar_count
+    step = int(columns.timestamp[1] - columns.timestamp[0])
+    header = HEADER_V2.pack(
+        MAGIC, 2, layout, int(columns.timestamp[0]), step, len(columns), fetch_index, 1
+    )
+    return header + records.tobytes()
+
+
 def with_header(data: bytes, **fields) -> bytes:
     return HEADER.pack(*(header_of(data) | fields).values()) + data[HEADER_SIZE:]
+
+
+def v2_with_layout(layout: list[int]) -> bytes:
+    return HEADER_V2.pack(MAGIC, 2, bytes(layout), 0, MINUTE_NS, 0, 0, 1)
 
 
 def test_a_hand_built_version_1_segment_decodes():
@@ -427,6 +700,23 @@ def test_any_nonzero_is_final_byte_means_final():
         (with_header(encoded(), layout=bytes([1, 2, 2, 2, 2, 0, 40, 0, 0, 0])), "column codes"),
         (with_header(encoded(), layout=bytes([1, 2, 2, 2, 2, 0, 4, 0, 2, 0])), "column codes"),
         (with_header(encoded(), layout=bytes([1, 2, 2, 2, 2, 0, 4, 0, 0, 2])), "column codes"),
+        (
+            with_header(encoded(), layout=bytes([1, 18, 18, 18, RAW, 0, 20, 1, 0, 0])),
+            "column codes",
+        ),
+        (with_header(encoded(), layout=bytes([1, 17, 18, 18, 34, 0, 20, 1, 0, 0])), "column codes"),
+        (with_header(encoded(), layout=bytes([1, 34, 18, 18, 34, 0, 20, 1, 0, 0])), "column codes"),
+        (with_header(encoded(), layout=bytes([1, 18, 18, 18, 18, 0, 20, 1, 0, 0])), "column codes"),
+        (
+            with_header(encoded(), layout=bytes([1, 18, 18, 18, 34, 16, 20, 1, 0, 0])),
+            "column codes",
+        ),
+        (with_header(encoded(), layout=bytes([1, 25, 18, 18, 34, 0, 20, 1, 0, 0])), "column codes"),
+        (with_header(encoded(), layout=bytes([1, 18, 18, 18, 48, 0, 20, 1, 0, 0])), "column codes"),
+        (v2_with_layout([1, 18, 18, 18, 34, 0, 20, 0, 0, 0]), "column codes"),
+        (v2_with_layout([1, 2, 2, 2, 2, 0, 4, SMALL_COUNT, 0, 0]), "column codes"),
+        (stored_by_hand_v2(session(bars=5))[:-1], "bars take"),
+        (stored_by_hand_v2(session(bars=5))[: HEADER_SIZE - 5], "shorter than"),
         (with_header(encoded(), layout=bytes([RAW, 2, 2, 2, 2, 0, 4, 0, 0, 0])), "bars take"),
         (with_header(encoded(), step=0), "strictly increasing"),
         (with_header(encoded(), step=-MINUTE_NS), "strictly increasing"),
@@ -449,6 +739,17 @@ def test_any_nonzero_is_final_byte_means_final():
         "unknown decimal exponent",
         "unknown fetch_index code",
         "unknown is_final code",
+        "prices near a close stored raw",
+        "a price near the close at fewer decimals than the close",
+        "close steps for another column",
+        "the close near itself",
+        "volume near the close",
+        "a near-close exponent beyond 8",
+        "an unknown form",
+        "version 2 with a version 3 price code",
+        "version 2 with a uint16 bar_count",
+        "version 2 body cut by one byte",
+        "version 2 header cut short",
         "layout of another record size",
         "regular bars with no step",
         "regular bars going back",
@@ -466,8 +767,8 @@ def test_decode_refuses_malformed_bytes(data, problem):
         decode_segment(data)
 
 
-def test_version_1_and_version_2_segments_of_one_series_decode_together():
-    # A cache written before version 2 holds version 1 segments; new fetches add version 2 ones.
+def test_version_1_and_new_segments_of_one_series_decode_together():
+    # A cache written before version 2 holds version 1 segments; new fetches add version 3 ones.
     old = stored_by_hand_v1([10, 20, 30], base=SESSION_OPEN_NS)
     new = encode_segment(session(bars=5, day=1), np.full(5, 4, np.uint16))
 
@@ -480,3 +781,48 @@ def test_version_1_and_version_2_segments_of_one_series_decode_together():
     ]
     assert decoded.take(np.arange(3, 8)) == session(bars=5, day=1)
     assert fetch_index.tolist() == [0, 1, 2, 4, 4, 4, 4, 4]
+
+
+def test_segments_of_versions_1_2_and_3_decode_together():
+    # A cache holds the segments of every version it was written with: v1, then v2, then v3.
+    v1 = stored_by_hand_v1([10, 20, 30], base=SESSION_OPEN_NS)
+    v2_days = [session(bars=50, seed=2, day=1), session(bars=20, seed=3, day=2)]
+    v2 = [stored_by_hand_v2(day, fetch_index=5) for day in v2_days]
+    v3_day = session(bars=40, seed=4, day=3)
+    v3 = encode_segment(v3_day, np.full(40, 6, np.uint16))
+    later_v2 = session(bars=10, seed=5, day=4)
+
+    decoded, fetch_index = decode_segments([v1, *v2, v3, stored_by_hand_v2(later_v2, 7)])
+
+    assert decoded.timestamp[:3].tolist() == [SESSION_OPEN_NS + t for t in (10, 20, 30)]
+    assert decoded.take(np.arange(3, len(decoded))) == BarColumns.concat(
+        [*v2_days, v3_day, later_v2]
+    )
+    assert fetch_index.tolist() == [0, 1, 2] + [5] * 70 + [6] * 40 + [7] * 10
+
+
+def test_a_version_2_and_a_version_3_segment_of_one_layout_decode_as_one_batch():
+    # Prices far apart and large counts leave version 3 with version 2's int32 codes: the two
+    # segments are then viewed as one record array, and the v3 header's close base unused.
+    rng = np.random.default_rng(9)
+    days = []
+    for day in (0, 1):
+        columns = session(bars=30, seed=day, day=day)
+        cents = rng.integers(10**6, 10**8, 30)
+        days.append(
+            with_columns(
+                columns,
+                open=rng.integers(10**6, 10**8, 30) / 100,
+                high=(cents + 4_000_000) / 100,
+                low=(cents - 4_000_000) / 100,
+                close=cents / 100,
+                wap=rng.integers(10**6, 10**8, 30) / 10_000,
+                bar_count=rng.integers(70_000, 10**6, 30),
+            )
+        )
+    v3 = encode_segment(days[1], np.zeros(30, np.uint16))
+    assert header_of(v3)["layout"] == V2_SESSION_LAYOUT
+
+    decoded, _ = decode_segments([stored_by_hand_v2(days[0]), v3])
+
+    assert decoded == BarColumns.concat(days)
