@@ -7,6 +7,7 @@ from backend.storage.market_data_tables import (
     MarketData,
     MarketDataCache,
 )
+from backend.storage.pacing_tables import PacingSlot
 from backend.storage.workflow_tables import (
     ExecutionStatus,
     LineageRecord,
@@ -22,6 +23,7 @@ __all__ = [
     "LineageRecord",
     "MarketData",
     "MarketDataCache",
+    "PacingSlot",
     "WorkflowExecution",
     "WorkflowLog",
 ]

@@ -18,7 +18,9 @@ from tests.support.migrations import alembic_config
 SUMMARY_TABLE = "market_data_series_summary"
 HEAD_TABLE = "market_data_head_timestamp"  # since 0005
 ACTIONS_TABLE = "market_data_corporate_action"  # since 0006
-SINCE_0005 = {HEAD_TABLE, ACTIONS_TABLE}
+PACING_TABLE = "ibkr_pacing_slot"  # since 0007
+PACING_INDEX = "ix_ibkr_pacing_slot_gateway_granted_at"
+SINCE_0005 = {HEAD_TABLE, ACTIONS_TABLE, PACING_TABLE}
 CACHE_TABLES = {
     "market_data_cache",
     "market_data_coverage",
@@ -26,6 +28,7 @@ CACHE_TABLES = {
     SUMMARY_TABLE,
     HEAD_TABLE,
     ACTIONS_TABLE,
+    PACING_TABLE,
 }
 PLATFORM_TABLES = {"workflow_executions", "workflow_logs", "lineage_records"}
 # The partial index over what can expire: open bars at revision 0003, open segments since 0004.
@@ -100,7 +103,10 @@ def test_drift_check_sees_the_missing_summaries_and_open_segments_index(database
         SUMMARY_TABLE,
         *SINCE_0005,
     }
-    assert {diff[1].name for diff in diffs if diff[0] == "add_index"} == {OPEN_SEGMENTS_INDEX}
+    assert {diff[1].name for diff in diffs if diff[0] == "add_index"} == {
+        OPEN_SEGMENTS_INDEX,
+        PACING_INDEX,
+    }
 
 
 NOW = datetime(2025, 12, 1, 22, 0, tzinfo=UTC)
