@@ -1006,12 +1006,12 @@ class MarketDataCacheRepository:
                 held = segment.columns
                 scaled = replace(
                     held,
-                    open=held.open / factor,
-                    high=held.high / factor,
-                    low=held.low / factor,
-                    close=held.close / factor,
-                    wap=held.wap / factor,
-                    volume=held.volume * factor,
+                    open=_rescaled(held.open / factor),
+                    high=_rescaled(held.high / factor),
+                    low=_rescaled(held.low / factor),
+                    close=_rescaled(held.close / factor),
+                    wap=_rescaled(held.wap / factor),
+                    volume=_rescaled(held.volume * factor),
                 )
                 values = _segment_values(scaled, segment.fetch_index, segment.fetches)
                 updates.append(
@@ -1364,6 +1364,13 @@ def _prune_fetches(fetches: list[Fetch], tags: np.ndarray) -> tuple[list[Fetch],
     renumber = np.zeros(len(fetches), dtype=np.uint16)
     renumber[used] = np.arange(len(used), dtype=np.uint16)
     return [fetches[int(i)] for i in used], renumber[tags]
+
+
+def _rescaled(values: np.ndarray) -> np.ndarray:
+    """Values divided or multiplied by a split ratio, without the float noise of the operation
+    (578.8 / 10 is 57.879999999999995): a healed bar then equals the one IBKR sends after the
+    split. Prices carry far fewer than 9 decimals, so rounding there loses nothing."""
+    return np.round(values, 9)
 
 
 def _segment_values(

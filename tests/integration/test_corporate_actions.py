@@ -13,6 +13,7 @@ from backend.storage.market_data_repository import BarFilter
 from tests.support.gateway import FakeClock
 from tests.support.gateway import evening as at
 from tests.support.gateway import move_clock as move
+from tests.support.migrations import migrate_to_head
 
 
 def closes_by_day(bars) -> dict:
@@ -169,3 +170,39 @@ async def test_verify_finds_drift_and_repair_heals_it(
     repaired = await service.verify_series(series, samples=3, repair=True)
     assert repaired.healed == "rescaled"
     assert (await service.verify_series(series, samples=3)).bars_drifted == 0
+
+
+async def test_a_strategy_across_the_split_sees_one_scale_and_its_lineage_says_why(
+    migrated_database_url, moving_sim, build_container, tmp_path
+):
+    # A workflow before the split caches NVDA; one after it reads the same days healed, gives the
+    # signals a cache filled only after the split gives, and its lineage names the new basis.
+    clock = FakeClock(at(2024, 5, 31))
+    container = build_container(migrated_database_url, moving_sim.port, clock)
+    params = {"fast": 5, "slow": 20}
+    before = await container.strategy_executor().execute(
+        "sma_crossover", ["NVDA"], "1d", 150, params
+    )
+
+    move(moving_sim, clock, at(2024, 7, 31))
+    after = await container.strategy_executor().execute(
+        "sma_crossover", ["NVDA"], "1d", 211, params
+    )
+
+    fresh_url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    migrate_to_head(fresh_url)
+    fresh = build_container(fresh_url, moving_sim.port, clock)
+    reference = await fresh.strategy_executor().execute(
+        "sma_crossover", ["NVDA"], "1d", 211, params
+    )
+
+    assert after.result["signals"] == reference.result["signals"]
+    lineage = container.workflow_repository()
+    (first,), (second,) = lineage.lineage_for(before.id), lineage.lineage_for(after.id)
+    (clean,) = fresh.workflow_repository().lineage_for(reference.id)
+    assert second.meta["checksum"] == clean.meta["checksum"] != first.meta["checksum"]
+    assert first.meta["price_basis_at"] == at(2024, 5, 31).isoformat()
+    assert second.meta["price_basis_at"] == at(2024, 7, 31).isoformat()
+    (split,) = container.market_data_repository().corporate_actions(BarFilter(symbol="NVDA"))
+    assert split.basis_from.astimezone(UTC) == at(2024, 5, 31)
+    assert split.basis_to.astimezone(UTC) == at(2024, 7, 31)
