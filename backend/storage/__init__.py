@@ -8,6 +8,7 @@ from backend.storage.market_data_tables import (
     MarketDataCache,
 )
 from backend.storage.pacing_tables import PacingSlot
+from backend.storage.refresh_job_tables import RefreshJobRow
 from backend.storage.workflow_tables import (
     ExecutionStatus,
     LineageRecord,
@@ -23,6 +24,7 @@ __all__ = [
     "LineageRecord",
     "MarketData",
     "MarketDataCache",
+    "RefreshJobRow",
     "PacingSlot",
     "WorkflowExecution",
     "WorkflowLog",

@@ -20,7 +20,9 @@ HEAD_TABLE = "market_data_head_timestamp"  # since 0005
 ACTIONS_TABLE = "market_data_corporate_action"  # since 0006
 PACING_TABLE = "ibkr_pacing_slot"  # since 0007
 PACING_INDEX = "ix_ibkr_pacing_slot_gateway_granted_at"
-SINCE_0005 = {HEAD_TABLE, ACTIONS_TABLE, PACING_TABLE}
+JOBS_TABLE = "market_data_refresh_job"  # since 0008
+JOBS_INDEX = "ix_market_data_refresh_job_status_created_at"
+SINCE_0005 = {HEAD_TABLE, ACTIONS_TABLE, PACING_TABLE, JOBS_TABLE}
 CACHE_TABLES = {
     "market_data_cache",
     "market_data_coverage",
@@ -29,6 +31,7 @@ CACHE_TABLES = {
     HEAD_TABLE,
     ACTIONS_TABLE,
     PACING_TABLE,
+    JOBS_TABLE,
 }
 PLATFORM_TABLES = {"workflow_executions", "workflow_logs", "lineage_records"}
 # The partial index over what can expire: open bars at revision 0003, open segments since 0004.
@@ -106,6 +109,7 @@ def test_drift_check_sees_the_missing_summaries_and_open_segments_index(database
     assert {diff[1].name for diff in diffs if diff[0] == "add_index"} == {
         OPEN_SEGMENTS_INDEX,
         PACING_INDEX,
+        JOBS_INDEX,
     }
 
 
