@@ -27,6 +27,7 @@ from backend.market_data.errors import (
     PacingViolation,
     UnknownContract,
 )
+from backend.market_data.refresh_jobs import JobNotResumable
 from backend.market_data.request_budget import RequestBudgetExceeded
 from backend.storage.market_data_repository import ContractChanged
 
@@ -42,6 +43,8 @@ STATUS_BY_ERROR: list[tuple[type[Exception], int]] = [
     (RequestBudgetExceeded, 422),
     # The range asks for bars IBKR no longer serves: a request to change, not a server fault.
     (BeyondIBKRHistory, 422),
+    # Running on a live replica, or completed: nothing to take over.
+    (JobNotResumable, 409),
 ]
 CONTRACT_CHANGED = "contract_changed"
 
@@ -127,6 +130,20 @@ def status_for(error: MarketDataError) -> int:
     return 502
 
 
+def error_summary(error: Exception) -> tuple[str, str, int]:
+    """(code, detail, status_code) of an error a job's series ended with, as results show it
+    (stored with refresh jobs, so every replica shows the same)."""
+    if isinstance(error, MarketDataError):
+        return error.code, str(error), status_for(error)
+    if isinstance(error, ContractChanged):
+        return CONTRACT_CHANGED, str(error), 409
+    database = database_problem(error)
+    if database is not None:
+        code, detail = database
+        return code, detail, 503
+    return "internal_error", "unexpected error; see the server log", 500
+
+
 def install_error_handlers(app: FastAPI) -> None:
     _document_error_responses(app)
 
@@ -138,7 +155,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, CacheMissInDebugMode):
             body["missing"] = [[a.isoformat(), b.isoformat()] for a, b in exc.missing]
         if isinstance(exc, RequestBudgetExceeded):
-            body["estimate"] = {**exc.estimate.to_json(), "ceiling": exc.ceiling}
+            body["estimate"] = exc.estimate_json()
         return JSONResponse(body, status_code=status_for(exc))
 
     @app.exception_handler(InvalidSeries)

@@ -5,7 +5,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -176,6 +176,20 @@ class Settings(BaseSettings):
     # Most historical requests one refresh or workflow may plan; 1440 is four hours of IBKR's
     # budget of 60 requests per 10 minutes. Larger fills belong to `make populate-cache`.
     REQUEST_CEILING: int = Field(default=1440, ge=1)
+    # What a refresh above REQUEST_CEILING, or one that would take the refresh jobs unfinished on
+    # every replica above JOB_QUEUE_CEILING, gets: "refuse" (422 with the estimate) or "queue"
+    # (accepted, waits until the jobs ahead leave room; its estimate says how long).
+    REQUEST_BUDGET_POLICY: Literal["refuse", "queue"] = "refuse"
+    # Most IBKR requests the unfinished refresh jobs of all replicas may need together; 4320 is
+    # twelve hours of IBKR's budget.
+    JOB_QUEUE_CEILING: int = Field(default=4320, ge=1)
+    # Refresh jobs live in the database: the running process stamps each job alive this often,
+    # and a job whose stamp is JOB_MISSED_HEARTBEATS old is shown interrupted (resumable).
+    JOB_HEARTBEAT_S: float = Field(default=5.0, gt=0, le=300)
+    JOB_MISSED_HEARTBEATS: int = Field(default=3, ge=2, le=100)
+    # Finished jobs kept: at most this many, none older than JOB_KEEP_DAYS.
+    JOB_KEEP_FINISHED: int = Field(default=100, ge=1)
+    JOB_KEEP_DAYS: float = Field(default=7.0, gt=0)
 
     API_TOKEN: str | None = None
     CORS_ORIGINS: Annotated[list[str], NoDecode] = Field(

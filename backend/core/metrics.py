@@ -8,7 +8,15 @@ from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, g
 from prometheus_client.core import GaugeMetricFamily
 
 # Jobs are reported in every state, zeros included, so a dashboard's series never vanish.
-REFRESH_JOB_STATES = ("queued", "running", "completed", "partial", "failed", "cancelled")
+REFRESH_JOB_STATES = (
+    "queued",
+    "running",
+    "completed",
+    "partial",
+    "failed",
+    "cancelled",
+    "interrupted",
+)
 
 HTTP_REQUESTS = Counter(
     "http_requests",
@@ -54,7 +62,9 @@ class _Snapshot:
         pool.add_metric([], self.pool_in_use)
         yield pool
         jobs = GaugeMetricFamily(
-            "refresh_jobs", "Refresh jobs held in memory, by state.", labels=["state"]
+            "refresh_jobs",
+            "Refresh jobs this process ran since it started, by state.",
+            labels=["state"],
         )
         for state in sorted({*REFRESH_JOB_STATES, *self.jobs_by_state}):
             jobs.add_metric([state], self.jobs_by_state.get(state, 0))

@@ -36,6 +36,28 @@ class RequestBudgetExceeded(MarketDataError):
             "batches with make populate-cache."
         )
 
+    def estimate_json(self) -> dict[str, float | int]:
+        """The 422 body's `estimate`."""
+        return {**self.estimate.to_json(), "ceiling": self.ceiling}
+
+
+class JobQueueFull(RequestBudgetExceeded):
+    """The jobs already queued or running, with this one, would need more requests than
+    JOB_QUEUE_CEILING (REQUEST_BUDGET_POLICY=refuse): the same code, the backlog in the body."""
+
+    def __init__(self, estimate: RequestEstimate, queued: int, ceiling: int) -> None:
+        self.estimate, self.ceiling, self.queued = estimate, ceiling, queued
+        MarketDataError.__init__(
+            self,
+            f"this refresh needs about {estimate.requests} IBKR historical requests, and the "
+            f"refresh jobs queued or running on every backend need {queued} more; together "
+            f"they are above JOB_QUEUE_CEILING ({ceiling}). Retry once some have finished, "
+            "ask for less, or fill the cache in batches with make populate-cache.",
+        )
+
+    def estimate_json(self) -> dict[str, float | int]:
+        return {**super().estimate_json(), "queued_requests": self.queued}
+
 
 class RequestPlanner:
     """Estimates from the cache's gaps and the calendar's chunking, and refuses what is too big.
@@ -90,6 +112,15 @@ class RequestPlanner:
     ) -> RequestEstimate:
         """The estimate for filling each series over [start, end), or RequestBudgetExceeded
         when it is above the ceiling. The series share a bar size and market (one refresh)."""
+        estimate = await self.estimate_series(series, start, end, force=force)
+        if estimate.requests > self.ceiling:
+            raise RequestBudgetExceeded(estimate, self.ceiling, what)
+        return estimate
+
+    async def estimate_series(
+        self, series: list[SeriesKey], start: datetime, end: datetime, *, force: bool = False
+    ) -> RequestEstimate:
+        """check_series' estimate without refusing: past the ceiling it is an upper bound."""
         if not series:
             return RequestEstimate(0, 0.0)
         run = self.service.repository.database.run
@@ -115,10 +146,7 @@ class RequestPlanner:
                     requests += (len(series) - index - 1) * per_series
                     break
         weight = 2 if first.what_to_show == WhatToShow.BID_ASK else 1
-        estimate = RequestEstimate(requests, self.duration_s(requests * weight))
-        if estimate.requests > self.ceiling:
-            raise RequestBudgetExceeded(estimate, self.ceiling, what)
-        return estimate
+        return RequestEstimate(requests, self.duration_s(requests * weight))
 
     def _requests_for(
         self, series: SeriesKey, start: datetime, end: datetime, whole_range: int

@@ -116,6 +116,8 @@ class FetchProgress:
     """What one call has committed so far; the caller's copy stays right if the call fails."""
 
     bars_committed: int = 0
+    # Historical requests whose answers were committed (one per chunk stored).
+    requests_committed: int = 0
 
 
 @dataclass(frozen=True)
@@ -630,6 +632,7 @@ class MarketDataService:
         )
         # Counted only once the transaction has committed.
         progress.bars_committed += stored
+        progress.requests_committed += 1
 
     # -- live (cache disabled) ------------------------------------------------------------------
 

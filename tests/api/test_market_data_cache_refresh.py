@@ -3,10 +3,9 @@
 import time
 
 import pytest
-from dependency_injector import providers
 
-from backend.market_data.refresh_jobs import RefreshJobs
 from tests.support.cache_api import DEAD_GATEWAY_PORT, api_client, seed_daily_bars
+from tests.support.gateway import FakeClock
 from tests.support.migrations import migrate_to_head
 
 CACHE = "/api/market-data/cache"
@@ -165,23 +164,16 @@ def test_unknown_job_is_404(migrated_sqlite_url):
         response = client.get(f"{REFRESH}/nope")
         assert response.status_code == 404
         assert response.json()["code"] == "not_found"
-        assert "kept in memory" in response.json()["detail"]
+        assert "JOB_KEEP_DAYS" in response.json()["detail"]
 
 
 def test_only_the_latest_finished_jobs_are_kept(migrated_sqlite_url):
-    with api_client(migrated_sqlite_url) as (client, container):
-        container.refresh_jobs.override(
-            providers.Singleton(
-                RefreshJobs,
-                service=container.refresh_service,
-                connection=container.ib_connection,
-                planner=container.request_planner,
-                clock=container.clock,
-                default_exchange="NASDAQ",
-                keep_finished=2,
-            )
-        )
-        ids = [refresh_and_wait(client, symbols=["NVDA"])["job_id"] for _ in range(3)]
+    clock = FakeClock()
+    with api_client(migrated_sqlite_url, clock=clock, JOB_KEEP_FINISHED=2) as (client, _):
+        ids = []
+        for _ in range(3):
+            ids.append(refresh_and_wait(client, symbols=["NVDA"])["job_id"])
+            clock.advance(seconds=1)
         assert client.get(f"{REFRESH}/{ids[0]}").status_code == 404
         assert [client.get(f"{REFRESH}/{job_id}").status_code for job_id in ids[1:]] == [200, 200]
 

@@ -20,13 +20,7 @@ from backend.api.deps import (
     require_api_token,
     series_or_422,
 )
-from backend.api.errors import (
-    CONTRACT_CHANGED,
-    ErrorPublic,
-    database_problem,
-    error_body,
-    status_for,
-)
+from backend.api.errors import ErrorPublic, error_body, error_summary
 from backend.api.schemas.inputs import Currency, Exchange, Expiry, Symbol
 from backend.api.schemas.market_data_cache import (
     MAX_OFFSET,
@@ -44,6 +38,7 @@ from backend.api.schemas.market_data_cache import (
     RefreshProgress,
     RefreshRequest,
     RefreshResultPublic,
+    RefreshRunPublic,
     RequestBudgetPublic,
     RequestEstimatePublic,
     SeriesBarPublic,
@@ -64,14 +59,12 @@ from backend.market_data.domain import (
     SeriesKey,
     WhatToShow,
 )
-from backend.market_data.errors import MarketDataError
 from backend.market_data.inventory import CacheInventory, RangeTooLarge, SeriesPage, is_expired
 from backend.market_data.refresh_jobs import RefreshJob, RefreshJobs
 from backend.market_data.stats import CacheStatsService
 from backend.market_data.verify_jobs import VerifyJob, VerifyJobs, VerifyNeedsIBKR
 from backend.storage.market_data_repository import (
     BarFilter,
-    ContractChanged,
     MarketDataCacheRepository,
     SegmentSlice,
 )
@@ -150,8 +143,10 @@ def cache_stats(
         200: {"model": RefreshJobPublic, "description": "Finished job (with wait=true)"},
         422: {
             "model": RequestBudgetPublic,
-            "description": "Invalid input, or the job would need more IBKR requests than "
-            "REQUEST_CEILING (code request_budget_exceeded, with the estimate)",
+            "description": "Invalid input, or (REQUEST_BUDGET_POLICY=refuse) the job would need "
+            "more IBKR requests than REQUEST_CEILING, or the jobs queued and running on every "
+            "replica would with it need more than JOB_QUEUE_CEILING (code "
+            "request_budget_exceeded, with the estimate)",
         },
         **GUARDED,
     },
@@ -208,10 +203,23 @@ async def refresh_cache(
     """Fetch symbols from IBKR into the cache as a job (allowed in DEBUG_MODE); 202 with the job.
 
     Each symbol is one series of the body's asset class, bar size, whatToShow and hours; a
-    series IBKR does not have is refused with 422 naming the field. The job is planned first:
-    one that needs more than REQUEST_CEILING historical requests (default 1440, four hours of
-    IBKR's pacing budget) is refused with 422 `request_budget_exceeded` and the estimate,
-    before anything is sent.
+    series IBKR does not have is refused with 422 naming the field. The job is planned first,
+    from the chunks of the ranges the cache lacks, before anything is sent; two limits protect
+    the pacing budget from one caller:
+
+    - the job alone needs more than REQUEST_CEILING historical requests (default 1440, four
+      hours of IBKR's budget of 60 per 10 minutes);
+    - the refresh jobs queued or running on every replica, with this one, need more than
+      JOB_QUEUE_CEILING (default 4320).
+
+    With REQUEST_BUDGET_POLICY=refuse (the default) such a job is refused with 422
+    `request_budget_exceeded` and `estimate: {requests, duration_s, ceiling}` (and
+    `queued_requests` for the second limit). With REQUEST_BUDGET_POLICY=queue it is accepted
+    as `queued`, with `estimate.duration_s` and `estimate.wait_s` (the jobs ahead's duration),
+    and starts once the jobs ahead leave room (a job above REQUEST_CEILING: once none is ahead).
+
+    The job is stored in the database: any replica answers GET for it, and a job whose process
+    stopped shows `interrupted` and can be resumed (POST .../refresh/{job_id}/resume).
     """
     series = [
         series_or_422(
@@ -231,7 +239,7 @@ async def refresh_cache(
     ]
     job = await jobs.submit(series, days_back=body.days_back, force=body.force)
     if wait:
-        await jobs.wait(job, REFRESH_WAIT_S)
+        job = await jobs.wait(job, REFRESH_WAIT_S)
     if job.finished:
         response.status_code = 200
     else:
@@ -249,8 +257,9 @@ async def refresh_job(
     job_id: str,
     jobs: Annotated[RefreshJobs, Depends(Provide[Container.refresh_jobs])],
 ) -> RefreshJobPublic:
-    """A refresh job's progress and per-symbol results."""
-    return job_public(_known_job(jobs.get(job_id), job_id))
+    """A refresh job's progress and per-symbol results, read from the database by any replica;
+    `interrupted` when the process running it stopped heartbeating."""
+    return job_public(_known_job(await jobs.get(job_id), job_id))
 
 
 @router.delete(
@@ -267,9 +276,55 @@ async def cancel_refresh_job(
     """Cancel a queued or running job: it sends no request after the one in flight.
 
     Answers with the job once it has stopped (status `cancelled`; bars committed so far stay
-    cached and are counted). A job that had already finished is returned unchanged.
+    cached and are counted). A job another replica runs is flagged (`cancel_requested`) and
+    stopped by its owner at its next heartbeat; this waits a few heartbeats for that. An
+    interrupted job is cancelled at once. A job that had already finished is returned unchanged.
     """
     return job_public(_known_job(await jobs.cancel(job_id), job_id))
+
+
+@router.post(
+    "/refresh/{job_id}/resume",
+    status_code=202,
+    response_model=RefreshJobPublic,
+    response_description="Job taken over by this replica; follow it at the Location header's URL",
+    responses={
+        200: {"model": RefreshJobPublic, "description": "Finished job (with wait=true)"},
+        **NO_SUCH_JOB,
+        409: {
+            "model": ErrorPublic,
+            "description": "The job is running on a live replica, or completed (code "
+            "job_not_resumable)",
+        },
+        **GUARDED,
+    },
+    dependencies=[Depends(require_api_token)],
+)
+@inject
+async def resume_refresh_job(
+    job_id: str,
+    response: Response,
+    jobs: Annotated[RefreshJobs, Depends(Provide[Container.refresh_jobs])],
+    wait: Annotated[
+        bool, Query(description=f"Answer when the job ends (at most {REFRESH_WAIT_S:g} s).")
+    ] = False,
+) -> RefreshJobPublic:
+    """Resume an interrupted (or cancelled, failed, partial) job on this replica.
+
+    Its request runs again, over the same range, for the series that had not ended `ok`,
+    through the read-through path: the cache's coverage already holds what earlier runs
+    committed, so only the rest is fetched. The new entry of `runs` counts the requests it
+    sent. Refused with 409 `job_not_resumable` while the job's owner still heartbeats, or when
+    it completed.
+    """
+    job = _known_job(await jobs.resume(job_id), job_id)
+    if wait:
+        job = await jobs.wait(job, REFRESH_WAIT_S)
+    if job.finished:
+        response.status_code = 200
+    else:
+        response.headers["Location"] = f"{router.prefix}/refresh/{job.job_id}"
+    return job_public(job)
 
 
 @router.get("/actions", response_model=CorporateActionsPublic)
@@ -703,8 +758,14 @@ def job_public(job: RefreshJob) -> RefreshJobPublic:
         status=job.status,
         created_at=job.created_at,
         finished_at=job.finished_at,
+        started_at=job.started_at,
+        owner=job.owner,
+        heartbeat_at=job.heartbeat_at,
+        cancel_requested=job.cancel_requested,
+        requests_sent=job.requests_sent,
+        runs=[RefreshRunPublic.model_validate(run, from_attributes=True) for run in job.runs],
         request=RefreshJobRequest.model_validate(job.request, from_attributes=True),
-        estimate=RequestEstimatePublic(**job.estimate.to_json()),
+        estimate=RequestEstimatePublic(**job.estimate.to_json(), wait_s=job.wait_s),
         progress=RefreshProgress(done=len(job.results), total=len(job.series)),
         results=[
             RefreshResultPublic(
@@ -715,7 +776,9 @@ def job_public(job: RefreshJob) -> RefreshJobPublic:
                 status=result.status,
                 bars_fetched=result.bars_fetched,
                 bars_cached=result.bars_cached,
-                error=None if result.error is None else _refresh_error(result.error),
+                error=None
+                if result.error is None
+                else RefreshError.model_validate(result.error, from_attributes=True),
             )
             for result in job.results
         ],
@@ -725,23 +788,16 @@ def job_public(job: RefreshJob) -> RefreshJobPublic:
 def _known_job(job: RefreshJob | None, job_id: str) -> RefreshJob:
     if job is None:
         raise HTTPException(
-            404, f"no refresh job {job_id}; jobs are kept in memory and forgotten on restart"
+            404,
+            f"no refresh job {job_id}; finished jobs are kept JOB_KEEP_DAYS days, at most "
+            "JOB_KEEP_FINISHED of them",
         )
     return job
 
 
 def _refresh_error(error: Exception) -> RefreshError:
-    if isinstance(error, MarketDataError):
-        return RefreshError(code=error.code, detail=str(error), status_code=status_for(error))
-    if isinstance(error, ContractChanged):
-        return RefreshError(code=CONTRACT_CHANGED, detail=str(error), status_code=409)
-    database = database_problem(error)
-    if database is not None:
-        code, detail = database
-        return RefreshError(code=code, detail=detail, status_code=503)
-    return RefreshError(
-        code="internal_error", detail="unexpected error; see the server log", status_code=500
-    )
+    code, detail, status_code = error_summary(error)
+    return RefreshError(code=code, detail=detail, status_code=status_code)
 
 
 def action_public(action: CorporateAction) -> CorporateActionPublic:

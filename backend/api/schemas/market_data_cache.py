@@ -365,10 +365,23 @@ class RequestEstimatePublic(BaseModel):
 
     requests: int = Field(description="IBKR historical requests, at most")
     duration_s: float = Field(description="Their duration at IBKR's pacing budget (60 per 10 min)")
+    wait_s: float | None = Field(
+        default=None,
+        description="REQUEST_BUDGET_POLICY=queue: how long the jobs ahead of it take at IBKR's "
+        "budget, when the job was queued behind them; null when it could start at once",
+    )
 
 
 class RequestBudgetEstimate(RequestEstimatePublic):
-    ceiling: int = Field(description="REQUEST_CEILING: the most requests one job may plan")
+    ceiling: int = Field(
+        description="REQUEST_CEILING (the most one job may plan), or JOB_QUEUE_CEILING when "
+        "queued_requests is set"
+    )
+    queued_requests: int | None = Field(
+        default=None,
+        description="Requests the refresh jobs queued or running on every replica still need "
+        "(when their sum with this job's is what is above JOB_QUEUE_CEILING)",
+    )
 
 
 class RequestBudgetPublic(BaseModel):
@@ -379,17 +392,48 @@ class RequestBudgetPublic(BaseModel):
     estimate: RequestBudgetEstimate
 
 
+class RefreshRunPublic(BaseModel):
+    """One run of a job: the first, then one per resume."""
+
+    owner: str = Field(description="Instance id of the process that ran it (host:pid:random)")
+    started_at: datetime
+    resumed: bool
+    estimated_requests: int = Field(description="Requests planned for what this run had to fetch")
+    requests_sent: int = Field(
+        description="IBKR historical requests this run sent whose answers it committed"
+    )
+
+
 class RefreshJobPublic(BaseModel):
-    """A refresh job. Jobs live in the server's memory: a restart forgets them, not their bars."""
+    """A refresh job, as every replica sees it: jobs are stored in the database.
+
+    `interrupted`: the process running it stopped (its heartbeat is older than
+    JOB_MISSED_HEARTBEATS x JOB_HEARTBEAT_S, or it was shut down); resume it on any replica."""
 
     job_id: str
-    status: Literal["queued", "running", "completed", "partial", "failed", "cancelled"]
+    status: Literal[
+        "queued", "running", "completed", "partial", "failed", "cancelled", "interrupted"
+    ]
     created_at: datetime
     finished_at: datetime | None
     request: RefreshJobRequest
     estimate: RequestEstimatePublic
     progress: RefreshProgress
     results: list[RefreshResultPublic]
+    started_at: datetime | None = Field(default=None, description="When its first run started")
+    owner: str = Field(default="", description="Instance id of the process that runs it")
+    heartbeat_at: datetime | None = Field(
+        default=None, description="When its owner last said it is still running it"
+    )
+    cancel_requested: bool = Field(
+        default=False,
+        description="A cancel was asked on a replica that does not run the job; its owner "
+        "stops it at its next heartbeat",
+    )
+    requests_sent: int = Field(
+        default=0, description="IBKR historical requests its runs sent and committed, in all"
+    )
+    runs: list[RefreshRunPublic] = Field(default_factory=list)
 
 
 # -- corporate actions and verify -------------------------------------------------------------
