@@ -2,6 +2,7 @@
 
 from dependency_injector import containers, providers
 
+from backend.api.errors import error_summary
 from backend.config.settings import Settings
 from backend.ibkr.client import IBKRClient
 from backend.ibkr.connection import IBConnection
@@ -9,7 +10,7 @@ from backend.ibkr.pacing import PacingScheduler, limits_scaled
 from backend.market_data.inventory import CacheInventory
 from backend.market_data.lookup_counts import LookupCounts
 from backend.market_data.population import CachePopulationService
-from backend.market_data.refresh_jobs import RefreshJobs
+from backend.market_data.refresh_jobs import RefreshJobs, new_instance_id
 from backend.market_data.request_budget import RequestPlanner
 from backend.market_data.service import DataSourcePolicy, MarketDataService
 from backend.market_data.stats import CacheStatsService
@@ -18,6 +19,7 @@ from backend.storage.database import Database
 from backend.storage.database_probe import DatabaseProbe
 from backend.storage.market_data_repository import MarketDataCacheRepository
 from backend.storage.pacing_ledger import DatabasePacingLedger
+from backend.storage.refresh_job_repository import RefreshJobRepository
 from backend.storage.series_lock import SeriesLocks
 from backend.storage.types import utc_now
 from backend.storage.workflow_repository import WorkflowRepository
@@ -155,14 +157,27 @@ class Container(containers.DeclarativeContainer):
     cache_stats_service = providers.Singleton(
         CacheStatsService, repository=market_data_repository, clock=clock, lookups=lookup_counts
     )
-    # In memory, one registry per process: jobs are asyncio tasks on the app's loop.
+    # This process as the owner of the refresh jobs it runs: made once, at start-up.
+    instance_id = providers.Singleton(new_instance_id)
+    refresh_job_repository = providers.Singleton(RefreshJobRepository, database=database)
+    # Jobs are rows, so every replica answers for every job; each runs as an asyncio task on
+    # the loop of the process that owns it, which heartbeats it.
     refresh_jobs = providers.Singleton(
         RefreshJobs,
         service=refresh_service,
         connection=ib_connection,
         planner=request_planner,
+        repository=refresh_job_repository,
         clock=clock,
         default_exchange=config.CACHE_EXCHANGE,
+        instance_id=instance_id,
+        describe_error=providers.Object(error_summary),
+        budget_policy=config.REQUEST_BUDGET_POLICY,
+        queue_ceiling=config.JOB_QUEUE_CEILING,
+        heartbeat_s=config.JOB_HEARTBEAT_S,
+        missed_heartbeats=config.JOB_MISSED_HEARTBEATS,
+        keep_finished=config.JOB_KEEP_FINISHED,
+        keep_days=config.JOB_KEEP_DAYS,
     )
     # Verify asks IBKR again: through the refresh service (its locks and pacing), refused in
     # DEBUG_MODE, which never contacts IBKR.
