@@ -213,7 +213,9 @@ def segment_rows(
                 "what_to_show": series.what_to_show,
                 "use_rth": series.use_rth,
                 "segment_date": segment_date,
-                **_segment_values(part, np.zeros(len(part), dtype=np.uint16), [fetch]),
+                **_segment_values(
+                    part, np.zeros(len(part), dtype=np.uint16), [fetch], fetch.fetched_at
+                ),
                 "created_at": fetch.fetched_at,
             }
 

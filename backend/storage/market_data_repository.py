@@ -124,6 +124,9 @@ class Segment:
     fetch_index: np.ndarray
     fetches: list[Fetch]
     indicators: dict[str, Any] | None
+    # The instant IBKR's adjustment of these prices is as of: the latest fetch, or the healing of
+    # a split after it. Every segment of a series is on the basis the series' summary names.
+    price_basis_at: datetime
 
     def expires_at_ns(self) -> np.ndarray:
         return _per_bar([f.expires_at for f in self.fetches], self.fetch_index)
@@ -720,6 +723,7 @@ class MarketDataCacheRepository:
                     part,
                     np.zeros(len(part), dtype=np.uint16),
                     [fetch],
+                    fetch.fetched_at,
                     encoded.get(segment_date),
                 )
                 inserts.append(
@@ -742,7 +746,9 @@ class MarketDataCacheRepository:
             tags = np.full(len(merged), len(old.fetches), dtype=np.uint16)
             tags[~np.isin(merged.timestamp, part.timestamp)] = old.fetch_index[~replaced]
             fetches, tags = _prune_fetches([*old.fetches, fetch], tags)
-            values = _segment_values(merged, tags, fetches)
+            # The bars it kept are on this fetch's basis too: the service compared them with
+            # IBKR's answer (or no session opened, so no action took effect) before storing.
+            values = _segment_values(merged, tags, fetches, fetch.fetched_at)
             updates.append({"segment_id": old.id, **{f"new_{k}": v for k, v in values.items()}})
             added += len(merged) - len(old.columns)
         if inserts:
@@ -758,8 +764,9 @@ class MarketDataCacheRepository:
         bars: BarColumns,
         fetch_index: np.ndarray,
         fetches: list[Fetch],
+        price_basis_at: datetime,
     ) -> None:
-        values = _segment_values(bars, fetch_index, fetches)
+        values = _segment_values(bars, fetch_index, fetches, price_basis_at)
         connection.execute(
             UPDATE_SEGMENT,
             {"segment_id": segment_id, **{f"new_{k}": v for k, v in values.items()}},
@@ -864,7 +871,14 @@ class MarketDataCacheRepository:
                 connection.execute(delete(SEGMENTS).where(SEGMENTS.c.id == segment.id))
                 continue
             fetches, tags = _prune_fetches(segment.fetches, segment.fetch_index[keep])
-            self._update_segment(connection, segment.id, segment.columns.take(keep), tags, fetches)
+            self._update_segment(
+                connection,
+                segment.id,
+                segment.columns.take(keep),
+                tags,
+                fetches,
+                segment.price_basis_at,
+            )
         if deleted == 0:
             return 0
         key = _key(series, SUMMARIES)
@@ -1013,7 +1027,9 @@ class MarketDataCacheRepository:
                     wap=_rescaled(held.wap / factor),
                     volume=_rescaled(held.volume * factor),
                 )
-                values = _segment_values(scaled, segment.fetch_index, segment.fetches)
+                values = _segment_values(
+                    scaled, segment.fetch_index, segment.fetches, action["detected_at"]
+                )
                 updates.append(
                     {"segment_id": segment.id, **{f"new_{k}": v for k, v in values.items()}}
                 )
@@ -1347,14 +1363,16 @@ def _expired_mask(segment: Segment, now_ns: int) -> np.ndarray:
 
 def _decode(series: SeriesKey, row: Row) -> Segment:
     columns, fetch_index = decode_segment(row.ohlcv_data)
+    fetches = [Fetch.from_json(f) for f in row.metadata["fetches"]]
     return Segment(
         id=row.id,
         series=series,
         segment_date=row.segment_date,
         columns=columns,
         fetch_index=fetch_index,
-        fetches=[Fetch.from_json(f) for f in row.metadata["fetches"]],
+        fetches=fetches,
         indicators=row.indicators,
+        price_basis_at=_price_basis_at(row.metadata, fetches),
     )
 
 
@@ -1364,6 +1382,15 @@ def _prune_fetches(fetches: list[Fetch], tags: np.ndarray) -> tuple[list[Fetch],
     renumber = np.zeros(len(fetches), dtype=np.uint16)
     renumber[used] = np.arange(len(used), dtype=np.uint16)
     return [fetches[int(i)] for i in used], renumber[tags]
+
+
+def _price_basis_at(metadata: dict[str, Any], fetches: list[Fetch]) -> datetime:
+    """The segment's recorded basis; a segment stored before bases were recorded per segment is
+    on the basis of its latest fetch (no split was healed since, or it would carry one)."""
+    recorded = metadata.get("price_basis_at")
+    if recorded is not None:
+        return datetime.fromisoformat(recorded)
+    return max(f.fetched_at for f in fetches)
 
 
 def _rescaled(values: np.ndarray) -> np.ndarray:
@@ -1377,6 +1404,7 @@ def _segment_values(
     bars: BarColumns,
     fetch_index: np.ndarray,
     fetches: list[Fetch],
+    price_basis_at: datetime,
     encoded: bytes | None = None,
 ) -> dict[str, Any]:
     """A segment's stored columns, derived from its bars and their fetches (and the bars'
@@ -1394,7 +1422,11 @@ def _segment_values(
         "bar_count": len(bars),
         "ohlcv_data": encode_segment(bars, fetch_index) if encoded is None else encoded,
         "is_final": all_final,
-        "metadata": {"fetches": [f.to_json() for f in fetches], "format": FORMAT_VERSION},
+        "metadata": {
+            "fetches": [f.to_json() for f in fetches],
+            "format": FORMAT_VERSION,
+            "price_basis_at": price_basis_at.isoformat(),
+        },
         "first_fetched_at": min(f.fetched_at for f in fetches),
         "fetched_at": latest.fetched_at,
         "expires_at": expires_at,

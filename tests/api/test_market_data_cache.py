@@ -75,13 +75,15 @@ def test_list_returns_every_field_and_the_total(seeded):
     assert (first["what_to_show"], first["use_rth"]) == ("TRADES", True)
     assert first["timestamp"] == "2025-11-03T00:00:00Z"
     assert first["ohlcv_data"]["volume"] == 1003.0
-    # The bar's provenance: the fetch it came from, and whether its session had closed.
+    # The bar's provenance: the fetch it came from, whether its session had closed, and the
+    # price basis its segment is on (as of its fetch: no split healed since).
     assert first["metadata"] == {
         "source": "ibkr",
         "what_to_show": "TRADES",
         "use_rth": True,
         "request": {},
         "is_final": True,
+        "price_basis_at": first["fetched_at"].replace("Z", "+00:00"),
     }
     assert first["ohlcv_data"] == {
         "open": 10.0,

@@ -35,6 +35,8 @@ async def test_nvda_split_rescales_the_cached_history_once(
     service = container.market_data_service()
     before = await service.read_series(series, at(2024, 1, 2, 0), clock.now)
     assert_one_scale(before.bars)
+    cached = container.market_data_repository().read_segments(series, at(2024, 1, 1), clock.now)
+    assert {segment.price_basis_at.astimezone(UTC) for segment in cached} == {at(2024, 5, 31)}
 
     move(moving_sim, clock, at(2024, 7, 31))
     requests = moving_sim.stats()["historical_requests"]
@@ -55,6 +57,10 @@ async def test_nvda_split_rescales_the_cached_history_once(
     assert actions[0].bars_changed == len(old)
     summary = container.market_data_repository().series_summary(series)
     assert summary.basis_at.astimezone(UTC) == at(2024, 7, 31)
+    # Each segment records its basis: the rescaled ones and July's new ones alike, 31 July.
+    segments = container.market_data_repository().read_segments(series, at(2024, 1, 1), clock.now)
+    assert len(segments) == 7
+    assert {segment.price_basis_at.astimezone(UTC) for segment in segments} == {at(2024, 7, 31)}
 
 
 async def test_tsla_three_for_one(migrated_database_url, moving_sim, build_container):

@@ -707,7 +707,11 @@ def cached_bars_public(part: SegmentSlice, now: datetime) -> list[CachedBarPubli
                 "bar_count": bar.bar_count,
             },
             indicators=segment.indicators,
-            metadata={**fetches[fetch].provenance(), "is_final": bar.is_final},
+            metadata={
+                **fetches[fetch].provenance(),
+                "is_final": bar.is_final,
+                "price_basis_at": segment.price_basis_at.isoformat(),
+            },
             fetched_at=fetches[fetch].fetched_at,
             expires_at=fetches[fetch].expires_at,
             expired=is_expired(bar.is_final, fetches[fetch].expires_at, now),
