@@ -23,9 +23,7 @@ MIN_CLIENT_VERSION = 100
 FIRST_ORDER_ID = 1
 
 # Requests that need no answer; cancels matter only to a gateway that streams updates.
-IGNORED = {
-    msg.CANCEL_HISTORICAL_DATA, msg.CANCEL_HEAD_TIMESTAMP, msg.REQ_AUTO_OPEN_ORDERS,
-}
+IGNORED = {msg.CANCEL_HEAD_TIMESTAMP, msg.REQ_AUTO_OPEN_ORDERS}
 
 
 class ClientConnection:
@@ -36,6 +34,8 @@ class ClientConnection:
         self.writer = writer
         self.client_id: int | None = None
         self._tasks: set[asyncio.Task] = set()
+        # Historical requests not answered yet, by request id, so that a cancel closes one.
+        self._historical_tasks: dict[int, asyncio.Task] = {}
         self._handlers = {
             msg.START_API: self._start_api,
             msg.REQ_POSITIONS: lambda f: self.send(msg.position_end()),
@@ -53,6 +53,7 @@ class ClientConnection:
             msg.REQ_HEAD_TIMESTAMP: self._head_timestamp,
             msg.REQ_MATCHING_SYMBOLS: self._matching_symbols,
             msg.REQ_HISTORICAL_DATA: self._spawn_historical,
+            msg.CANCEL_HISTORICAL_DATA: self._cancel_historical,
         }
 
     @property
@@ -192,8 +193,35 @@ class ClientConnection:
         task = asyncio.get_running_loop().create_task(self._historical(request))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        self._historical_tasks[request.req_id] = task
+        task.add_done_callback(lambda _: self._historical_tasks.pop(request.req_id, None))
+
+    def _cancel_historical(self, fields: list[str]) -> None:
+        # A request that was cancelled is no longer open; its answer is never sent.
+        task = self._historical_tasks.get(int(fields[2]))
+        if task is not None:
+            task.cancel()
 
     async def _historical(self, request: historical.HistoricalRequest) -> None:
+        # The limit on open requests counts every connection together, as pacing does: the
+        # conservative reading of IBKR's rules for several clients of one gateway.
+        stats = self.gateway.stats
+        if stats.open_historical_requests >= msg.MAX_OPEN_HISTORICAL_REQUESTS:
+            stats.historical_requests += 1
+            stats.simultaneous_limit_rejections += 1
+            self.send_error(request.req_id, *msg.TOO_MANY_OPEN_HISTORICAL)
+            return
+        stats.open_historical_requests += 1
+        stats.max_open_historical_requests = max(stats.max_open_historical_requests,
+                                                 stats.open_historical_requests)
+        try:
+            await self._open_historical(request)
+        finally:
+            # Answered, refused, or its connection closed: it is no longer open. (After a
+            # reset the counters are new; the open count carried over keeps this right.)
+            self.gateway.stats.open_historical_requests -= 1
+
+    async def _open_historical(self, request: historical.HistoricalRequest) -> None:
         gateway = self.gateway
         found = gateway.registry.matches(request.contract, gateway.now(),
                                          request.include_expired)
@@ -213,7 +241,8 @@ class ClientConnection:
                 self.close()
                 return
             if fault.kind == "timeout":
-                return
+                # Never answered: open until the client cancels it or hangs up.
+                await asyncio.get_running_loop().create_future()
             if fault.kind == "no_data":
                 rejected = historical.no_data_error(
                     instrument, request.contract.exchange, request.what_to_show)

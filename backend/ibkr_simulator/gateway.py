@@ -86,7 +86,8 @@ class SimulatedGateway:
             del self._client_ids[connection.client_id]
 
     def stats_json(self) -> dict:
-        return self.stats.to_json(connections_open=len(self._connections))
+        return self.stats.to_json(connections_open=len(self._connections),
+                                  pacing=self.pacing.to_json())
 
     def faults_json(self) -> list[dict]:
         return self.faults.to_json()
@@ -98,8 +99,9 @@ class SimulatedGateway:
 
     def reset_state(self) -> None:
         """Forget counters, armed faults and pacing history (open connections stay open, and
-        the clock stays where it is)."""
-        self.stats = Stats()
+        the clock stays where it is; requests still open stay counted as open)."""
+        still_open = self.stats.open_historical_requests
+        self.stats = Stats(open_historical_requests=still_open)
         self.faults.clear()
         self.pacing.reset()
 

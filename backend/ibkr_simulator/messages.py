@@ -63,6 +63,11 @@ PACING_VIOLATION = (
     162, "Historical Market Data Service error message:Historical data request pacing violation")
 READ_ERROR = (320, "Error reading request.")
 PROCESSING_ERROR = (322, "Error processing request.")
+# IBKR allows 50 historical requests open at once; the text is what users report IBKR sends
+# (ib_insync#293), the code 322 ("Error processing request") a guess that matches its prefix.
+MAX_OPEN_HISTORICAL_REQUESTS = 50
+TOO_MANY_OPEN_HISTORICAL = (
+    322, "Error processing request:Only 50 simultaneous API historical data requests allowed.")
 CLIENT_ID_IN_USE = (
     326, "Unable to connect as the client id is already in use. Retry with a unique client id.")
 

@@ -35,6 +35,15 @@ class PacingGuard:
         self.overall_window = OVERALL_WINDOW_SECONDS * scale
         self._clock = clock
         self._history: deque[_Entry] = deque()
+        self._reset_counts()
+
+    def _reset_counts(self) -> None:
+        # What the control API reports about the overall window, for tests that measure how
+        # much of the budget their clients used: accepted weight in consecutive windows from
+        # the first accepted request, and the most ever counted in one (sliding) window.
+        self._first_at: float | None = None
+        self._per_window: list[int] = []
+        self._max_in_window = 0
 
     def admit(self, identical_key: Hashable, contract_key: Hashable,
               weight: int = 1) -> str | None:
@@ -61,7 +70,31 @@ class PacingGuard:
         if overall + weight > OVERALL_LIMIT:
             return "too many requests"
         self._history.append(_Entry(now, identical_key, contract_key, weight))
+        self._count(now, overall + weight, weight)
         return None
+
+    def _count(self, now: float, in_window: int, weight: int) -> None:
+        if self.overall_window <= 0:
+            return
+        if self._first_at is None:
+            self._first_at = now
+        index = int((now - self._first_at) // self.overall_window)
+        while len(self._per_window) <= index:
+            self._per_window.append(0)
+        self._per_window[index] += weight
+        self._max_in_window = max(self._max_in_window, in_window)
+
+    def to_json(self) -> dict:
+        """The overall window's length and limit, the weight accepted in each consecutive
+        window since the first accepted request (the last one may still be filling), and the
+        most counted in any window ending at an accepted request."""
+        return {
+            "overall_window_seconds": self.overall_window,
+            "overall_limit": OVERALL_LIMIT,
+            "requests_per_window": list(self._per_window),
+            "max_in_any_window": self._max_in_window,
+        }
 
     def reset(self) -> None:
         self._history.clear()
+        self._reset_counts()

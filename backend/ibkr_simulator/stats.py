@@ -14,10 +14,15 @@ class Stats:
     head_timestamp_requests: int = 0
     pacing_violations: int = 0
     errors_sent: int = 0
+    # Historical requests received and not answered yet, over every connection, the most there
+    # ever were at once, and those refused for going over the limit (error 322).
+    open_historical_requests: int = 0
+    max_open_historical_requests: int = 0
+    simultaneous_limit_rejections: int = 0
     # Historical-data requests per symbol, the number a cache test usually cares about.
     requests_by_symbol: Counter = field(default_factory=Counter)
 
-    def to_json(self, connections_open: int) -> dict:
+    def to_json(self, connections_open: int, pacing: dict | None = None) -> dict:
         return {
             "connections_total": self.connections_total,
             "connections_open": connections_open,
@@ -27,4 +32,8 @@ class Stats:
             "pacing_violations": self.pacing_violations,
             "errors_sent": self.errors_sent,
             "requests_by_symbol": dict(self.requests_by_symbol),
+            "open_historical_requests": self.open_historical_requests,
+            "max_open_historical_requests": self.max_open_historical_requests,
+            "simultaneous_limit_rejections": self.simultaneous_limit_rejections,
+            "pacing": pacing or {},
         }

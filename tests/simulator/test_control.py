@@ -16,6 +16,8 @@ from .conftest import FIXED_NOW, PACING_TEXT, connect, control
 STATS_KEYS = {
     "connections_total", "connections_open", "historical_requests", "contract_requests",
     "head_timestamp_requests", "pacing_violations", "errors_sent", "requests_by_symbol",
+    "open_historical_requests", "max_open_historical_requests", "simultaneous_limit_rejections",
+    "pacing",
 }
 NO_DATA_TEXT = ("Historical Market Data Service error message:HMDS query returned no data: "
                 "NVDA@SMART Trades")
@@ -70,6 +72,8 @@ async def test_stats_count_every_kind_of_request(gw, client):
     assert stats["errors_sent"] == 1  # the 200; farm notices are not errors
     assert stats["connections_open"] == 1
     assert stats["pacing_violations"] == 0
+    assert stats["open_historical_requests"] == 0
+    assert stats["max_open_historical_requests"] == 1
 
 
 async def test_reset_clears_counters_and_faults(gw, client):

@@ -138,3 +138,101 @@ async def test_bid_ask_requests_count_twice_for_one_contract(client, paced):
         for n in range(1, 4)))
     assert sorted(len(r) for r in results) == [0, 7, 14]  # the third is the 5th and 6th
     assert codes == [(162, PACING_TEXT)]
+
+
+async def test_pacing_counts_every_connection_of_the_gateway_together(client, paced):
+    # Three requests for NVDA from each of two clients: the sixth within 2 s is refused,
+    # whichever connection sent it.
+    other = await connect(paced)
+    try:
+        codes = []
+        for ib in (client, other):
+            ib.RaiseRequestErrors = False
+            ib.errorEvent += lambda req_id, code, text, contract: codes.append((code, text))
+        results = await asyncio.gather(
+            *(fetch(client, f"{n} D") for n in range(1, 4)),
+            *(fetch(other, f"{n} D") for n in range(4, 7)))
+        assert sorted(len(r) for r in results) == [0, 7, 14, 21, 28, 35]
+        assert codes == [(162, PACING_TEXT)]
+        stats = control(paced, "GET", "/stats")[1]
+        assert stats["pacing_violations"] == 1
+        assert stats["pacing"]["requests_per_window"] == [5]
+        assert stats["pacing"]["max_in_any_window"] == 5
+    finally:
+        other.disconnect()
+
+
+def test_the_overall_window_is_counted_window_by_window():
+    clock = FakeClock()
+    guard = PacingGuard(clock=clock)
+    for n in range(60):
+        assert guard.admit(f"a{n}", f"c{n}") is None
+        clock.now += 1
+    clock.now = 1000.0 + 600 + 30
+    for n in range(3):
+        assert guard.admit(f"b{n}", f"d{n}", weight=2) is None
+    report = guard.to_json()
+    assert report["overall_window_seconds"] == 600 and report["overall_limit"] == 60
+    assert report["requests_per_window"] == [60, 6]
+    assert report["max_in_any_window"] == 60
+    guard.reset()
+    assert guard.to_json()["requests_per_window"] == []
+
+
+TOO_MANY_OPEN_TEXT = (
+    "Error processing request:Only 50 simultaneous API historical data requests allowed.")
+
+
+@pytest.fixture
+async def unpaced():
+    gw = SimulatedGateway(seed=7, pacing_scale=0, now=FIXED_NOW).start_in_thread()
+    yield gw
+    gw.stop()
+
+
+async def test_fifty_open_requests_at_most_over_every_connection(unpaced):
+    first, second = await connect(unpaced), await connect(unpaced)
+    try:
+        codes = []
+        for ib in (first, second):
+            ib.RaiseRequestErrors = False
+            ib.errorEvent += lambda req_id, code, text, contract: codes.append((code, text))
+        # Fifty requests held open by a delay, split over two connections; then one more.
+        control(unpaced, "POST", "/faults", {"kind": "delay", "count": 50, "seconds": 3})
+        held = [asyncio.ensure_future(fetch(first if n % 2 else second, f"{n + 1} D"))
+                for n in range(50)]
+        for _ in range(100):
+            if control(unpaced, "GET", "/stats")[1]["open_historical_requests"] == 50:
+                break
+            await asyncio.sleep(0.05)
+        refused = await fetch(first, "60 D")
+        assert len(refused) == 0
+        assert codes == [(322, TOO_MANY_OPEN_TEXT)]
+        assert all(len(bars) > 0 for bars in await asyncio.gather(*held))
+        stats = control(unpaced, "GET", "/stats")[1]
+        assert stats["simultaneous_limit_rejections"] == 1
+        assert stats["max_open_historical_requests"] == 50
+        assert stats["open_historical_requests"] == 0
+        # Answered, they are no longer open: the next request is served.
+        assert len(await fetch(second, "60 D")) > 0
+    finally:
+        first.disconnect()
+        second.disconnect()
+
+
+async def test_a_cancelled_request_is_no_longer_open(unpaced):
+    ib = await connect(unpaced)
+    try:
+        control(unpaced, "POST", "/faults", {"kind": "timeout", "count": 1})
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(fetch(ib), 0.5)
+        assert control(unpaced, "GET", "/stats")[1]["open_historical_requests"] == 1
+        # The request id ib_insync gave it: the last one it issued.
+        ib.client.cancelHistoricalData(ib.client._reqIdSeq - 1)
+        for _ in range(50):
+            if control(unpaced, "GET", "/stats")[1]["open_historical_requests"] == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert control(unpaced, "GET", "/stats")[1]["open_historical_requests"] == 0
+    finally:
+        ib.disconnect()
