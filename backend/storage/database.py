@@ -26,6 +26,8 @@ DEFAULT_POOL_SIZE = 10
 DEFAULT_BLOCKING_WORKERS = 2
 # Advisory-lock sessions held at once: one per series being fetched (FETCH_CONCURRENCY).
 DEFAULT_LOCK_CONNECTIONS = 8
+# Each SQLite connection's page cache, in KiB (see _sqlite_pragmas).
+SQLITE_CACHE_KIB = 16 * 1024
 
 
 def create_db_engine(database_url: str, pool_size: int = DEFAULT_POOL_SIZE) -> Engine:
@@ -58,6 +60,11 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # A page cache of up to 16 MB a connection (SQLite's default is 2 MB), grown only as pages
+    # are read: a year of 1-minute bars is 2.2 MB of pages, and read again from a cache that
+    # held it the warm read's query took 1.5 ms instead of 2.0-2.1 (its pages no longer read
+    # from the file each time). A memory map (mmap_size) was no faster on top of it.
+    cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
     cursor.close()
 
 
