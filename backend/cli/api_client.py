@@ -11,6 +11,8 @@ from backend.market_data.domain import SecType, SeriesKey
 REFRESH_PATH = "/api/market-data/cache/refresh"
 VERIFY_PATH = "/api/market-data/cache/verify"
 UNFINISHED = ("queued", "running")
+# A job whose process stopped; --resume takes it over.
+INTERRUPTED = "interrupted"
 
 
 class BackendError(Exception):
@@ -65,6 +67,11 @@ class RefreshApiClient:
     def verify_job(self, job_id: str) -> dict[str, Any]:
         return self._job(self._call("GET", f"{VERIFY_PATH}/{job_id}", expected=(200,)))
 
+    def resume(self, job_id: str) -> dict[str, Any]:
+        """Resume a stored job on the backend; 404 and 409 (not resumable) exit 2."""
+        path = f"{REFRESH_PATH}/{job_id}/resume"
+        return self._job(self._call("POST", path, expected=(200, 202)))
+
     def job(self, job_id: str) -> dict[str, Any]:
         return self._job(self._call("GET", f"{REFRESH_PATH}/{job_id}", expected=(200,)))
 
@@ -113,6 +120,10 @@ class RefreshApiClient:
             raise BackendError(
                 f"the backend refused to verify: {detail}", "verify_in_debug_mode", 2
             )
+        if response.status_code == 404 and method == "POST" and path.endswith("/resume"):
+            raise BackendError(f"the backend has no such job: {detail}", "not_found", 2)
+        if response.status_code == 409 and _code(response) == "job_not_resumable":
+            raise BackendError(f"the backend refused: {detail}", "job_not_resumable", 2)
         if response.status_code == 422:
             raise BackendError(
                 f"the backend rejected the arguments: {detail}", "validation_error", 2

@@ -135,6 +135,30 @@ def check_verify_flags(parser: argparse.ArgumentParser, args: argparse.Namespace
             )
 
 
+def check_resume_flags(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """--resume runs a stored job's own request: the flags that make a request are refused."""
+    if args.resume is None:
+        return
+    for given, name in (
+        (args.symbols is not None, "--symbols"),
+        (args.days_back is not None, "--days-back"),
+        (args.force, "--force"),
+        (args.dry_run, "--dry-run"),
+        (args.verify or args.repair, "--verify"),
+    ):
+        if given:
+            parser.error(
+                f"argument {name}: not with --resume, which runs the job's own request again"
+            )
+
+
+def job_id(text: str) -> str:
+    value = text.strip().lower()
+    if not value or len(value) > 32 or not value.isalnum():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a refresh job id")
+    return value
+
+
 def upper(text: str) -> str:
     return text.strip().upper()
 
@@ -241,6 +265,14 @@ def build_parser(description: str) -> argparse.ArgumentParser:
         default=None,
         help=f"cached segments per series to verify, 1 to {MAX_SAMPLES}: the first, the last "
         f"and evenly between (default: {DEFAULT_SAMPLES})",
+    )
+    parser.add_argument(
+        "--resume",
+        metavar="JOB_ID",
+        type=job_id,
+        help="resume an interrupted (or cancelled, failed, partial) refresh job: its request "
+        "runs again for the series it had not finished, and only what the cache still lacks "
+        "is fetched; with --api-url on that backend, else in this process",
     )
     parser.add_argument(
         "--api-url",

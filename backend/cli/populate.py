@@ -28,6 +28,8 @@ Examples (from the repository root):
   python scripts/populate_market_cache.py --symbols NVDA --force     # fetch fresh bars again
   python scripts/populate_market_cache.py --json                     # JSON lines on stdout
   python scripts/populate_market_cache.py --api-url http://127.0.0.1:8000   # via a running backend
+  python scripts/populate_market_cache.py --resume 3f2a...   # an interrupted refresh job, here
+  python scripts/populate_market_cache.py --resume 3f2a... --api-url http://127.0.0.1:8000
   python -m scripts.populate_market_cache --symbols NVDA
 
 Verify (splits and dividends): IBKR adjusts history as of each request, so a series cached
@@ -43,6 +45,13 @@ runs in DEBUG_MODE, which never contacts IBKR (exit 2).
   python scripts/populate_market_cache.py --symbols NVDA --data-type 1d,1m --verify-samples 10 \\
       --verify
   python scripts/populate_market_cache.py --symbols NVDA --repair --json
+
+Resume: refresh jobs are stored in the database. A job whose backend stopped (killed, crashed,
+restarted) shows as interrupted (GET /api/market-data/cache/refresh/JOB_ID); --resume JOB_ID takes
+it over and runs its request again, over the same range, for the series it had not finished:
+the cache already holds what it committed, so only the rest is fetched, and the line after the
+table says how many requests that took. In this process, or on a backend with --api-url. Exit 2
+for an unknown job or one that is still running (its process heartbeats) or completed.
 
 With make (installs and migrates first; every variable is optional):
   make populate-cache
@@ -80,9 +89,21 @@ from typing import TextIO
 
 from loguru import logger
 
-from backend.cli.arguments import build_parser, build_request, check_verify_flags
+from backend.cli.arguments import (
+    build_parser,
+    build_request,
+    check_resume_flags,
+    check_verify_flags,
+)
 from backend.cli.renderers import choose_output
-from backend.cli.runner import EXIT_USAGE, job_groups, populate_in_process, populate_via_api
+from backend.cli.runner import (
+    EXIT_USAGE,
+    job_groups,
+    populate_in_process,
+    populate_via_api,
+    resume_in_process,
+    resume_via_api,
+)
 from backend.cli.verify import verify_in_process, verify_via_api
 from backend.config.settings import Settings, SettingsError, load_settings
 from backend.containers import Container, build_container
@@ -126,6 +147,18 @@ def main(
         except SettingsError as exc:
             parser.exit(EXIT_USAGE, f"{parser.prog}: error: {exc}\n")
     check_verify_flags(parser, args)
+    check_resume_flags(parser, args)
+    if args.resume:
+        output = choose_output(stdout, stderr, as_json=args.json)
+        if args.api_url:
+            route_logs(output.log_sink, args.verbose)
+            return resume_via_api(args.resume, args.api_url, settings.API_TOKEN, output)
+        if container is None:
+            container = build_container(
+                settings.model_copy(update={"IB_CLIENT_ID": settings.IB_CLIENT_ID + 1})
+            )
+        route_logs(output.log_sink, args.verbose)
+        return resume_in_process(args.resume, container, output)
     request = build_request(parser, args, settings)
     samples = args.verify_samples or DEFAULT_SAMPLES
 

@@ -21,6 +21,7 @@ from backend.market_data.population import (
     SeriesStatus,
     failed,
 )
+from backend.market_data.refresh_jobs import JobNotResumable, SymbolRefresh
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -189,3 +190,116 @@ def _result_from_api(entry: dict[str, Any], like: SeriesKey) -> SeriesResult:
         error_code=error.get("code", "error") if error else None,
         error=error.get("detail") if error else None,
     )
+
+
+# -- --resume --------------------------------------------------------------------------------
+
+
+def resume_in_process(job_id: str, container: Container, output: Output) -> int:
+    """Take a stored job over in this process and run what it had not finished."""
+    try:
+        return asyncio.run(_resume(job_id, container, output))
+    except KeyboardInterrupt:
+        output.interrupted(
+            f"interrupted; the job's committed chunks are kept; --resume {job_id} goes on"
+        )
+        return EXIT_INTERRUPTED
+
+
+async def _resume(job_id: str, container: Container, output: Output) -> int:
+    asyncio.set_event_loop(asyncio.get_running_loop())
+    jobs = container.refresh_jobs()
+    try:
+        try:
+            job = await jobs.resume(job_id)
+        except JobNotResumable as exc:
+            output.fatal(str(exc), exc.code)
+            return EXIT_USAGE
+        if job is None:
+            output.fatal(f"no refresh job {job_id} in the database", "not_found")
+            return EXIT_USAGE
+        with output.live():
+            while not job.finished and job.status != "interrupted":
+                job = await jobs.wait(job, 1.0)
+                output.job_progress(len(job.results), len(job.series))
+        results = [_result_of(result) for result in job.results]
+        for result in results:
+            output.handle(SeriesFinished(result))
+        run = job.runs[-1]
+        output.log_sink(
+            f"resumed job {job_id}: {run.requests_sent} requests sent for what was missing "
+            f"({run.estimated_requests} planned)\n"
+        )
+        exit_code = EXIT_OK if job.status == "completed" else EXIT_FAILED
+        output.summary(results, exit_code)
+        return exit_code
+    except GatewayUnavailable as exc:
+        output.fatal(str(exc), exc.code)
+        return EXIT_FAILED
+    except SQLAlchemyError as exc:
+        output.fatal(_database_problem(container.database().url, exc), "database_error")
+        return EXIT_FAILED
+    finally:
+        await jobs.cancel_running()
+        await container.ib_connection().close()
+        container.lookup_counts().close()
+        container.database().dispose()
+
+
+def _result_of(result: SymbolRefresh) -> SeriesResult:
+    if result.status != "ok":
+        status = SeriesStatus.ERROR
+    else:
+        status = SeriesStatus.OK if result.bars_fetched else SeriesStatus.FRESH
+    error = result.error
+    return SeriesResult(
+        series=result.series,
+        status=status,
+        bars_fetched=result.bars_fetched,
+        bars_after=None if status is SeriesStatus.ERROR else result.bars_cached,
+        error_code=(error.code if error else "cancelled") if status is SeriesStatus.ERROR else None,
+        error=(error.detail if error else "cancelled") if status is SeriesStatus.ERROR else None,
+    )
+
+
+def resume_via_api(
+    job_id: str,
+    api_url: str,
+    token: str | None,
+    output: Output,
+    *,
+    first_poll_s: float = 0.2,
+    max_poll_s: float = 2.0,
+) -> int:
+    """POST the backend's resume route, then follow the job as populate_via_api does."""
+    try:
+        with RefreshApiClient(api_url, token) as client, output.live():
+            job = client.resume(job_id)
+            request = job.get("request") or {}
+            like = SeriesKey(
+                symbol=(request.get("symbols") or ["?"])[0],
+                exchange=request.get("exchange") or "",
+                data_type=request.get("data_type") or "1d",
+                sec_type=request.get("sec_type") or SecType.STK.value,
+                currency=request.get("currency") or "USD",
+                expiry=request.get("expiry") or "",
+                what_to_show=request.get("what_to_show") or "TRADES",
+                use_rth=request.get("use_rth", True),
+            )
+            jobs = [job]
+            results = _follow_jobs(client, jobs, [like], output, first_poll_s, max_poll_s)
+    except BackendError as exc:
+        output.fatal(str(exc), exc.code)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        output.interrupted("interrupted; the backend's resumed job keeps running")
+        return EXIT_INTERRUPTED
+    runs = jobs[0].get("runs") or []
+    if runs:
+        output.log_sink(
+            f"resumed job {job_id}: {runs[-1].get('requests_sent')} requests sent for what was "
+            f"missing ({runs[-1].get('estimated_requests')} planned)\n"
+        )
+    exit_code = EXIT_OK if jobs[0]["status"] == "completed" and not failed(results) else EXIT_FAILED
+    output.summary(results, exit_code)
+    return exit_code
