@@ -119,6 +119,10 @@ export const api = {
   cancelRefresh: (jobId: string) =>
     request<RefreshJob>(`/api/market-data/cache/refresh/${enc(jobId)}`, { method: 'DELETE', authorize: true }),
 
+  /** Takes an interrupted job over on the backend answering; it fetches only what is still missing. */
+  resumeRefresh: (jobId: string) =>
+    request<RefreshJob>(`/api/market-data/cache/refresh/${enc(jobId)}/resume`, { method: 'POST', authorize: true }),
+
   /** Deletes the bars matching the filters; with no filter at all it sends `all=true`. */
   clearCache: (filters: BarFilters) => {
     const hasFilter = Object.values(filters).some((value) => value !== undefined && value !== '');

@@ -131,10 +131,23 @@ export interface paths {
          * @description Fetch symbols from IBKR into the cache as a job (allowed in DEBUG_MODE); 202 with the job.
          *
          *     Each symbol is one series of the body's asset class, bar size, whatToShow and hours; a
-         *     series IBKR does not have is refused with 422 naming the field. The job is planned first:
-         *     one that needs more than REQUEST_CEILING historical requests (default 1440, four hours of
-         *     IBKR's pacing budget) is refused with 422 `request_budget_exceeded` and the estimate,
-         *     before anything is sent.
+         *     series IBKR does not have is refused with 422 naming the field. The job is planned first,
+         *     from the chunks of the ranges the cache lacks, before anything is sent; two limits protect
+         *     the pacing budget from one caller:
+         *
+         *     - the job alone needs more than REQUEST_CEILING historical requests (default 1440, four
+         *       hours of IBKR's budget of 60 per 10 minutes);
+         *     - the refresh jobs queued or running on every replica, with this one, need more than
+         *       JOB_QUEUE_CEILING (default 4320).
+         *
+         *     With REQUEST_BUDGET_POLICY=refuse (the default) such a job is refused with 422
+         *     `request_budget_exceeded` and `estimate: {requests, duration_s, ceiling}` (and
+         *     `queued_requests` for the second limit). With REQUEST_BUDGET_POLICY=queue it is accepted
+         *     as `queued`, with `estimate.duration_s` and `estimate.wait_s` (the jobs ahead's duration),
+         *     and starts once the jobs ahead leave room (a job above REQUEST_CEILING: once none is ahead).
+         *
+         *     The job is stored in the database: any replica answers GET for it, and a job whose process
+         *     stopped shows `interrupted` and can be resumed (POST .../refresh/{job_id}/resume).
          */
         post: operations["refresh_cache_api_market_data_cache_refresh_post"];
         delete?: never;
@@ -152,7 +165,8 @@ export interface paths {
         };
         /**
          * Refresh Job
-         * @description A refresh job's progress and per-symbol results.
+         * @description A refresh job's progress and per-symbol results, read from the database by any replica;
+         *     `interrupted` when the process running it stopped heartbeating.
          */
         get: operations["refresh_job_api_market_data_cache_refresh__job_id__get"];
         put?: never;
@@ -162,9 +176,37 @@ export interface paths {
          * @description Cancel a queued or running job: it sends no request after the one in flight.
          *
          *     Answers with the job once it has stopped (status `cancelled`; bars committed so far stay
-         *     cached and are counted). A job that had already finished is returned unchanged.
+         *     cached and are counted). A job another replica runs is flagged (`cancel_requested`) and
+         *     stopped by its owner at its next heartbeat; this waits a few heartbeats for that. An
+         *     interrupted job is cancelled at once. A job that had already finished is returned unchanged.
          */
         delete: operations["cancel_refresh_job_api_market_data_cache_refresh__job_id__delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/market-data/cache/refresh/{job_id}/resume": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Resume Refresh Job
+         * @description Resume an interrupted (or cancelled, failed, partial) job on this replica.
+         *
+         *     Its request runs again, over the same range, for the series that had not ended `ok`,
+         *     through the read-through path: the cache's coverage already holds what earlier runs
+         *     committed, so only the rest is fetched. The new entry of `runs` counts the requests it
+         *     sent. Refused with 409 `job_not_resumable` while the job's owner still heartbeats, or when
+         *     it completed.
+         */
+        post: operations["resume_refresh_job_api_market_data_cache_refresh__job_id__resume_post"];
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
@@ -865,9 +907,18 @@ export interface components {
         };
         /**
          * RefreshJobPublic
-         * @description A refresh job. Jobs live in the server's memory: a restart forgets them, not their bars.
+         * @description A refresh job, as every replica sees it: jobs are stored in the database.
+         *
+         *     `interrupted`: the process running it stopped (its heartbeat is older than
+         *     JOB_MISSED_HEARTBEATS x JOB_HEARTBEAT_S, or it was shut down); resume it on any replica.
          */
         RefreshJobPublic: {
+            /**
+             * Cancel Requested
+             * @description A cancel was asked on a replica that does not run the job; its owner stops it at its next heartbeat
+             * @default false
+             */
+            cancel_requested?: boolean;
             /**
              * Created At
              * Format: date-time
@@ -876,17 +927,41 @@ export interface components {
             estimate: components["schemas"]["RequestEstimatePublic"];
             /** Finished At */
             finished_at: string | null;
+            /**
+             * Heartbeat At
+             * @description When its owner last said it is still running it
+             */
+            heartbeat_at?: string | null;
             /** Job Id */
             job_id: string;
+            /**
+             * Owner
+             * @description Instance id of the process that runs it
+             * @default
+             */
+            owner?: string;
             progress: components["schemas"]["RefreshProgress"];
             request: components["schemas"]["RefreshJobRequest"];
+            /**
+             * Requests Sent
+             * @description IBKR historical requests its runs sent and committed, in all
+             * @default 0
+             */
+            requests_sent?: number;
             /** Results */
             results: components["schemas"]["RefreshResultPublic"][];
+            /** Runs */
+            runs?: components["schemas"]["RefreshRunPublic"][];
+            /**
+             * Started At
+             * @description When its first run started
+             */
+            started_at?: string | null;
             /**
              * Status
              * @enum {string}
              */
-            status: "queued" | "running" | "completed" | "partial" | "failed" | "cancelled";
+            status: "queued" | "running" | "completed" | "partial" | "failed" | "cancelled" | "interrupted";
         };
         /**
          * RefreshJobRequest
@@ -1069,11 +1144,39 @@ export interface components {
             use_rth: boolean;
             what_to_show: components["schemas"]["WhatToShow"];
         };
+        /**
+         * RefreshRunPublic
+         * @description One run of a job: the first, then one per resume.
+         */
+        RefreshRunPublic: {
+            /**
+             * Estimated Requests
+             * @description Requests planned for what this run had to fetch
+             */
+            estimated_requests: number;
+            /**
+             * Owner
+             * @description Instance id of the process that ran it (host:pid:random)
+             */
+            owner: string;
+            /**
+             * Requests Sent
+             * @description IBKR historical requests this run sent whose answers it committed
+             */
+            requests_sent: number;
+            /** Resumed */
+            resumed: boolean;
+            /**
+             * Started At
+             * Format: date-time
+             */
+            started_at: string;
+        };
         /** RequestBudgetEstimate */
         RequestBudgetEstimate: {
             /**
              * Ceiling
-             * @description REQUEST_CEILING: the most requests one job may plan
+             * @description REQUEST_CEILING (the most one job may plan), or JOB_QUEUE_CEILING when queued_requests is set
              */
             ceiling: number;
             /**
@@ -1082,10 +1185,20 @@ export interface components {
              */
             duration_s: number;
             /**
+             * Queued Requests
+             * @description Requests the refresh jobs queued or running on every replica still need (when their sum with this job's is what is above JOB_QUEUE_CEILING)
+             */
+            queued_requests?: number | null;
+            /**
              * Requests
              * @description IBKR historical requests, at most
              */
             requests: number;
+            /**
+             * Wait S
+             * @description REQUEST_BUDGET_POLICY=queue: how long the jobs ahead of it take at IBKR's budget, when the job was queued behind them; null when it could start at once
+             */
+            wait_s?: number | null;
         };
         /**
          * RequestBudgetPublic
@@ -1116,6 +1229,11 @@ export interface components {
              * @description IBKR historical requests, at most
              */
             requests: number;
+            /**
+             * Wait S
+             * @description REQUEST_BUDGET_POLICY=queue: how long the jobs ahead of it take at IBKR's budget, when the job was queued behind them; null when it could start at once
+             */
+            wait_s?: number | null;
         };
         /**
          * SecType
@@ -1756,7 +1874,7 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorPublic"];
                 };
             };
-            /** @description Invalid input, or the job would need more IBKR requests than REQUEST_CEILING (code request_budget_exceeded, with the estimate) */
+            /** @description Invalid input, or (REQUEST_BUDGET_POLICY=refuse) the job would need more IBKR requests than REQUEST_CEILING, or the jobs queued and running on every replica would with it need more than JOB_QUEUE_CEILING (code request_budget_exceeded, with the estimate) */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -1847,6 +1965,85 @@ export interface operations {
             };
             /** @description No such job */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
+                };
+            };
+        };
+    };
+    resume_refresh_job_api_market_data_cache_refresh__job_id__resume_post: {
+        parameters: {
+            query?: {
+                /** @description Answer when the job ends (at most 120 s). */
+                wait?: boolean;
+            };
+            header?: never;
+            path: {
+                job_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Finished job (with wait=true) */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefreshJobPublic"];
+                };
+            };
+            /** @description Job taken over by this replica; follow it at the Location header's URL */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["RefreshJobPublic"];
+                };
+            };
+            /** @description API_TOKEN is set and no bearer token was sent */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The bearer token is wrong */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description No such job */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+            /** @description The job is running on a live replica, or completed (code job_not_resumable) */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -215,6 +215,7 @@ export function CachePage() {
             jobs={refresh.jobs}
             startError={refresh.startErrorOrigin === 'form' ? null : refresh.startError}
             onCancel={(jobId) => void refresh.cancel(jobId)}
+            onResume={(jobId) => void refresh.resume(jobId)}
             onDismiss={refresh.dismiss}
           />
           <AddSymbolsForm

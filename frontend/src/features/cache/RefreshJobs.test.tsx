@@ -151,6 +151,43 @@ describe('refresh job', () => {
     expect(screen.getByTestId('refresh-button-TSLA-1d')).toBeEnabled();
   });
 
+  it('shows a job whose backend stopped as interrupted, and resumes it with the Resume button', async () => {
+    const polls = heldJobPolls();
+    const { backend, user } = setup({
+      'POST /api/market-data/cache/refresh': reply(202, job({ status: 'running' })),
+      'GET /api/market-data/cache/refresh/job-1': polls.route,
+      'POST /api/market-data/cache/refresh/job-1/resume': reply(202, job({ status: 'queued' })),
+    });
+
+    await user.click(await screen.findByTestId('refresh-button-NVDA-1d'));
+    const panel = await screen.findByTestId('job-status');
+    expect(within(panel).queryByTestId('job-resume')).toBeNull();
+
+    await advance(1000);
+    await polls.answer(job({ status: 'interrupted' }));
+    expect(within(panel).getByTestId('job-state')).toHaveTextContent('interrupted');
+    expect(within(panel).getByTestId('job-interrupted')).toHaveTextContent('Resume fetches only what is still missing');
+    expect(within(panel).queryByTestId('job-cancel')).toBeNull();
+
+    await user.click(within(panel).getByTestId('job-resume'));
+    await waitFor(() => expect(backend.callsTo('POST', '/api/market-data/cache/refresh/job-1/resume')).toHaveLength(1));
+    await waitFor(() => expect(within(panel).getByTestId('job-state')).toHaveTextContent('queued'));
+    expect(within(panel).queryByTestId('job-resume')).toBeNull();
+
+    // Resumed, it is polled again until it ends.
+    await advance(1000);
+    await polls.answer(
+      job({
+        status: 'completed',
+        progress: { done: 1, total: 1 },
+        finished_at: '2025-11-28T14:31:00Z',
+        results: [result({ symbol: 'NVDA', status: 'ok', bars_fetched: 3, bars_cached: 21 })],
+      }),
+    );
+    expect(within(panel).getByTestId('job-state')).toHaveTextContent('completed');
+    expect(panel).toHaveTextContent('3 bars fetched, 21 cached');
+  });
+
   it('shows the error of each failed symbol in plain words', async () => {
     const polls = heldJobPolls();
     const request: JobOverrides['request'] = { symbols: ['NVDA', 'TSLA'], data_type: '1d' };

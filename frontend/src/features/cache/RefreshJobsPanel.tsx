@@ -28,11 +28,12 @@ interface RefreshJobsPanelProps {
   jobs: TrackedJob[];
   startError: unknown;
   onCancel: (jobId: string) => void;
+  onResume?: (jobId: string) => void;
   onDismiss: () => void;
 }
 
 /** Progress, plan and per-symbol outcome of the refresh jobs started last; running ones can be cancelled. */
-export function RefreshJobsPanel({ jobs, startError, onCancel, onDismiss }: RefreshJobsPanelProps) {
+export function RefreshJobsPanel({ jobs, startError, onCancel, onResume, onDismiss }: RefreshJobsPanelProps) {
   if (jobs.length === 0 && !startError) return null;
   const anyActive = jobs.some((tracked) => isJobActive(tracked.job.status) && !tracked.lost);
   return (
@@ -46,12 +47,13 @@ export function RefreshJobsPanel({ jobs, startError, onCancel, onDismiss }: Refr
         )}
       </div>
       {startError != null && <ErrorNotice error={startError} title="The refresh could not be started" />}
-      {jobs.map(({ job, pollError, lost, cancelling, cancelError }) => {
+      {jobs.map(({ job, pollError, lost, cancelling, cancelError, resuming, resumeError }) => {
         const { done, total } = job.progress;
         const symbolList = job.request.symbols ?? job.results.map((result) => result.symbol);
         const symbols = symbolList.join(', ');
         const what = jobLabel(symbolList, job.request);
         const cancellable = isJobActive(job.status) && !lost;
+        const resumable = job.status === 'interrupted' && !lost && onResume != null;
         return (
           <div key={job.job_id} className="job" data-testid={`job-${job.job_id}`}>
             <div className="job-head">
@@ -71,6 +73,17 @@ export function RefreshJobsPanel({ jobs, startError, onCancel, onDismiss }: Refr
                   {cancelling ? 'Cancelling…' : 'Cancel'} <span className="visually-hidden">refresh of {what}</span>
                 </button>
               )}
+              {resumable && (
+                <button
+                  type="button"
+                  className="button button-small"
+                  data-testid="job-resume"
+                  onClick={() => onResume(job.job_id)}
+                  disabled={resuming}
+                >
+                  {resuming ? 'Resuming…' : 'Resume'} <span className="visually-hidden">refresh of {what}</span>
+                </button>
+              )}
             </div>
             <progress className="job-progress" max={Math.max(total, 1)} value={done} aria-label={`Progress of ${symbols}`} />
             {job.estimate && (
@@ -81,9 +94,20 @@ export function RefreshJobsPanel({ jobs, startError, onCancel, onDismiss }: Refr
             {job.status === 'cancelled' && (
               <p className="muted small">Cancelled on request: nothing more is sent to IBKR; bars already stored stay cached.</p>
             )}
+            {job.status === 'interrupted' && (
+              <p className="muted small" data-testid="job-interrupted">
+                The backend running this job stopped. Resume fetches only what is still missing; bars already stored
+                stay cached.
+              </p>
+            )}
             {job.finished_at && <p className="muted small">Finished {formatUtc(job.finished_at, true)}</p>}
             {lost && <p className="field-error">The backend no longer knows this job (it may have restarted).</p>}
             {pollError && !lost && <p className="field-error">Could not check progress: {pollError} Retrying…</p>}
+            {resumeError && (
+              <p className="field-error" role="alert">
+                The job was not resumed: {resumeError}
+              </p>
+            )}
             {cancelError && (
               <p className="field-error" role="alert">
                 The job was not cancelled: {cancelError}

@@ -16,6 +16,10 @@ export interface TrackedJob {
   cancelling: boolean;
   /** Why the last cancel was not accepted. */
   cancelError: string | null;
+  /** A resume was asked for and not answered yet. */
+  resuming?: boolean;
+  /** Why the last resume was not accepted. */
+  resumeError?: string | null;
 }
 
 /** Where a start was asked for, so its error shows beside the control that asked. */
@@ -141,6 +145,24 @@ export function useRefreshJobs(onFinished?: () => void) {
     [runProtected, update],
   );
 
+  /** Resumes an interrupted job (its backend stopped); polling follows it again. */
+  const resume = useCallback(
+    async (jobId: string) => {
+      update(jobId, (item) => ({ ...item, resuming: true, resumeError: null }));
+      try {
+        const job = await runProtected(() => api.resumeRefresh(jobId));
+        update(jobId, (item) => ({ ...item, job, resuming: false, pollError: null }));
+      } catch (error) {
+        update(jobId, (item) => ({
+          ...item,
+          resuming: false,
+          resumeError: isCancelled(error) ? null : errorMessage(error),
+        }));
+      }
+    },
+    [runProtected, update],
+  );
+
   const dismiss = useCallback(() => {
     setJobs([]);
     setStartFailure(null);
@@ -150,6 +172,7 @@ export function useRefreshJobs(onFinished?: () => void) {
     jobs,
     start,
     cancel,
+    resume,
     starting,
     startError: startFailure?.error ?? null,
     startErrorOrigin: startFailure?.origin ?? null,
