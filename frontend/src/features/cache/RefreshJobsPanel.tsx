@@ -96,8 +96,7 @@ export function RefreshJobsPanel({ jobs, startError, onCancel, onResume, onDismi
             )}
             {job.status === 'interrupted' && (
               <p className="muted small" data-testid="job-interrupted">
-                The backend running this job stopped. Resume fetches only what is still missing; bars already stored
-                stay cached.
+                The backend running this job stopped. Resume fetches only what is still missing; bars already stored stay cached.
               </p>
             )}
             {job.finished_at && <p className="muted small">Finished {formatUtc(job.finished_at, true)}</p>}
