@@ -54,9 +54,12 @@ $(CHROMIUM):
 	fi
 	@test -x $@ || { echo "the browser tests need chromium at $@: install it (sudo apt-get install chromium), then run make test again" >&2; exit 1; }
 
-# Everything but the workflow tests, which test-debug and test-live run once each.
+# Everything but the workflow tests, which test-debug and test-live run once each. One worker per
+# core (PYTEST_WORKERS=0 runs them in this process): each worker has its own simulator, and every
+# test its own databases, so they share nothing but the PostgreSQL server.
+PYTEST_WORKERS ?= auto
 test-python: $(CHROMIUM) install frontend/dist/index.html
-	$(PY) -m pytest -m "not workflow"
+	$(PY) -m pytest -m "not workflow" -n $(PYTEST_WORKERS)
 
 # Strategy workflows with DEBUG_MODE=true on a cache the simulator filled; asserts no gateway contact.
 test-debug: install

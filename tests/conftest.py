@@ -1,10 +1,14 @@
 """Shared fixtures: fresh SQLite and PostgreSQL databases, migrated to head."""
 
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
-from backend.devtools.postgres import throwaway_postgres_database
+from backend.devtools.postgres import test_database_url, throwaway_postgres_database
 from tests.support.databases import require_postgres
 from tests.support.migrations import migrate_to_head
 
@@ -32,9 +36,36 @@ def database_url(request) -> str:
     return request.getfixturevalue(fixture)
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    """A SQLite file migrated to head once per run; each test gets a copy."""
+    path = tmp_path_factory.mktemp("template") / "cache.db"
+    migrate_to_head(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template(postgres_server) -> Iterator[str]:
+    """A PostgreSQL database migrated to head once per run; each test gets a copy."""
+    with throwaway_postgres_database("mdc_template") as url:
+        migrate_to_head(url)
+        yield make_url(url).database
+
+
 @pytest.fixture
-def migrated_database_url(database_url) -> str:
-    migrate_to_head(database_url)
+def migrated_database_url(database_url, request) -> str:
+    """database_url at the head revision, copied from a database migrated once per run: a
+    migration per test cost half a second. Alembic's own path is what test_migrations tests."""
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), url.database)
+    else:
+        template = request.getfixturevalue("postgres_template")
+        admin = create_engine(make_url(test_database_url()), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{url.database}"'))
+            connection.execute(text(f'CREATE DATABASE "{url.database}" TEMPLATE "{template}"'))
+        admin.dispose()
     return database_url
 
 
