@@ -11,9 +11,9 @@ The script builds the same container as the API and fetches through the same cac
 service and pacing scheduler: bars already cached and fresh are skipped, nothing is stored twice,
 and requests are spaced to stay inside IBKR's pacing limits. Each chunk is committed on its own,
 so an interrupted run keeps what it stored and a re-run fetches only the rest. It works in
-DEBUG_MODE too: it is how the cache is filled for debug runs. The pacing budget is per process:
-while the backend is fetching from the same gateway, prefer --api-url, so that one scheduler
-paces both.
+DEBUG_MODE too: it is how the cache is filled for debug runs. The pacing budget is the
+gateway's, kept in the cache's database: the script and any backend fetching from the same
+gateway with the same database share it.
 
 Examples (from the repository root):
   python scripts/populate_market_cache.py                  # CACHE_SYMBOLS, 1d bars, 365 days
