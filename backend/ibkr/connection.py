@@ -35,6 +35,7 @@ class IBConnection:
         self.ib.RaiseRequestErrors = True
         self._lock: asyncio.Lock | None = None
         self._keeper: asyncio.Task | None = None
+        self._closing = False
         self._clock = clock
         # The latest failure (a refused connect or a dropped link), kept after a reconnect.
         self.last_error: str | None = None
@@ -98,11 +99,12 @@ class IBConnection:
     def start_keeping_connected(self, max_backoff_s: float = 30.0) -> None:
         """Connect in the background and reconnect with back-off whenever the link drops."""
         if self._keeper is None or self._keeper.done():
+            self._closing = False
             self._keeper = asyncio.get_running_loop().create_task(self._keep(max_backoff_s))
 
     async def _keep(self, max_backoff_s: float) -> None:
         backoff = 1.0
-        while True:
+        while not self._closing:
             if self.connected:
                 backoff = 1.0
                 await asyncio.sleep(1.0)
@@ -115,11 +117,18 @@ class IBConnection:
                 backoff = min(backoff * 2, max_backoff_s)
 
     async def close(self) -> None:
-        if self._keeper is not None:
-            self._keeper.cancel()
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None:
+            # A cancel can be lost: Python 3.11's asyncio.wait_for, which ib_insync's connect
+            # runs in, drops one that arrives as the connect completes, and the keeper would
+            # then loop on. The flag ends the loop at its next turn; the cancel is repeated
+            # until the task is done, so shutdown never waits on it forever.
+            self._closing = True
+            while not keeper.done():
+                keeper.cancel()
+                await asyncio.wait({keeper}, timeout=1.0)
             with contextlib.suppress(asyncio.CancelledError):
-                await self._keeper
-            self._keeper = None
+                keeper.result()
         self._disconnect()
 
     def _disconnect(self) -> None:
