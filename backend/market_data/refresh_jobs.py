@@ -49,6 +49,9 @@ RESUMABLE: tuple[JobStatus, ...] = ("interrupted", "cancelled", "failed", "parti
 BudgetPolicy = Literal["refuse", "queue"]
 # Shutdown waits this long for a job's task to record that it stopped.
 SHUTDOWN_WAIT_S = 5.0
+# Old jobs are pruned when a job ends, at most this often: a burst of small jobs ending together
+# needs one pruning, not one each.
+PRUNE_EVERY_S = 30.0
 
 
 def new_instance_id() -> str:
@@ -323,6 +326,7 @@ class RefreshJobs:
         self.sleep = sleep
         self._local: dict[str, _LocalJob] = {}
         self._heartbeat_task: asyncio.Task | None = None
+        self._pruned_at: datetime | None = None
 
     # -- reads (any replica) --------------------------------------------------------------------
 
@@ -424,7 +428,6 @@ class RefreshJobs:
         )
         await self._run_db(self.repository.insert, row)
         self._start(_LocalJob(job_id, request, series, series, estimate.requests, [], [run]))
-        await self._prune()
         return self._view(row)
 
     def _may_start(self, requests: int, ahead: int, anything_ahead: bool) -> bool:
@@ -778,7 +781,13 @@ class RefreshJobs:
         await self._prune()
 
     async def _prune(self) -> None:
-        ended_before = self.clock() - timedelta(days=self.keep_days)
+        now = self.clock()
+        if self._pruned_at is not None and abs(now - self._pruned_at).total_seconds() < (
+            PRUNE_EVERY_S
+        ):
+            return
+        self._pruned_at = now
+        ended_before = now - timedelta(days=self.keep_days)
         try:
             await self._run_db(self.repository.prune, ended_before, self.keep_finished)
         except Exception as exc:

@@ -4,6 +4,7 @@ import time
 
 import pytest
 
+from backend.market_data.refresh_jobs import PRUNE_EVERY_S
 from tests.support.cache_api import DEAD_GATEWAY_PORT, api_client, seed_daily_bars
 from tests.support.gateway import FakeClock
 from tests.support.migrations import migrate_to_head
@@ -173,7 +174,8 @@ def test_only_the_latest_finished_jobs_are_kept(migrated_sqlite_url):
         ids = []
         for _ in range(3):
             ids.append(refresh_and_wait(client, symbols=["NVDA"])["job_id"])
-            clock.advance(seconds=1)
+            # Pruning runs when a job ends, at most every PRUNE_EVERY_S.
+            clock.advance(seconds=PRUNE_EVERY_S)
         assert client.get(f"{REFRESH}/{ids[0]}").status_code == 404
         assert [client.get(f"{REFRESH}/{job_id}").status_code for job_id in ids[1:]] == [200, 200]
 
