@@ -656,8 +656,11 @@ class RefreshJobs:
                             local, await self._ended_one(local, series, "error", None, exc)
                         )
                 else:
-                    for series in local.to_run:
-                        await self._add_result(local, await self._refresh_one(local, series))
+                    for index, series in enumerate(local.to_run):
+                        # The last result is written with the job's end, in one update.
+                        last = index == len(local.to_run) - 1
+                        result = await self._refresh_one(local, series)
+                        await self._add_result(local, result, write=not last)
             except asyncio.CancelledError:
                 await self._record_stopped(local)
                 log.info(
@@ -672,7 +675,13 @@ class RefreshJobs:
                 local.status = "completed"
             else:
                 local.status = "failed" if succeeded == 0 else "partial"
-            await self._write(local, status=local.status, finished_at=self.clock())
+            await self._write(
+                local,
+                status=local.status,
+                finished_at=self.clock(),
+                results=[one.to_json() for one in local.results],
+                runs=[run.to_json() for run in local.runs],
+            )
             log.info(
                 "refresh job {}: {} of {} symbols ok", local.status, succeeded, len(local.results)
             )
@@ -683,10 +692,14 @@ class RefreshJobs:
             local.status = "failed"
             await self._write(local, status="failed", finished_at=self.clock())
 
-    async def _add_result(self, local: _LocalJob, result: SymbolRefresh) -> None:
+    async def _add_result(
+        self, local: _LocalJob, result: SymbolRefresh, write: bool = True
+    ) -> None:
         local.results.append(result)
         local.run.requests_sent += local.current.requests_committed if local.current else 0
         local.current = None
+        if not write:
+            return
         await self._write(
             local,
             results=[one.to_json() for one in local.results],
