@@ -10,7 +10,7 @@ are MAIN too: an EXTENDED column is moved out before a MAIN one is, so a row ove
 send its metadata to TOAST instead, and the reads that need it would fetch it from there.
 
 Measured on a year of 1-minute bars (252 segments): the warm read's query 3.2-3.9 ms against
-4.9-8.1 ms; the table 24 bytes a bar against 19.5 (about one session's row a page).
+4.9-8.1 ms; the table 22.6 bytes a bar against 19.5 (about one session's row a page).
 
 Existing segments are rewritten so that they move into their rows (a changed storage applies
 only to values written after it); downgrade sets EXTENDED back and rewrites them out again.
