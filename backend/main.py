@@ -63,6 +63,7 @@ def create_app(
         await container.refresh_jobs().cancel_running()
         await container.verify_jobs().cancel_running()
         await connection.close()
+        await asyncio.to_thread(container.pacing_ledger().close)
         await asyncio.to_thread(container.lookup_counts().close)
         container.database().dispose()
         container.database_probe().close()

@@ -63,6 +63,7 @@ async def _populate(
         return EXIT_FAILED
     finally:
         await container.ib_connection().close()
+        container.pacing_ledger().close()
         container.lookup_counts().close()
         container.database().dispose()
 
@@ -242,6 +243,7 @@ async def _resume(job_id: str, container: Container, output: Output) -> int:
     finally:
         await jobs.cancel_running()
         await container.ib_connection().close()
+        container.pacing_ledger().close()
         container.lookup_counts().close()
         container.database().dispose()
 

@@ -116,6 +116,7 @@ async def _verify(
         return EXIT_FAILED
     finally:
         await container.ib_connection().close()
+        container.pacing_ledger().close()
         container.lookup_counts().close()
         container.database().dispose()
 

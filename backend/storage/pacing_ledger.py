@@ -47,12 +47,18 @@ class DatabasePacingLedger:
         self._clock = clock
         self._lock_key = _advisory_key(gateway)
         self._engine: Engine | None = None
-        # One thread of its own: a grant never queues behind the cache's writes on the database
-        # threads (its timing is the budget), and never runs on the loop's default executor.
-        self._executor = ThreadPoolExecutor(1, thread_name_prefix="pacing-ledger")
+        self._thread: ThreadPoolExecutor | None = None
 
     def now(self) -> float:
         return self._clock()
+
+    @property
+    def _executor(self) -> ThreadPoolExecutor:
+        # One thread of its own: a grant never queues behind the cache's writes on the database
+        # threads (its timing is the budget), and never runs on the loop's default executor.
+        if self._thread is None:
+            self._thread = ThreadPoolExecutor(1, thread_name_prefix="pacing-ledger")
+        return self._thread
 
     @property
     def engine(self) -> Engine:
@@ -151,7 +157,11 @@ class DatabasePacingLedger:
         ]
 
     def close(self) -> None:
-        self._executor.shutdown(wait=True)
+        """At shutdown: finish the restamps queued, end the thread, close the connection. A
+        later grant (an app started again in the same process) opens them again."""
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None
         if self._engine is not None:
             self._engine.dispose()
             self._engine = None
