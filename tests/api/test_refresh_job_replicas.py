@@ -1,18 +1,22 @@
-"""Two backend processes on one database and one simulated gateway, as two replicas behind a
-load balancer: each answers for the other's jobs, a job whose process is killed shows as
-interrupted on the other and resumes there with only what is missing, and a cancel on the
-replica that does not run a job stops it."""
+"""Two backend processes on one database (PostgreSQL, then SQLite) and one simulated gateway,
+as two replicas behind a load balancer: each answers for the other's jobs, a job whose process
+is killed shows as interrupted on the other and resumes there with only what is missing, and a
+cancel on the replica that does not run a job stops it."""
 
 from __future__ import annotations
 
 import os
 import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 import pytest
 
 from backend.devtools.postgres import throwaway_postgres_database
+from tests.support.databases import require_postgres
 from tests.support.processes import (
     BackendProcess,
     app_environment,
@@ -35,11 +39,22 @@ def gateway():
     simulator.stop()
 
 
-@pytest.fixture(scope="module")
-def replicas(postgres_server, gateway, tmp_path_factory):
-    """Two backends started once for the module; a test that kills one restarts it."""
-    folder = tmp_path_factory.mktemp("replicas")
+@contextmanager
+def shared_database(kind: str, folder: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'cache.db'}"
+        return
+    require_postgres()
     with throwaway_postgres_database() as url:
+        yield url
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def replicas(request, gateway, tmp_path_factory):
+    """Two backends on one database, started once for the module; a test that kills one
+    starts it again."""
+    folder = tmp_path_factory.mktemp("replicas")
+    with shared_database(request.param, folder) as url:
         migrate(url)
         started = []
         try:
