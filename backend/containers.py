@@ -210,6 +210,9 @@ class Container(containers.DeclarativeContainer):
         debug_mode=config.DEBUG_MODE,
         clock=clock,
         workflow_deadline_s=config.WORKFLOW_DEADLINE_S,
+        instance_id=instance_id,
+        heartbeat_s=config.JOB_HEARTBEAT_S,
+        missed_heartbeats=config.JOB_MISSED_HEARTBEATS,
         # DEBUG_MODE sends nothing to IBKR: nothing to cost, and no client to cost it with.
         request_planner=providers.Selector(
             data_source_policy,

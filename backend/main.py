@@ -62,6 +62,7 @@ def create_app(
         yield
         await container.refresh_jobs().cancel_running()
         await container.verify_jobs().cancel_running()
+        await container.strategy_executor().close()
         await connection.close()
         await asyncio.to_thread(container.pacing_ledger().close)
         await asyncio.to_thread(container.lookup_counts().close)

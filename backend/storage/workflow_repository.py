@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, or_, select, update
 
 from backend.storage.database import Database
 from backend.storage.workflow_tables import (
@@ -34,8 +34,11 @@ class WorkflowRepository:
         parameters: dict[str, Any],
         debug_mode: bool,
         started_at: datetime,
+        owner: str | None = None,
     ) -> WorkflowExecution:
         execution = WorkflowExecution(
+            owner=owner,
+            heartbeat_at=started_at,
             strategy=strategy,
             status=ExecutionStatus.PENDING,
             debug_mode=debug_mode,
@@ -79,17 +82,34 @@ class WorkflowRepository:
             session.refresh(execution)
         return execution
 
-    def interrupt_unfinished(self, step: str, error: str, finished_at: datetime) -> list[int]:
-        """Mark every pending or running execution interrupted, with a log line each.
+    def heartbeat(self, owner: str, at: datetime) -> None:
+        """The owner's unfinished executions are still running."""
+        unfinished = [status.value for status in UNFINISHED_STATUSES]
+        with self.database.session() as session:
+            session.execute(
+                update(WorkflowExecution)
+                .where(WorkflowExecution.owner == owner, WorkflowExecution.status.in_(unfinished))
+                .values(heartbeat_at=at)
+            )
+            session.commit()
 
-        Returns their ids. One transaction, so a second start-up finds nothing left to mark.
+    def interrupt_unfinished(
+        self, step: str, error: str, finished_at: datetime, stale_before: datetime
+    ) -> list[int]:
+        """Mark interrupted, with a log line each, every pending or running execution whose
+        process has not heartbeaten since `stale_before` (or never did: rows older than owners).
+
+        Returns their ids. One transaction, so a second sweep finds nothing left to mark.
         """
         unfinished = [status.value for status in UNFINISHED_STATUSES]
+        stale = or_(
+            WorkflowExecution.heartbeat_at.is_(None), WorkflowExecution.heartbeat_at < stale_before
+        )
         with self.database.session() as session:
             ids = list(
                 session.execute(
                     select(WorkflowExecution.id)
-                    .where(WorkflowExecution.status.in_(unfinished))
+                    .where(WorkflowExecution.status.in_(unfinished), stale)
                     .order_by(WorkflowExecution.id)
                 ).scalars()
             )
@@ -97,7 +117,9 @@ class WorkflowRepository:
                 return []
             session.execute(
                 update(WorkflowExecution)
-                .where(WorkflowExecution.id.in_(ids), WorkflowExecution.status.in_(unfinished))
+                .where(
+                    WorkflowExecution.id.in_(ids), WorkflowExecution.status.in_(unfinished), stale
+                )
                 .values(
                     status=ExecutionStatus.INTERRUPTED.value,
                     error=error,

@@ -40,6 +40,10 @@ class WorkflowExecution(SQLModel, table=True):
     error: str | None = Field(default=None, nullable=True)
     started_at: datetime = Field(default_factory=utc_now, sa_type=UTCDateTime, nullable=False)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
+    # The backend process running it, and when that process last said it still does: replicas
+    # share the table, and only an execution whose heartbeat stopped is interrupted.
+    owner: str | None = Field(default=None, max_length=64, nullable=True)
+    heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime, nullable=True)
 
 
 class ExecutionStepRecord(SQLModel):

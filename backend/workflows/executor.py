@@ -78,6 +78,9 @@ class StrategyExecutor:
         workflow_deadline_s: float = DEFAULT_WORKFLOW_DEADLINE_S,
         timer: Callable[[], float] = time.monotonic,
         request_planner: RequestPlanner | None = None,
+        instance_id: str | None = None,
+        heartbeat_s: float = 5.0,
+        missed_heartbeats: int = 3,
     ) -> None:
         if debug_mode and market_data_service.policy is not DataSourcePolicy.CACHE_ONLY:
             raise ValueError("DEBUG_MODE needs the cache-only market data service")
@@ -95,6 +98,13 @@ class StrategyExecutor:
         self.timer = timer
         # None in DEBUG_MODE, where runs read the cache only and cost no IBKR requests.
         self.request_planner = request_planner
+        # This process, as the owner its executions name; replicas sharing the database tell
+        # a run that is still going from one whose process stopped by its heartbeat.
+        self.instance_id = instance_id
+        self.heartbeat_s = heartbeat_s
+        self.missed_heartbeats = missed_heartbeats
+        self._running: set[int] = set()
+        self._heartbeat_task: asyncio.Task | None = None
 
     async def execute(
         self,
@@ -143,6 +153,7 @@ class StrategyExecutor:
                 resolved,
                 self.debug_mode,
                 self.clock(),
+                self.instance_id,
             )
         )
         try:
@@ -155,6 +166,7 @@ class StrategyExecutor:
             raise
         assert execution.id is not None
         execution_id = execution.id
+        self._keep_alive(execution_id)
         per_symbol: dict[str, dict[str, Any]] = {}
         signals: dict[str, list[dict[str, Any]]] = {}
         try:
@@ -204,13 +216,20 @@ class StrategyExecutor:
         )
 
     async def interrupt_unfinished(self) -> list[int]:
-        """At start-up: executions left pending or running by a stopped process are interrupted.
+        """Executions left pending or running by a stopped process are interrupted: at start-up,
+        and at each heartbeat while this process runs executions of its own.
 
-        One backend process per database runs workflows, so any such execution is an orphan.
+        Other replicas' executions whose heartbeat is fresh are running, and are left alone.
         """
+        now = self.clock()
+        stale_before = now - timedelta(seconds=self.heartbeat_s * self.missed_heartbeats)
         try:
             ids = await self._db(
-                self.repository.interrupt_unfinished, STEP_FINISH, INTERRUPTED_ERROR, self.clock()
+                self.repository.interrupt_unfinished,
+                STEP_FINISH,
+                INTERRUPTED_ERROR,
+                now,
+                stale_before,
             )
         except Exception as exc:
             # A database that is down or not migrated yet must not stop the start-up.
@@ -228,6 +247,35 @@ class StrategyExecutor:
             )
         return ids
 
+    async def close(self) -> None:
+        """At shutdown: stop heartbeating; executions still running then are interrupted by the
+        next sweep of any replica."""
+        task, self._heartbeat_task = self._heartbeat_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    def _keep_alive(self, execution_id: int) -> None:
+        self._running.add(execution_id)
+        if self.instance_id is not None and (
+            self._heartbeat_task is None or self._heartbeat_task.done()
+        ):
+            self._heartbeat_task = asyncio.get_running_loop().create_task(self._heartbeats())
+
+    async def _heartbeats(self) -> None:
+        """While this process runs executions: stamp them, and interrupt other replicas' that
+        stopped heartbeating."""
+        assert self.instance_id is not None
+        while self._running:
+            await asyncio.sleep(self.heartbeat_s)
+            if not self._running:
+                return
+            try:
+                await self._db(self.repository.heartbeat, self.instance_id, self.clock())
+            except Exception as exc:  # the run goes on; a lapse shows it interrupted, no worse
+                logger.warning("could not heartbeat this process's workflow executions: {}", exc)
+            await self.interrupt_unfinished()
+
     async def _finish(
         self,
         execution_id: int,
@@ -236,6 +284,7 @@ class StrategyExecutor:
         result: dict[str, Any] | None,
         error: str | None,
     ) -> WorkflowExecution:
+        self._running.discard(execution_id)
         per_symbol = (result or {}).get("per_symbol", {})
         ok = sum(item["status"] == "ok" for item in per_symbol.values())
         level = {"completed": "INFO", "partial": "WARNING", "cancelled": "WARNING"}

@@ -254,3 +254,32 @@ def test_a_run_over_the_request_ceiling_is_refused_before_anything_is_sent_or_re
     assert listing == {"data": [], "count": 0}
     assert cache_only.status_code == 200
     assert cache_only.json()["status"] == "failed"
+
+
+def test_a_replica_starting_leaves_another_replicas_running_execution_alone(
+    migrated_database_url,
+):
+    # Replica A runs an execution and heartbeats it; replica B starting beside it must not
+    # interrupt it. Once A stops heartbeating for JOB_MISSED_HEARTBEATS beats, B's sweep does.
+    clock = FakeClock()
+    repository = WorkflowRepository(Database(migrated_database_url))
+    running = repository.create_execution(
+        "sma_crossover", ["NVDA"], "1d", {"fast": 5, "slow": 20}, False, clock(), "replica-a"
+    )
+    repository.set_status(running.id, ExecutionStatus.RUNNING)
+    clock.advance(minutes=10)
+    repository.heartbeat("replica-a", clock())
+
+    clock.advance(seconds=5)
+    with client_for(migrated_database_url, free_port(), clock, DEBUG_MODE=True) as client:
+        while_alive = client.get(f"/api/workflows/executions/{running.id}").json()
+        # Replica A stops; three beats of 5 s later the sweep interrupts its execution.
+        clock.advance(seconds=16)
+        executor = client.app.state.container.strategy_executor()
+        swept = client.portal.call(executor.interrupt_unfinished)
+        after = client.get(f"/api/workflows/executions/{running.id}").json()
+
+    assert while_alive["status"] == "running" and while_alive["error"] is None
+    assert swept == [running.id]
+    assert after["status"] == "interrupted"
+    assert after["error"].startswith("interrupted: the backend process stopped")
