@@ -56,10 +56,12 @@ $(CHROMIUM):
 
 # Everything but the workflow tests, which test-debug and test-live run once each. One worker per
 # core (PYTEST_WORKERS=0 runs them in this process): each worker has its own simulator, and every
-# test its own databases, so they share nothing but the PostgreSQL server.
+# test its own databases, so they share nothing but the PostgreSQL server. The load tests, which
+# measure latency and budget use, then run alone: beside another worker they would measure it.
 PYTEST_WORKERS ?= auto
 test-python: $(CHROMIUM) install frontend/dist/index.html
-	$(PY) -m pytest -m "not workflow" -n $(PYTEST_WORKERS)
+	$(PY) -m pytest -m "not workflow and not load" -n $(PYTEST_WORKERS)
+	$(PY) -m pytest -m "load and not workflow"
 
 # Strategy workflows with DEBUG_MODE=true on a cache the simulator filled; asserts no gateway contact.
 test-debug: install

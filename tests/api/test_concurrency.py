@@ -26,6 +26,8 @@ from tests.support.processes import (
     start_simulator_process,
 )
 
+pytestmark = pytest.mark.load
+
 # IBKR's windows shrunk 200-fold: 60 requests per 3 s, so 200 requests take seconds, not hours.
 PACING_SCALE = 0.005
 LOAD_SYMBOLS = [f"LOAD{index:03d}" for index in range(200)]

@@ -8,11 +8,15 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy import func, select
 
 from backend.devtools.pacing_run import PacingRun, Share, run_three_processes
 from backend.storage.database import create_db_engine
 from backend.storage.pacing_ledger import SLOTS
+
+# Throughput and budget use are measured: run alone, after the rest (make test-python).
+pytestmark = pytest.mark.load
 
 # Windows shrunk a hundredfold: IBKR's 10 minutes take 6 s, its 15 s and 2 s 0.15 s and 0.02 s.
 SCALED = 0.01
