@@ -32,7 +32,11 @@ pytestmark = pytest.mark.load
 PACING_SCALE = 0.005
 LOAD_SYMBOLS = [f"LOAD{index:03d}" for index in range(200)]
 REFRESH = "/api/market-data/cache/refresh"
-HEALTH_P99_LIMIT_S = 0.100
+# What this guards against is health queuing behind the refreshes (for a pooled connection, a
+# thread, or a blocked event loop), which costs seconds. On 2 cores shared by the backend, the
+# simulator and this test's clients, one scheduling stall alone reaches 150-170 ms: with 80-200
+# samples the p99 is that one sample, so the limit sits above it and far below a queue.
+HEALTH_P99_LIMIT_S = 0.250
 
 
 @pytest.fixture(scope="module")
