@@ -92,7 +92,9 @@ PACING_SCALE = 0.001
 # Interleaved rounds of each read (medians reported), after WARMUP rounds left out.
 ROUNDS = 21
 WARMUP = 3
-WRITE_ROUNDS = 3
+# Interleaved rounds of the write and the Parquet write (medians reported): a Parquet write takes
+# 20-50 ms, so three rounds let one quick or slow one swing the ratio by a third.
+WRITE_ROUNDS = 7
 emit = partial(bench.emit, digits=4)
 emit_ratio = bench.emit_ratio
 
