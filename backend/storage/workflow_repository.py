@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from backend.storage.database import Database
 from backend.storage.workflow_tables import (
@@ -94,10 +94,16 @@ class WorkflowRepository:
             session.commit()
 
     def interrupt_unfinished(
-        self, step: str, error: str, finished_at: datetime, stale_before: datetime
+        self,
+        step: str,
+        error: str,
+        finished_at: datetime,
+        stale_before: datetime,
+        alive_owner: str | None = None,
     ) -> list[int]:
         """Mark interrupted, with a log line each, every pending or running execution whose
         process has not heartbeaten since `stale_before` (or never did: rows older than owners).
+        `alive_owner`'s executions are left alone: the caller is that process and runs them.
 
         Returns their ids. One transaction, so a second sweep finds nothing left to mark.
         """
@@ -105,6 +111,11 @@ class WorkflowRepository:
         stale = or_(
             WorkflowExecution.heartbeat_at.is_(None), WorkflowExecution.heartbeat_at < stale_before
         )
+        if alive_owner is not None:
+            stale = and_(
+                stale,
+                or_(WorkflowExecution.owner.is_(None), WorkflowExecution.owner != alive_owner),
+            )
         with self.database.session() as session:
             ids = list(
                 session.execute(

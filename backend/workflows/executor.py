@@ -230,6 +230,7 @@ class StrategyExecutor:
                 INTERRUPTED_ERROR,
                 now,
                 stale_before,
+                self.instance_id,
             )
         except Exception as exc:
             # A database that is down or not migrated yet must not stop the start-up.
