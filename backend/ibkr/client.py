@@ -145,13 +145,27 @@ class IBKRClient:
         self._contracts[key] = found
         return found
 
-    async def head_timestamp(self, contract: Contract, series: SeriesKey) -> datetime:
-        """The first bar IBKR has of the contract's series in the series' hours."""
+    async def head_timestamp(
+        self,
+        contract: Contract,
+        series: SeriesKey,
+        recorded: Callable[[], Awaitable[datetime | None]] | None = None,
+    ) -> datetime:
+        """The first bar IBKR has of the contract's series in the series' hours.
+
+        `recorded` reads where another process stores it: processes asking at once all wait for
+        the one identical-request slot, and those that waited find the first one's answer there
+        instead of asking again (the slot they were granted goes unused, within the budget)."""
         key = (contract.conId, series.what_to_show, series.use_rth)
         if key in self._head_timestamps:
             return self._head_timestamps[key]
         ib = await self.connection.ensure_connected()
-        await self.pacing.acquire(self._contract_key(contract, series), f"head:{key}")
+        waited = await self.pacing.acquire(self._contract_key(contract, series), f"head:{key}")
+        if waited > 0 and recorded is not None:
+            known = await recorded()
+            if known is not None:
+                self._head_timestamps[key] = known
+                return known
         metrics.GATEWAY_REQUESTS.labels("head_timestamp").inc()
         try:
             raw = await asyncio.wait_for(

@@ -483,12 +483,16 @@ class MarketDataService:
         contract, series and hours (one request), then read from the cache."""
         assert self.client is not None
         contract = await self.client.qualify(series)
-        head = await self._run(
-            self.repository.head_timestamp, contract.conId, series.what_to_show, series.use_rth
-        )
+
+        async def recorded() -> datetime | None:
+            return await self._run(
+                self.repository.head_timestamp, contract.conId, series.what_to_show, series.use_rth
+            )
+
+        head = await recorded()
         if head is None:
             try:
-                head = await self.client.head_timestamp(contract, series)
+                head = await self.client.head_timestamp(contract, series, recorded)
             except (GatewayUnavailable, PacingViolation):
                 raise
             except Exception as error:  # without it every range is asked for, as before
