@@ -227,3 +227,13 @@ def build_container(settings: Settings) -> Container:
     container = Container(settings=providers.Object(settings))
     container.config.from_pydantic(settings)
     return container
+
+
+async def close_command_parts(container: Container) -> None:
+    """What a command (populate, resume, verify) leaves open, closed at its end: the gateway
+    connection, then the pacing ledger, the lookup counts not yet written and the database pool,
+    each after the parts that use it."""
+    await container.ib_connection().close()
+    container.pacing_ledger().close()
+    container.lookup_counts().close()
+    container.database().dispose()

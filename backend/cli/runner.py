@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from backend.cli.api_client import UNFINISHED, BackendError, RefreshApiClient
 from backend.cli.renderers import Output
-from backend.containers import Container
+from backend.containers import Container, close_command_parts
 from backend.market_data.domain import SecType, SeriesKey
 from backend.market_data.errors import GatewayUnavailable
 from backend.market_data.population import (
@@ -62,10 +62,7 @@ async def _populate(
         output.fatal(_database_problem(container.database().url, exc), "database_error")
         return EXIT_FAILED
     finally:
-        await container.ib_connection().close()
-        container.pacing_ledger().close()
-        container.lookup_counts().close()
-        container.database().dispose()
+        await close_command_parts(container)
 
 
 def _database_problem(url: str, exc: SQLAlchemyError) -> str:
@@ -160,6 +157,20 @@ def _follow_jobs(
                 jobs[index] = client.job(job["job_id"])
 
 
+def _series_from_api(entry: dict[str, Any], like: SeriesKey) -> SeriesKey:
+    """The series an API body names; what it leaves out is `like`'s."""
+    return SeriesKey(
+        symbol=entry.get("symbol") or like.symbol,
+        exchange=entry.get("exchange") or like.exchange,
+        data_type=entry.get("data_type") or like.data_type,
+        sec_type=entry.get("sec_type") or like.sec_type,
+        currency=entry.get("currency") or like.currency,
+        expiry=entry.get("expiry") or like.expiry,
+        what_to_show=entry.get("what_to_show") or like.what_to_show,
+        use_rth=entry.get("use_rth", like.use_rth),
+    )
+
+
 def _result_from_api(entry: dict[str, Any], like: SeriesKey) -> SeriesResult:
     """A job's result row as a SeriesResult; fields the row leaves out (a backend from before
     results named their series) are those of the job's request."""
@@ -170,18 +181,8 @@ def _result_from_api(entry: dict[str, Any], like: SeriesKey) -> SeriesResult:
         status = SeriesStatus.ERROR
     else:
         status = SeriesStatus.OK if fetched else SeriesStatus.FRESH
-    series = SeriesKey(
-        symbol=entry["symbol"],
-        exchange=entry.get("exchange") or like.exchange,
-        data_type=entry.get("data_type") or like.data_type,
-        sec_type=entry.get("sec_type") or like.sec_type,
-        currency=entry.get("currency") or like.currency,
-        expiry=entry.get("expiry") or like.expiry,
-        what_to_show=entry.get("what_to_show") or like.what_to_show,
-        use_rth=entry.get("use_rth", like.use_rth),
-    )
     return SeriesResult(
-        series=series,
+        series=_series_from_api(entry, like),
         status=status,
         bars_fetched=fetched,
         # The backend reports the bars in the range after the refresh (not before) and how many it
@@ -242,10 +243,7 @@ async def _resume(job_id: str, container: Container, output: Output) -> int:
         return EXIT_FAILED
     finally:
         await jobs.cancel_running()
-        await container.ib_connection().close()
-        container.pacing_ledger().close()
-        container.lookup_counts().close()
-        container.database().dispose()
+        await close_command_parts(container)
 
 
 def _result_of(result: SymbolRefresh) -> SeriesResult:
@@ -278,15 +276,10 @@ def resume_via_api(
         with RefreshApiClient(api_url, token) as client, output.live():
             job = client.resume(job_id)
             request = job.get("request") or {}
-            like = SeriesKey(
-                symbol=(request.get("symbols") or ["?"])[0],
-                exchange=request.get("exchange") or "",
-                data_type=request.get("data_type") or "1d",
-                sec_type=request.get("sec_type") or SecType.STK.value,
-                currency=request.get("currency") or "USD",
-                expiry=request.get("expiry") or "",
-                what_to_show=request.get("what_to_show") or "TRADES",
-                use_rth=request.get("use_rth", True),
+            # A stock's defaults for what the request leaves out (SeriesKey's own).
+            like = _series_from_api(
+                {**request, "symbol": (request.get("symbols") or ["?"])[0]},
+                SeriesKey("?", "", "1d"),
             )
             jobs = [job]
             results = _follow_jobs(client, jobs, [like], output, first_poll_s, max_poll_s)

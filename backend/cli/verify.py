@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from backend.cli.api_client import UNFINISHED, BackendError, RefreshApiClient
-from backend.containers import Container
+from backend.containers import Container, close_command_parts
 from backend.market_data.domain import SeriesKey
 from backend.market_data.errors import GatewayUnavailable, MarketDataError
 from backend.market_data.service import Drift
@@ -115,10 +115,7 @@ async def _verify(
         )
         return EXIT_FAILED
     finally:
-        await container.ib_connection().close()
-        container.pacing_ledger().close()
-        container.lookup_counts().close()
-        container.database().dispose()
+        await close_command_parts(container)
 
 
 def verify_via_api(

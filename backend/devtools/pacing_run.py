@@ -154,22 +154,9 @@ class PacingRun:
         """A backend process; `wait_healthy` waits for it, `submit` gives it its refresh job."""
         port = free_port()
         log_path = self.workdir / f"backend-{port}.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "backend.server",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ],
-                cwd=PROJECT_ROOT,
-                env=self.environment(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        process = self._spawn(
+            ["-m", "backend.server", "--host", "127.0.0.1", "--port", str(port)], log_path
+        )
         worker = Worker(
             "backend",
             list(symbols),
@@ -182,6 +169,17 @@ class PacingRun:
         )
         self.workers.append(worker)
         return worker
+
+    def _spawn(self, arguments: list[str], log_path: Path) -> subprocess.Popen:
+        """This Python running `arguments` in the project, its output appended to log_path."""
+        with log_path.open("ab") as log:
+            return subprocess.Popen(
+                [sys.executable, *arguments],
+                cwd=PROJECT_ROOT,
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
 
     def wait_healthy(self, worker: Worker) -> None:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -220,26 +218,21 @@ class PacingRun:
     ) -> Worker:
         data_type, days_back = data_type or self.data_type, days_back or self.days_back
         log_path = self.workdir / f"cli-{len(self.workers)}.log"
-        with log_path.open("ab") as log:
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "backend.cli.populate",
-                    "--symbols",
-                    ",".join(symbols),
-                    "--data-type",
-                    data_type,
-                    "--days-back",
-                    str(days_back),
-                    "--rth" if use_rth else "--all-hours",
-                    "--json",
-                ],
-                cwd=PROJECT_ROOT,
-                env=self.environment(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+        process = self._spawn(
+            [
+                "-m",
+                "backend.cli.populate",
+                "--symbols",
+                ",".join(symbols),
+                "--data-type",
+                data_type,
+                "--days-back",
+                str(days_back),
+                "--rth" if use_rth else "--all-hours",
+                "--json",
+            ],
+            log_path,
+        )
         worker = Worker(
             "cli", list(symbols), data_type, days_back, process, log_path, use_rth=use_rth
         )

@@ -103,16 +103,7 @@ class DatabasePacingLedger:
         connection.execute(
             delete(SLOTS).where(SLOTS.c.gateway == self.gateway, SLOTS.c.granted_at < horizon)
         )
-        rows = connection.execute(
-            select(SLOTS.c.granted_at, SLOTS.c.contract_key, SLOTS.c.request_key, SLOTS.c.weight)
-            .where(SLOTS.c.gateway == self.gateway)
-            .order_by(SLOTS.c.granted_at)
-        ).all()
-        slots = [
-            Slot(row.granted_at.timestamp(), row.contract_key, row.request_key, row.weight)
-            for row in rows
-        ]
-        wait = wait_needed(slots, request, now, limits)
+        wait = wait_needed(self._slots(connection), request, now, limits)
         if wait > RESOLUTION_S:
             return SlotGrant(granted=False, wait_s=wait)
         inserted = connection.execute(
@@ -144,13 +135,14 @@ class DatabasePacingLedger:
     def slots(self) -> list[Slot]:
         """The gateway's recorded slots in time order (for tests and benchmarks)."""
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(
-                    SLOTS.c.granted_at, SLOTS.c.contract_key, SLOTS.c.request_key, SLOTS.c.weight
-                )
-                .where(SLOTS.c.gateway == self.gateway)
-                .order_by(SLOTS.c.granted_at)
-            ).all()
+            return self._slots(connection)
+
+    def _slots(self, connection: Connection) -> list[Slot]:
+        rows = connection.execute(
+            select(SLOTS.c.granted_at, SLOTS.c.contract_key, SLOTS.c.request_key, SLOTS.c.weight)
+            .where(SLOTS.c.gateway == self.gateway)
+            .order_by(SLOTS.c.granted_at)
+        ).all()
         return [
             Slot(row.granted_at.timestamp(), row.contract_key, row.request_key, row.weight)
             for row in rows

@@ -15,6 +15,7 @@ from backend.market_data.bar_columns import BarColumns
 from backend.market_data.domain import MAX_DAYS_BACK, BarSize, SeriesKey, normalize_symbol
 from backend.market_data.errors import MarketDataError
 from backend.market_data.service import DataSourcePolicy, MarketDataResult, MarketDataService
+from backend.storage.refresh_job_repository import stale_before
 from backend.storage.workflow_repository import WorkflowRepository
 from backend.storage.workflow_tables import ExecutionStatus, WorkflowExecution
 from backend.workflows.lineage import lineage_metadata
@@ -222,14 +223,13 @@ class StrategyExecutor:
         Other replicas' executions whose heartbeat is fresh are running, and are left alone.
         """
         now = self.clock()
-        stale_before = now - timedelta(seconds=self.heartbeat_s * self.missed_heartbeats)
         try:
             ids = await self._db(
                 self.repository.interrupt_unfinished,
                 STEP_FINISH,
                 INTERRUPTED_ERROR,
                 now,
-                stale_before,
+                stale_before(now, self.heartbeat_s, self.missed_heartbeats),
                 self.instance_id,
             )
         except Exception as exc:

@@ -689,6 +689,7 @@ def cached_bars_public(part: SegmentSlice, now: datetime) -> list[CachedBarPubli
     segment = part.segment
     series = segment.series
     fetches = segment.fetches
+    basis_at = segment.price_basis_at.isoformat()
     return [
         CachedBarPublic(
             **identity_of(series, fetches[fetch].con_id),
@@ -710,7 +711,7 @@ def cached_bars_public(part: SegmentSlice, now: datetime) -> list[CachedBarPubli
             metadata={
                 **fetches[fetch].provenance(),
                 "is_final": bar.is_final,
-                "price_basis_at": segment.price_basis_at.isoformat(),
+                "price_basis_at": basis_at,
             },
             fetched_at=fetches[fetch].fetched_at,
             expires_at=fetches[fetch].expires_at,
